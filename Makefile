@@ -1,0 +1,51 @@
+# miscreen: every target bootstraps .venv (pinned by requirements.lock) when missing.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.miscreen-installed
+CONFIG ?= configs/default.yaml
+
+# Offline mirror of the upstream data files: ../shared/data when it exists.
+ifneq ($(wildcard ../shared/data),)
+export MISCREEN_MIRROR ?= $(abspath ../shared/data)
+endif
+
+.DEFAULT_GOAL := help
+.PHONY: help install screen test lint bench bench-obelix lgps clean
+
+help: ## List every target
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH, or set PYTHON=..."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv with the pinned dependencies and miscreen itself
+
+screen: $(STAMP) ## Run the whole pipeline on CONFIG (default configs/default.yaml)
+	$(VENV)/bin/miscreen run $(CONFIG)
+
+test: $(STAMP) ## Run the test suite
+	$(PY) -m pytest
+
+lint: $(STAMP) ## ruff check and format check
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+bench: $(STAMP) ## Speed/accuracy benchmarks (writes results/bench/)
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+bench-obelix: $(STAMP) ## The OBELiX model benchmark (results/benchmark-obelix/)
+	$(VENV)/bin/miscreen benchmark obelix
+
+lgps: $(STAMP) ## The LGPS rediscovery case study (results/lgps/)
+	$(VENV)/bin/miscreen case lgps
+
+clean: ## Remove results, trained models and caches (keeps .venv)
+	rm -rf results models/*/ .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,137 @@
+"""Run configuration: a YAML file validated by pydantic.
+
+Unknown keys and bad values are errors that name the key and the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ObelixSource(_Strict):
+    kind: Literal["obelix"] = "obelix"
+    split: Literal["all", "train", "test"] = "test"
+    exclude_families: tuple[str, ...] = ()
+
+
+class PymatgenSource(_Strict):
+    kind: Literal["pymatgen"] = "pymatgen"
+    names: tuple[str, ...] = ("Li10GeP2S12", "LiFePO4", "Li2O", "Li3V2(PO4)3")
+
+
+class JsonlSource(_Strict):
+    kind: Literal["jsonl"] = "jsonl"
+    path: Path | None = None
+    dataset: str | None = None  # a registered dataset instead of a path, e.g. "mp-2018"
+    id_field: str = "material_id"
+    id_prefix: str = ""
+    require_elements: tuple[str, ...] = ("Li",)
+
+
+class CifDirSource(_Strict):
+    kind: Literal["cif_dir"] = "cif_dir"
+    path: Path
+
+
+class CsvSource(_Strict):
+    kind: Literal["csv"] = "csv"
+    path: Path
+
+
+class StoreSource(_Strict):
+    kind: Literal["store"] = "store"
+    path: Path
+
+
+CandidateSource = Annotated[
+    ObelixSource | PymatgenSource | JsonlSource | CifDirSource | CsvSource | StoreSource,
+    Field(discriminator="kind"),
+]
+
+
+class DataConfig(_Strict):
+    train: Literal["obelix"] | Path = "obelix"
+    train_split: Literal["all", "train", "test"] = "train"
+    test_split: Literal["all", "train", "test"] | None = "test"
+    exclude_families: tuple[str, ...] = ()
+    censored: Literal["floor", "bound", "drop"] = "floor"
+    target: str = "log10_sigma"
+
+
+class FeaturesConfig(_Strict):
+    preset: Literal["composition", "structure", "li_conductor", "full"] = "full"
+    jobs: int | None = Field(default=None, ge=1)
+
+
+class ModelConfig(_Strict):
+    kind: Literal["extra_trees", "random_forest", "hist_gradient_boosting", "ensemble"] = (
+        "ensemble"
+    )
+    n_estimators: int = Field(default=500, ge=10)
+    cv_folds: int = Field(default=5, ge=2)
+    interval: float = Field(default=0.8, gt=0, lt=1)
+
+
+class ScreenConfig(_Strict):
+    top_k: int = Field(default=25, ge=1)
+    require_elements: tuple[str, ...] = ("Li",)
+    exclude_elements: tuple[str, ...] = ()
+    max_e_above_hull: float | None = Field(default=None, ge=0)
+    min_band_gap: float | None = Field(default=None, ge=0)
+    max_sites: int | None = Field(default=None, ge=1)
+    score: Literal["mean", "lower", "upper"] = "mean"
+
+
+class Config(_Strict):
+    run_name: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 0
+    results_dir: Path = Path("results")
+    models_dir: Path = Path("models")
+    data: DataConfig = DataConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    model: ModelConfig = ModelConfig()
+    candidates: tuple[CandidateSource, ...] = (ObelixSource(), PymatgenSource())
+    screen: ScreenConfig = ScreenConfig()
+
+    @property
+    def run_dir(self) -> Path:
+        return self.results_dir / self.run_name
+
+    @property
+    def model_dir(self) -> Path:
+        return self.models_dir / self.run_name
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and the key."""
+
+
+def load_config(path: Path | str) -> Config:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                problems.append(f"unknown key '{key}'")
+            else:
+                problems.append(f"'{key}': {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError(f"{path}: " + "; ".join(problems)) from None
