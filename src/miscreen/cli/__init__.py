@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from miscreen.cli.fetch import app as fetch_app
@@ -12,3 +16,118 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(fetch_app, name="fetch")
+
+ConfigArg = Annotated[Path, typer.Argument(help="YAML run configuration, e.g. configs/default.yaml")]
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("matplotlib", "urllib3", "numexpr"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _config(path: Path):
+    from miscreen.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False):
+    _setup_logging(verbose)
+
+
+@app.command()
+def run(config: ConfigArg) -> None:
+    """Run every stage (train, evaluate, screen, report) into results/<run_name>/."""
+    from miscreen.pipeline import run as run_all
+
+    out = run_all(_config(config), config)
+    typer.echo(f"wrote {out}/ (candidates.csv, metrics.json, report.html, ...)")
+
+
+@app.command()
+def train(
+    config: Annotated[Path | None, typer.Argument(help="run configuration (optional)")] = None,
+    data: Annotated[Path | None, typer.Option(help="labelled CSV: composition, [structure], target")] = None,
+    out: Annotated[Path | None, typer.Option(help="model directory to write (with --data)")] = None,
+    target: Annotated[str, typer.Option(help="target column: log10_sigma, or sigma in S/cm")] = "log10_sigma",
+    preset: Annotated[str, typer.Option(help="feature preset for structure rows")] = "full",
+) -> None:
+    """Train and evaluate the models of CONFIG, or train on any labelled CSV (--data, --out)."""
+    from miscreen import pipeline
+    from miscreen.config import Config, DataConfig, FeaturesConfig
+
+    if data is not None:
+        if out is None:
+            raise typer.BadParameter("--data needs --out DIR for the model directory")
+        cfg = Config(
+            run_name=out.name,
+            models_dir=out.parent,
+            results_dir=out.parent / "results",
+            data=DataConfig(train=data, target=target, test_split=None),
+            features=FeaturesConfig(preset=preset),  # type: ignore[arg-type]
+        )
+        train_data = pipeline.load_labelled(cfg, "all")
+        if train_data.records.empty:
+            typer.secho(f"error: no usable rows in {data}", fg="red", err=True)
+            raise typer.Exit(1)
+        _, metrics, _ = pipeline.train_models(cfg, train_data)
+        for f in train_data.failures.itertuples():
+            typer.secho(f"warning: skipped {f.id}: {f.reason}", fg="yellow", err=True)
+        for name, m in metrics.items():
+            typer.echo(f"{name} model: {m['cv_n']} rows, CV MAE {m['cv_mae']:.3f} -> {out / name}")
+        return
+    if config is None:
+        raise typer.BadParameter("give a CONFIG or --data FILE --out DIR")
+    metrics = pipeline.train_stage(_config(config))
+    typer.echo({k: v for k, v in metrics.items() if not isinstance(v, dict)})
+
+
+@app.command()
+def screen(config: ConfigArg) -> None:
+    """Predict and rank the configured candidates with the run's trained models."""
+    from miscreen.pipeline import screen_stage
+
+    ranked = screen_stage(_config(config))
+    typer.echo(f"ranked {int(ranked['rank'].notna().sum())} of {len(ranked)} candidates")
+
+
+@app.command()
+def report(config: ConfigArg) -> None:
+    """Render results/<run_name>/report.html from the run's outputs."""
+    from miscreen.pipeline import report_stage
+
+    typer.echo(f"wrote {report_stage(_config(config))}")
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Option(help="model directory (models/<run-name>)")],
+    input: Annotated[Path, typer.Option("--input", help="CSV (composition, [structure]) or JSONL")],
+    out: Annotated[Path, typer.Option(help="output CSV or Parquet")],
+    interval: Annotated[float, typer.Option(help="central interval level")] = 0.8,
+) -> None:
+    """Predict log10 conductivity with its interval for every row of a CSV or JSONL."""
+    from miscreen import pipeline, store
+    from miscreen.fetch import local
+    from miscreen.schema import STRUCTURE
+
+    models = pipeline.load_models(model)
+    if input.suffix == ".csv":
+        records, failures = local.load_candidate_csv(input)
+    else:
+        records, failures = local.load_jsonl(input, require_elements=())
+    predicted, fails = pipeline.predict_records(models, records, interval)
+    for f in [*failures.itertuples(), *fails.itertuples()]:
+        typer.secho(f"warning: skipped {f.id}: {f.reason}", fg="yellow", err=True)
+    store.write_table(predicted.drop(columns=[STRUCTURE]), out)
+    typer.echo(f"wrote {len(predicted)} predictions to {out}")

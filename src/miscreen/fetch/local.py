@@ -198,11 +198,11 @@ def _csv_row(r: pd.Series, base: Path, rid: str, source: str, where: str) -> dic
             structure = structure_from_cif_text(cif_path.read_text(errors="replace"))
         except Exception as exc:
             raise ValueError(f"{where}: unreadable CIF {cif_path}: {exc}") from exc
-        row = structure_record(rid, source, structure)
-        if str(r.get(S.COMPOSITION, "")).strip():
-            row[S.COMPOSITION] = parse_composition(r[S.COMPOSITION]).formula
-        return row
-    comp = parse_composition(r.get(S.COMPOSITION, ""))
+        return structure_record(rid, source, structure)
+    try:
+        comp = parse_composition(r.get(S.COMPOSITION, ""))
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}; fix the formula or remove the row") from exc
     row = {
         S.ID: rid,
         S.SOURCE: source,

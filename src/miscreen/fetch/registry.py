@@ -152,16 +152,15 @@ def _download(spec: RemoteFile, dest_dir: Path, retries: int = 3) -> Path:
     import pooch
 
     dest_dir.mkdir(parents=True, exist_ok=True)
-    downloader = pooch.HTTPDownloader(timeout=60, progressbar=False)
-    path = pooch.retrieve(
-        url=spec.url,
-        known_hash=f"sha256:{spec.sha256}",
-        fname=spec.filename,
+    fetcher = pooch.create(
         path=dest_dir,
-        downloader=downloader,
+        base_url="",
+        registry={spec.filename: f"sha256:{spec.sha256}"},
+        urls={spec.filename: spec.url},
         retry_if_failed=retries,
     )
-    return Path(path)
+    downloader = pooch.HTTPDownloader(timeout=60, progressbar=False)
+    return Path(fetcher.fetch(spec.filename, downloader=downloader))
 
 
 def fetch_file(dataset: str, filename: str, *, download: bool = True) -> Path:

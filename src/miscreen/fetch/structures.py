@@ -34,6 +34,8 @@ def parse_composition(formula: str) -> Composition:
         comp = Composition(str(formula))
     except Exception as exc:
         raise ValueError(f"unparsable composition {formula!r}: {exc}") from exc
+    if not comp.valid:
+        raise ValueError(f"composition {formula!r} contains symbols that are not elements")
     if comp.num_atoms <= 0:
         raise ValueError(f"composition {formula!r} has no atoms")
     return comp

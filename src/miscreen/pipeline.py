@@ -1,0 +1,423 @@
+"""Wiring of the stages for one configured run. Each function reads the config and calls
+stage functions; the science lives in the stage packages."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from miscreen import schema as S
+from miscreen import store
+from miscreen.config import (
+    CandidateSource,
+    CifDirSource,
+    Config,
+    CsvSource,
+    JsonlSource,
+    ObelixSource,
+    PymatgenSource,
+    StoreSource,
+)
+from miscreen.featurize import featurize_records
+from miscreen.fetch import local
+from miscreen.fetch.labels import apply_censoring
+from miscreen.fetch.obelix import load_obelix
+from miscreen.fetch.registry import DATASETS, fetch_file
+from miscreen.screen import Filters, predict_frame, rank_candidates
+from miscreen.train.evaluate import coverage, regression_metrics
+from miscreen.train.fit import fit_conformal
+from miscreen.train.persist import SavedModel, load_model, save_model
+
+log = logging.getLogger(__name__)
+
+COMPOSITION_MODEL = "composition"
+STRUCTURE_MODEL = "structure"
+
+
+@dataclass
+class Loaded:
+    """Records plus the failures and input files met while loading them."""
+
+    records: pd.DataFrame
+    failures: pd.DataFrame
+    inputs: list[dict] = field(default_factory=list)
+
+    def __add__(self, other: Loaded) -> Loaded:
+        return Loaded(
+            pd.concat([self.records, other.records], ignore_index=True),
+            pd.concat([self.failures, other.failures], ignore_index=True),
+            self.inputs + other.inputs,
+        )
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _obelix_inputs(split: str) -> list[dict]:
+    return [
+        {**store.file_entry(fetch_file("obelix", name)), "url": DATASETS["obelix"].file(name).url}
+        for name in (f"{split}.csv", "all_cifs.tar.gz")
+    ]
+
+
+def load_obelix_split(split: str, exclude_families: tuple[str, ...] = ()) -> Loaded:
+    records, failures = load_obelix(split)  # type: ignore[arg-type]
+    if exclude_families:
+        records = records[~records[S.FAMILY].isin(exclude_families)].reset_index(drop=True)
+    return Loaded(records, failures, _obelix_inputs(split))
+
+
+def load_labelled(cfg: Config, split: str) -> Loaded:
+    """Training or test rows named by ``data`` in the config."""
+    if cfg.data.train == "obelix":
+        return load_obelix_split(split, cfg.data.exclude_families)
+    path = Path(cfg.data.train)
+    records, failures = local.load_labelled_csv(path, target=cfg.data.target)
+    return Loaded(records, failures, [store.file_entry(path)])
+
+
+def load_source(source: CandidateSource) -> Loaded:
+    """One candidate source of the config -> records."""
+    if isinstance(source, ObelixSource):
+        loaded = load_obelix_split(source.split, source.exclude_families)
+        drop = [S.TARGET, S.CENSORED, "censor_bound"]
+        return Loaded(loaded.records.drop(columns=drop), loaded.failures, loaded.inputs)
+    if isinstance(source, PymatgenSource):
+        return Loaded(*local.load_pymatgen_examples(source.names))
+    if isinstance(source, JsonlSource):
+        if source.dataset:
+            ds = DATASETS[source.dataset]
+            path = fetch_file(ds.name, ds.files[0].filename)
+        elif source.path is not None:
+            path = source.path
+        else:
+            raise ValueError("a jsonl candidate source needs 'path' or 'dataset'")
+        records, failures = local.load_jsonl(
+            path,
+            source=source.dataset or None,
+            id_field=source.id_field,
+            id_prefix=source.id_prefix,
+            require_elements=source.require_elements,
+        )
+        return Loaded(records, failures, [store.file_entry(path)])
+    if isinstance(source, CifDirSource):
+        return Loaded(*local.load_cif_dir(source.path))
+    if isinstance(source, CsvSource):
+        records, failures = local.load_candidate_csv(source.path)
+        return Loaded(records, failures, [store.file_entry(source.path)])
+    if isinstance(source, StoreSource):
+        from miscreen.store.structures import read_store
+
+        return Loaded(read_store(source.path), S.empty_failures(), [{"path": str(source.path)}])
+    raise TypeError(f"unknown candidate source {source!r}")
+
+
+def load_candidates(cfg: Config) -> Loaded:
+    """All candidate sources, deduplicated by id (first source wins)."""
+    loaded = Loaded(pd.DataFrame(columns=list(S.RECORD_COLUMNS)), S.empty_failures())
+    for source in cfg.candidates:
+        loaded = loaded + load_source(source)
+    dup = loaded.records[S.ID].duplicated()
+    if dup.any():
+        log.warning("dropping %d candidates whose id appeared in an earlier source", dup.sum())
+    loaded.records = loaded.records.loc[~dup].reset_index(drop=True)
+    return loaded
+
+
+# ---------------------------------------------------------------- models
+
+
+def _has_structure(records: pd.DataFrame) -> pd.Series:
+    col = records[S.STRUCTURE] if S.STRUCTURE in records else pd.Series(None, index=records.index)
+    return col.notna() & (col.astype(str) != "")
+
+
+def model_plan(cfg: Config) -> dict[str, str]:
+    """Model name -> feature preset. Structure-free rows always use the composition model."""
+    plan = {COMPOSITION_MODEL: "composition"}
+    if cfg.features.preset != "composition":
+        plan[STRUCTURE_MODEL] = cfg.features.preset
+    return plan
+
+
+def featurize(records: pd.DataFrame, preset: str, cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
+    features, failures, _ = featurize_records(records, preset)
+    return features, failures
+
+
+def train_models(cfg: Config, train: Loaded) -> tuple[dict[str, SavedModel], dict, pd.DataFrame]:
+    """Fit and save every model of the plan -> (models in use, cv metrics, failures).
+
+    The structure model is kept only when its grouped-CV error on the rows with structures
+    beats the composition model's out-of-fold error on those same rows: a choice made on
+    the training split alone, recorded in ``models/<run>/routing.json``.
+    """
+    labelled = apply_censoring(train.records, cfg.data.censored)
+    failures = [S.empty_failures()]
+    models: dict[str, SavedModel] = {}
+    metrics: dict = {}
+    oof: dict[str, pd.Series] = {}
+    for name, preset in model_plan(cfg).items():
+        rows = labelled if name == COMPOSITION_MODEL else labelled[_has_structure(labelled)]
+        features, fails = featurize(rows, preset, cfg)
+        failures.append(fails)
+        labels = rows.set_index(S.ID).loc[features.index]
+        estimator, cv = fit_conformal(features, labels, cfg.model, cfg.seed)
+        oof[name] = pd.Series(np.abs(estimator.residuals_), index=features.index)
+        schema = featurize_records(rows.head(0), preset)[2]
+        meta = {
+            "model": name,
+            "preset": preset,
+            "config": cfg.model.model_dump(mode="json"),
+            "seed": cfg.seed,
+            "censored_policy": cfg.data.censored,
+            "training_rows": len(labels),
+            "training_data_sha256": store.sha256_frame(labels[[S.TARGET]].reset_index()),
+            "training_inputs": train.inputs,
+            "metrics": cv,
+        }
+        save_model(cfg.model_dir / name, estimator, schema, meta)
+        models[name] = load_model(cfg.model_dir / name)
+        metrics[name] = cv
+        log.info("%s model: %d rows, CV MAE %.3f", name, len(labels), cv["cv_mae"])
+    routing = {"structure_rows": COMPOSITION_MODEL}
+    if STRUCTURE_MODEL in oof:
+        ids = oof[STRUCTURE_MODEL].index.intersection(oof[COMPOSITION_MODEL].index)
+        errs = {n: float(oof[n].loc[ids].mean()) for n in (COMPOSITION_MODEL, STRUCTURE_MODEL)}
+        routing = {
+            "structure_rows": min(errs, key=lambda n: errs[n]),
+            "cv_mae_on_structure_rows": errs,
+            "rows": len(ids),
+        }
+        log.info("rows with structures use the %s model (CV MAE on them: %s)",
+                 routing["structure_rows"], errs)
+        if routing["structure_rows"] != STRUCTURE_MODEL:
+            models.pop(STRUCTURE_MODEL)
+    metrics["routing"] = routing
+    store.write_json(cfg.model_dir / ROUTING, routing)
+    return models, metrics, pd.concat(failures, ignore_index=True)
+
+
+ROUTING = "routing.json"
+
+
+def load_models(directory: Path) -> dict[str, SavedModel]:
+    """The models a trained run uses, as decided by its ``routing.json``."""
+    directory = Path(directory)
+    if not (directory / COMPOSITION_MODEL / "model.json").is_file():
+        raise FileNotFoundError(
+            f"{directory} holds no trained model (expected {directory}/composition/model.json); "
+            f"train one with `miscreen train`"
+        )
+    models = {COMPOSITION_MODEL: load_model(directory / COMPOSITION_MODEL)}
+    routing = store.read_json(directory / ROUTING) if (directory / ROUTING).exists() else {}
+    if routing.get("structure_rows") == STRUCTURE_MODEL:
+        models[STRUCTURE_MODEL] = load_model(directory / STRUCTURE_MODEL)
+    return models
+
+
+def predict_records(
+    models: dict[str, SavedModel], records: pd.DataFrame, interval: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predict every record with the model its data allow -> (records + predictions, failures).
+
+    Rows with a structure use the structure model when there is one; the others the
+    composition model. The ``model`` column says which.
+    """
+    records = records.reset_index(drop=True)
+    with_structure = _has_structure(records)
+    parts, failures = [], [S.empty_failures()]
+    for name, rows in (
+        (STRUCTURE_MODEL, records[with_structure]),
+        (COMPOSITION_MODEL, records if STRUCTURE_MODEL not in models else records[~with_structure]),
+    ):
+        if name not in models or rows.empty:
+            continue
+        saved = models[name]
+        features, fails, schema = featurize_records(rows, saved.schema.preset)
+        saved.schema.check(schema)
+        failures.append(fails)
+        if features.empty:
+            continue
+        pred = predict_frame(saved.estimator, features, interval)
+        pred["model"] = name
+        parts.append(pred)
+    preds = pd.concat(parts) if parts else pd.DataFrame(columns=["model"])
+    out = records.merge(preds, left_on=S.ID, right_index=True, how="left")
+    return out, pd.concat(failures, ignore_index=True)
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def evaluate(predicted: pd.DataFrame, interval: float) -> dict:
+    """Test metrics: all rows, the CIF subset, and without censored rows."""
+    ok = predicted["predicted_log10_sigma"].notna()
+    p = predicted[ok]
+    y, yhat = p[S.TARGET].to_numpy(float), p["predicted_log10_sigma"].to_numpy(float)
+    cif = _has_structure(p).to_numpy()
+    unc = ~p[S.CENSORED].astype(bool).to_numpy()
+    out = regression_metrics(y, yhat, prefix="test_")
+    out |= regression_metrics(y[cif], yhat[cif], prefix="test_", suffix="_cif_subset")
+    out |= regression_metrics(y[unc], yhat[unc], prefix="test_", suffix="_uncensored")
+    out[f"test_coverage_{round(interval * 100)}"] = coverage(
+        y, p["lower"].to_numpy(float), p["upper"].to_numpy(float)
+    )
+    out["test_rows_without_prediction"] = int((~ok).sum())
+    return out
+
+
+# ---------------------------------------------------------------- the stages
+# Each stage reads its inputs from and writes its outputs to ``results/<run_name>/`` so that
+# stages can run separately (``miscreen train|screen|report``) or together (``run``).
+
+
+def train_stage(cfg: Config) -> dict:
+    """Fit the models, evaluate on the test split; writes metrics and test predictions."""
+    run_dir = cfg.run_dir
+    train = load_labelled(cfg, cfg.data.train_split)
+    models, cv_metrics, train_fail = train_models(cfg, train)
+    metrics: dict = {
+        "cv_mae": cv_metrics[COMPOSITION_MODEL]["cv_mae"],
+        "cv_n": cv_metrics[COMPOSITION_MODEL]["cv_n"],
+        "cv_by_model": {k: v for k, v in cv_metrics.items() if k != "routing"},
+        "routing": cv_metrics["routing"],
+        "censored_policy": cfg.data.censored,
+    }
+    failures = [train.failures, train_fail]
+    inputs = list(train.inputs)
+    if cfg.data.test_split is not None:
+        test = load_labelled(cfg, cfg.data.test_split)
+        test_pred, test_fail = predict_records(models, test.records, cfg.model.interval)
+        failures += [test.failures, test_fail]
+        inputs += test.inputs
+        metrics |= evaluate(test_pred, cfg.model.interval)
+        test_pred["has_structure"] = _has_structure(test_pred)
+        keep = [S.ID, S.FORMULA, S.FAMILY, S.TARGET, S.CENSORED, "has_structure", "model",
+                "predicted_log10_sigma", "lower", "upper", "uncertainty", "out_of_domain"]
+        store.write_table(test_pred[keep], run_dir / TEST_PREDICTIONS)
+    store.write_json(run_dir / METRICS, metrics)
+    _write_failures(run_dir, "train", pd.concat(failures, ignore_index=True))
+    _update_manifest(
+        cfg,
+        "train",
+        {
+            "inputs": _unique(inputs),
+            "models": {n: str(cfg.model_dir / n) for n in models},
+            "model_sha256": {n: m.meta["model_sha256"] for n, m in models.items()},
+            "training_rows": len(train.records),
+        },
+    )
+    return metrics
+
+
+def screen_filters(cfg: Config) -> Filters:
+    return Filters(
+        require_elements=cfg.screen.require_elements,
+        exclude_elements=cfg.screen.exclude_elements,
+        max_e_above_hull=cfg.screen.max_e_above_hull,
+        min_band_gap=cfg.screen.min_band_gap,
+        max_sites=cfg.screen.max_sites,
+    )
+
+
+def screen_stage(cfg: Config) -> pd.DataFrame:
+    """Predict and rank the configured candidates with the run's saved models."""
+    models = load_models(cfg.model_dir)
+    cands = load_candidates(cfg)
+    predicted, cand_fail = predict_records(models, cands.records, cfg.model.interval)
+    ranked = rank_candidates(predicted, screen_filters(cfg), cfg.screen.score)
+    lead = ["rank", S.ID, S.SOURCE, S.FORMULA, "predicted_log10_sigma", "uncertainty"]
+    columns = lead + [c for c in ranked.columns if c not in lead and c != S.STRUCTURE]
+    store.write_table(ranked[columns], cfg.run_dir / CANDIDATES_CSV)
+    store.write_table(ranked[columns], cfg.run_dir / CANDIDATES_PARQUET)
+    _write_failures(cfg.run_dir, "screen", pd.concat([cands.failures, cand_fail]))
+    _update_manifest(
+        cfg,
+        "screen",
+        {
+            "inputs": _unique(cands.inputs),
+            "model_sha256": {n: m.meta["model_sha256"] for n, m in models.items()},
+            "candidates": len(ranked),
+            "ranked": int(ranked["rank"].notna().sum()),
+        },
+    )
+    return ranked
+
+
+def report_stage(cfg: Config) -> Path:
+    """Render ``report.html`` from the run folder's files."""
+    from miscreen.report import write_report
+
+    run_dir = cfg.run_dir
+    candidates = store.read_table(run_dir / CANDIDATES_PARQUET)
+    metrics = store.read_json(run_dir / METRICS) if (run_dir / METRICS).exists() else {}
+    test_path = run_dir / TEST_PREDICTIONS
+    test_pred = store.read_table(test_path) if test_path.exists() else None
+    failures = store.read_table(run_dir / FAILURES)
+    manifest = store.read_json(run_dir / MANIFEST)
+    html = write_report(
+        run_name=cfg.run_name,
+        metrics={k: v for k, v in metrics.items() if not isinstance(v, dict)},
+        test_predictions=test_pred,
+        candidates=candidates,
+        n_failures=len(failures),
+        provenance=manifest,
+        top_k=cfg.screen.top_k,
+    )
+    return store.write_text(run_dir / REPORT, html)
+
+
+def run(cfg: Config, config_path: Path | None = None) -> Path:
+    """Train, evaluate, screen and report; every output lands in ``results/<run_name>/``."""
+    np.random.seed(cfg.seed)
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    _update_manifest(cfg, "run", {"config_path": str(config_path) if config_path else None})
+    train_stage(cfg)
+    screen_stage(cfg)
+    report_stage(cfg)
+    return cfg.run_dir
+
+
+TEST_PREDICTIONS = "test_predictions.csv"
+METRICS = "metrics.json"
+CANDIDATES_CSV = "candidates.csv"
+CANDIDATES_PARQUET = "candidates.parquet"
+FAILURES = "failures.csv"
+MANIFEST = "manifest.json"
+REPORT = "report.html"
+
+
+def _write_failures(run_dir: Path, stage: str, failures: pd.DataFrame) -> None:
+    """Keep each stage's failures and rewrite the union as ``failures.csv``."""
+    failures = failures.drop_duplicates().reset_index(drop=True)
+    store.write_table(failures, run_dir / "stages" / f"{stage}_failures.parquet")
+    for _, f in failures.iterrows():
+        log.warning("skipped %s (%s, %s): %s", f[S.ID], f[S.SOURCE], f["stage"], f["reason"])
+    parts = [store.read_table(p) for p in sorted((run_dir / "stages").glob("*_failures.parquet"))]
+    union = pd.concat(parts, ignore_index=True) if parts else S.empty_failures()
+    store.write_table(union, run_dir / FAILURES)
+
+
+def _update_manifest(cfg: Config, stage: str, entry: dict) -> None:
+    path = cfg.run_dir / MANIFEST
+    manifest = store.read_json(path) if path.exists() else {}
+    base = store.base_manifest(cfg.model_dump(mode="json"), cfg.seed)
+    manifest.update({k: v for k, v in base.items() if k != "created_at"})
+    manifest.setdefault("created_at", base["created_at"])
+    manifest.setdefault("stages", {})[stage] = {**entry, "finished_at": store.now_utc()}
+    store.write_json(path, manifest)
+
+
+def _unique(entries: list[dict]) -> list[dict]:
+    seen, out = set(), []
+    for e in entries:
+        key = e.get("path")
+        if key not in seen:
+            seen.add(key)
+            out.append(e)
+    return out

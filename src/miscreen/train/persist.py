@@ -1,0 +1,74 @@
+"""Model directories: the fitted estimator, its feature schema and provenance.
+
+``model.joblib`` is only unpickled after its sha256 matches the one recorded in
+``model.json`` and the recorded scikit-learn version matches the installed one, so a file
+from elsewhere is never unpickled blindly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+from miscreen import store
+from miscreen.featurize import FeatureSchema
+
+MODEL_FILE = "model.joblib"
+META_FILE = "model.json"
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    estimator: Any  # a fitted ConformalRegressor
+    schema: FeatureSchema
+    meta: dict
+
+
+class ModelLoadError(RuntimeError):
+    """A model directory that must not be used; the message says why and what to do."""
+
+
+def save_model(directory: Path, estimator: Any, schema: FeatureSchema, meta: dict) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / MODEL_FILE
+    with store.atomic_path(path) as tmp:
+        joblib.dump(estimator, tmp, compress=3)
+    record = {
+        **meta,
+        "feature_schema": schema.to_dict(),
+        "model_file": MODEL_FILE,
+        "model_sha256": store.sha256_file(path),
+        "packages": store.package_versions(),
+    }
+    store.write_json(directory / META_FILE, record)
+    return directory
+
+
+def load_model(directory: Path) -> SavedModel:
+    directory = Path(directory)
+    meta_path = directory / META_FILE
+    if not meta_path.is_file():
+        raise ModelLoadError(
+            f"{directory} is not a miscreen model directory (no {META_FILE}); "
+            f"train one with `miscreen train` or `make screen`"
+        )
+    meta = store.read_json(meta_path)
+    path = directory / meta.get("model_file", MODEL_FILE)
+    actual = store.sha256_file(path) if path.is_file() else "missing"
+    if actual != meta.get("model_sha256"):
+        raise ModelLoadError(
+            f"{path}: sha256 {actual} does not match {meta_path} ({meta.get('model_sha256')}); "
+            f"the file was changed or replaced. Refusing to unpickle it: retrain the model."
+        )
+    installed = store.package_versions(("scikit-learn",))["scikit-learn"]
+    trained = meta.get("packages", {}).get("scikit-learn")
+    if trained != installed:
+        raise ModelLoadError(
+            f"{directory} was trained with scikit-learn {trained}, this environment has "
+            f"{installed}; retrain the model (or install scikit-learn=={trained})."
+        )
+    return SavedModel(joblib.load(path), FeatureSchema.from_dict(meta["feature_schema"]), meta)
