@@ -152,9 +152,12 @@ def entry_to_record(entry: dict[str, Any], source: str) -> dict[str, Any]:
         structure = OptimadeStructure(entry).as_pymatgen
     except Exception as exc:
         raise ValueError(f"unparsable structure: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(structure, Structure):
-        raise ValueError("unparsable structure: not periodic (adapter returned a Molecule)")
     attrs = entry.get("attributes") or {}
+    if not isinstance(structure, Structure):
+        raise ValueError(
+            f"not a periodic crystal: dimension_types {attrs.get('dimension_types')} "
+            f"(the adapter gives a Molecule); only bulk structures are stored"
+        )
     props = {k: v for k, v in attrs.items() if k not in STRUCTURAL}
     extra: dict[str, Any] = {PROPERTIES: json.dumps(props, default=str)}
     stability = attrs.get("_mp_stability")
