@@ -1,99 +1,152 @@
 """Featurize a records table into a feature table (one row per id) and a failures table.
 
-Presets: ``composition`` (composition + cell descriptors, for entries without positions),
-and structure presets that add descriptors computed from atomic positions. Every table is
-saved with its schema (names, order, version), checked again at predict time.
+Presets (``registry.PRESET_GROUPS``): ``composition`` (Magpie statistics, stoichiometry,
+valence orbitals, element fractions + cell descriptors), ``structure`` (+ density, packing,
+disorder and coordination from positions), ``li_conductor`` (+ Li-transport descriptors),
+``full`` (everything; the default for structures). Disorder is handled by occupancy-weighted
+statistics (``featurize.context``). Expensive intermediates are built once per structure and
+shared; results are cached on disk by record fingerprint, group and version; work runs in
+parallel chunks with a per-structure time limit. Every table carries its
+:class:`FeatureSchema`, checked again at predict time.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from miscreen import schema as S
-from miscreen.featurize import cell, composition
-from miscreen.fetch.structures import parse_composition, structure_from_json
+from miscreen.featurize import engine
+from miscreen.featurize.engine import resolve_jobs
+from miscreen.featurize.registry import PRESETS, FeatureSchema, feature_schema
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "PRESETS",
+    "FeatureResult",
+    "FeatureSchema",
+    "feature_schema",
+    "featurize_records",
+    "featurize_table",
+    "featurize_to_parquet",
+    "resolve_jobs",
+]
 
-PRESETS = ("composition", "structure", "li_conductor", "full")
+SCHEMA_KEY = b"miscreen.feature_schema"
 
 
 @dataclass(frozen=True)
-class FeatureSchema:
-    preset: str
-    names: tuple[str, ...]
-    version: str
+class FeatureResult:
+    """Features (index ``id``, columns ``schema.names``), failures, per-row info, schema."""
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> FeatureSchema:
-        return cls(preset=d["preset"], names=tuple(d["names"]), version=d["version"])
-
-    def check(self, other: FeatureSchema) -> None:
-        if self != other:
-            missing = sorted(set(self.names) - set(other.names))[:5]
-            raise ValueError(
-                f"feature schema mismatch: model expects preset {self.preset!r} v{self.version} "
-                f"with {len(self.names)} features, got {other.preset!r} v{other.version} with "
-                f"{len(other.names)} (first missing: {missing}). Re-featurize with the "
-                f"model's preset or retrain."
-            )
+    features: pd.DataFrame
+    failures: pd.DataFrame
+    info: pd.DataFrame
+    schema: FeatureSchema
 
 
-def feature_schema(preset: str) -> FeatureSchema:
-    if preset not in PRESETS:
-        raise ValueError(f"unknown feature preset {preset!r}; choose one of {PRESETS}")
-    names = tuple(composition.labels() + cell.LABELS)
-    return FeatureSchema(preset, names, f"comp{composition.VERSION}-cell{cell.VERSION}")
+def featurize_table(
+    records: pd.DataFrame,
+    preset: str = "composition",
+    *,
+    jobs: int | None = None,
+    cache_dir: Path | None = None,
+    chunk_size: int = engine.CHUNK_SIZE,
+    time_limit: float | None = engine.TIME_LIMIT_S,
+) -> FeatureResult:
+    """Featurize in memory; ``info`` says per row which groups were computed (not cached),
+    the oxidation-state method used and the seconds spent."""
+    feats: list[pd.DataFrame] = []
+    fails: list[pd.DataFrame] = []
+    infos: list[pd.DataFrame] = []
+
+    def sink(f: pd.DataFrame, x: pd.DataFrame, i: pd.DataFrame) -> None:
+        feats.append(f)
+        fails.append(x)
+        infos.append(i)
+
+    schema = engine.run(
+        records,
+        preset,
+        sink,
+        jobs=jobs,
+        cache_dir=cache_dir,
+        chunk_size=chunk_size,
+        limit=time_limit,
+    )
+    empty = pd.DataFrame(columns=list(schema.names), index=pd.Index([], name=S.ID), dtype=float)
+    return FeatureResult(
+        features=pd.concat(feats) if feats else empty,
+        failures=pd.concat(fails, ignore_index=True) if fails else S.empty_failures(),
+        info=pd.concat(infos, ignore_index=True) if infos else pd.DataFrame(),
+        schema=schema,
+    )
 
 
 def featurize_records(
-    records: pd.DataFrame, preset: str = "composition"
+    records: pd.DataFrame,
+    preset: str = "composition",
+    *,
+    jobs: int | None = None,
+    cache_dir: Path | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, FeatureSchema]:
-    """-> (features indexed by id, failures, schema)."""
+    """-> (features indexed by id with columns ``schema.names``, failures, schema)."""
+    res = featurize_table(records, preset, jobs=jobs, cache_dir=cache_dir)
+    return res.features, res.failures, res.schema
+
+
+def featurize_to_parquet(
+    records: pd.DataFrame,
+    path: Path,
+    preset: str = "full",
+    *,
+    jobs: int | None = None,
+    cache_dir: Path | None = None,
+    chunk_size: int = engine.CHUNK_SIZE,
+    time_limit: float | None = engine.TIME_LIMIT_S,
+) -> tuple[int, pd.DataFrame, FeatureSchema]:
+    """Stream features block by block into one Parquet file (schema in its metadata,
+    written atomically); memory holds one block. -> (rows written, failures, schema)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from miscreen.store import atomic_path
+
     schema = feature_schema(preset)
-    rows: list[np.ndarray] = []
-    ids: list[str] = []
-    failures: list[dict] = []
-    for rec in records.itertuples(index=False):
-        rec_d = rec._asdict()
-        rid = str(rec_d[S.ID])
-        try:
-            rows.append(_featurize_one(rec_d))
-            ids.append(rid)
-        except Exception as exc:
-            failures.append(S.failure(rid, str(rec_d[S.SOURCE]), "featurize", str(exc)))
-    table = pd.DataFrame(
-        np.vstack(rows) if rows else np.empty((0, len(schema.names))),
-        index=pd.Index(ids, name=S.ID),
-        columns=list(schema.names),
-    )
-    return table, pd.DataFrame(failures, columns=list(S.FAILURE_COLUMNS)), schema
+    meta = {SCHEMA_KEY: json.dumps(schema.to_dict()).encode()}
+    fields = [pa.field(S.ID, pa.string())] + [pa.field(n, pa.float64()) for n in schema.names]
+    arrow_schema = pa.schema(fields, metadata=meta)
+    fails: list[pd.DataFrame] = []
+    written = 0
+    with atomic_path(Path(path)) as tmp, pq.ParquetWriter(tmp, arrow_schema) as writer:
+
+        def sink(f: pd.DataFrame, x: pd.DataFrame, _: pd.DataFrame) -> None:
+            nonlocal written
+            table = pa.Table.from_pandas(f.reset_index(), schema=arrow_schema, preserve_index=False)
+            writer.write_table(table)
+            written += len(f)
+            fails.append(x)
+
+        engine.run(
+            records,
+            preset,
+            sink,
+            jobs=jobs,
+            cache_dir=cache_dir,
+            chunk_size=chunk_size,
+            limit=time_limit,
+        )
+    failures = pd.concat(fails, ignore_index=True) if fails else S.empty_failures()
+    return written, failures, schema
 
 
-def _featurize_one(rec: dict) -> np.ndarray:
-    comp = parse_composition(rec[S.COMPOSITION])
-    raw = rec.get(S.STRUCTURE)
-    structure = structure_from_json(raw) if isinstance(raw, str) and raw else None
-    lattice = tuple(_f(rec.get(k)) for k in S.LATTICE)
-    return np.concatenate(
-        [
-            composition.featurize(comp),
-            cell.featurize(comp, structure, _f(rec.get(S.SPACEGROUP)), lattice, _f(rec.get(S.Z))),
-        ]
-    )
+def read_schema(path: Path) -> FeatureSchema:
+    """The :class:`FeatureSchema` stored in a feature Parquet file's metadata."""
+    import pyarrow.parquet as pq
 
-
-def _f(value: object) -> float:
-    try:
-        out = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan
-    return out
+    meta = pq.read_schema(path).metadata or {}
+    if SCHEMA_KEY not in meta:
+        raise ValueError(f"{path} carries no miscreen feature schema; re-featurize it")
+    return FeatureSchema.from_dict(json.loads(meta[SCHEMA_KEY]))

@@ -10,6 +10,8 @@ from functools import cache
 import numpy as np
 from pymatgen.core import Composition
 
+from miscreen.featurize.base import Entry, Featurizer
+
 VERSION = "1"
 
 
@@ -51,3 +53,20 @@ def citations() -> list[str]:
     for f in _featurizers():
         out += f.citations()
     return sorted(set(out))
+
+
+class CompositionFeaturizer(Featurizer):
+    """matminer's Magpie, stoichiometry, valence-orbital and element-fraction features."""
+
+    name = "comp"
+    version = VERSION
+    needs_structure = False
+
+    def feature_labels(self) -> list[str]:
+        return labels()
+
+    def featurize(self, entry: Entry) -> list[float]:
+        return featurize(entry.composition).tolist()
+
+    def citations(self) -> list[str]:
+        return citations()

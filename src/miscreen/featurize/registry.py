@@ -1,0 +1,88 @@
+"""Featurizer groups, the named presets built from them, and the feature schema.
+
+Presets: ``composition`` (composition + cell), ``structure`` (+ positions: density, packing,
+disorder, coordination), ``li_conductor`` (composition + cell + Li-transport descriptors),
+``full`` (all groups; the default for structures). Rows without a structure get NaN in the
+groups that need positions; the model imputes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from functools import cache
+from typing import Any
+
+from miscreen.featurize.base import Featurizer
+from miscreen.featurize.cell import CellFeaturizer
+from miscreen.featurize.composition import CompositionFeaturizer
+from miscreen.featurize.li_conductor import IonicFeaturizer, LiConductorFeaturizer
+from miscreen.featurize.structure import StructureFeaturizer
+
+GROUPS: dict[str, type[Featurizer]] = {
+    "comp": CompositionFeaturizer,
+    "cell": CellFeaturizer,
+    "struct": StructureFeaturizer,
+    "ion": IonicFeaturizer,
+    "li": LiConductorFeaturizer,
+}
+PRESET_GROUPS: dict[str, tuple[str, ...]] = {
+    "composition": ("comp", "cell"),
+    "structure": ("comp", "cell", "struct"),
+    "li_conductor": ("comp", "cell", "ion", "li"),
+    "full": ("comp", "cell", "struct", "ion", "li"),
+}
+PRESETS = tuple(PRESET_GROUPS)
+
+
+@cache
+def featurizer(group: str) -> Featurizer:
+    """The (stateless, per-process) featurizer instance of a group."""
+    return GROUPS[group]()
+
+
+@cache
+def labels(group: str) -> tuple[str, ...]:
+    return tuple(featurizer(group).feature_labels())
+
+
+def groups(preset: str) -> tuple[str, ...]:
+    if preset not in PRESET_GROUPS:
+        raise ValueError(f"unknown feature preset {preset!r}; choose one of {PRESETS}")
+    return PRESET_GROUPS[preset]
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """Names, order and version of a feature table; saved with every table and model."""
+
+    preset: str
+    names: tuple[str, ...]
+    version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "names": list(self.names)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureSchema:
+        return cls(preset=d["preset"], names=tuple(d["names"]), version=d["version"])
+
+    def check(self, other: FeatureSchema) -> None:
+        """Raise ``ValueError`` unless ``other`` has exactly this preset, version and names."""
+        if self != other:
+            missing = [n for n in self.names if n not in set(other.names)][:5]
+            extra = [n for n in other.names if n not in set(self.names)][:5]
+            order = "" if missing or extra else " (same names, different order)"
+            raise ValueError(
+                f"feature schema mismatch: model expects preset {self.preset!r} v{self.version} "
+                f"with {len(self.names)} features, got {other.preset!r} v{other.version} with "
+                f"{len(other.names)}{order} (first missing: {missing}, first unexpected: "
+                f"{extra}). Re-featurize with the model's preset or retrain."
+            )
+
+
+def feature_schema(preset: str) -> FeatureSchema:
+    """The schema a preset produces: concatenated group labels, versioned per group."""
+    gs = groups(preset)
+    names = tuple(name for g in gs for name in labels(g))
+    version = "-".join(f"{g}{featurizer(g).version}" for g in gs)
+    return FeatureSchema(preset, names, version)
