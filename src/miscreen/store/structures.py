@@ -189,6 +189,8 @@ class StructureStore:
 
     def finalize(self, config: dict[str, Any] | None = None) -> dict[str, Any]:
         """Consolidate all parts into ``structures.parquet`` + ``failures.parquet`` + manifest."""
+        for stale in self.parts.glob(".*.tmp"):  # left by a killed job's unfinished write
+            stale.unlink(missing_ok=True)
         records = _read_parts(sorted(self.parts.glob("*.parquet")), failures=False)
         failures = _read_parts(sorted(self.parts.glob("*.failures.parquet")), failures=True)
         records = S.ensure_record_columns(records)
@@ -232,54 +234,47 @@ def _read_parts(paths: list[Path], failures: bool) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def fingerprint(structure_json: str) -> tuple[str, float] | None:
-    """A cheap prefilter key: reduced formula and volume per atom (None if unparsable)."""
+def _parse(structure_json: object) -> Any:
+    """A pymatgen ``Structure`` from the store's JSON, or None if absent or unparsable."""
     from pymatgen.core import Structure
 
+    if not isinstance(structure_json, str):
+        return None
     try:
-        s = Structure.from_dict(json.loads(structure_json))
+        return Structure.from_dict(json.loads(structure_json))
     except Exception:
         return None
-    return s.composition.reduced_formula, s.volume / max(s.num_sites, 1)
 
 
 def flag_cross_source_duplicates(records: pd.DataFrame, vol_tol: float = 0.1) -> pd.DataFrame:
     """Set ``duplicate_of``/``duplicate_of_source`` on records that match (pymatgen
-    ``StructureMatcher``) an earlier record of another source; same formula and volume per
-    atom within ``vol_tol`` are required before the matcher is run."""
+    ``StructureMatcher``) an earlier record of another source. Cheap prefilter first: same
+    reduced formula, and volume per atom within ``vol_tol`` (relative)."""
     from pymatgen.analysis.structure_matcher import StructureMatcher
-    from pymatgen.core import Structure
 
     out = records.copy()
     out[DUPLICATE_OF] = pd.Series([None] * len(out), dtype="object")
     out[DUPLICATE_SOURCE] = pd.Series([None] * len(out), dtype="object")
     if out.empty or out[S.SOURCE].nunique() < 2:
         return out
-    keys = {i: fingerprint(js) for i, js in out[S.STRUCTURE].items() if isinstance(js, str)}
     groups: dict[str, list[int]] = {}
-    for i, key in keys.items():
-        if key is not None:
-            groups.setdefault(key[0], []).append(i)
+    for i, formula in out[S.FORMULA].items():
+        if isinstance(formula, str) and isinstance(out.at[i, S.STRUCTURE], str):
+            groups.setdefault(formula, []).append(int(i))
     matcher = StructureMatcher()
-    cache: dict[int, Structure] = {}
-
-    def struct(i: int) -> Structure:
-        if i not in cache:
-            cache[i] = Structure.from_dict(json.loads(out.at[i, S.STRUCTURE]))
-        return cache[i]
-
     for members in groups.values():
         if len({out.at[i, S.SOURCE] for i in members}) < 2:
             continue
+        parsed = {i: _parse(out.at[i, S.STRUCTURE]) for i in members}
+        vpa = {i: st.volume / st.num_sites for i, st in parsed.items() if st is not None}
         originals: list[int] = []
-        for i in members:
-            vpa = keys[i][1]  # type: ignore[index]
+        for i in vpa:
             for j in originals:
                 if out.at[j, S.SOURCE] == out.at[i, S.SOURCE]:
                     continue
-                if abs(vpa - keys[j][1]) > vol_tol * keys[j][1]:  # type: ignore[index]
+                if abs(vpa[i] - vpa[j]) > vol_tol * vpa[j]:
                     continue
-                if matcher.fit(struct(j), struct(i)):
+                if matcher.fit(parsed[j], parsed[i]):
                     out.at[i, DUPLICATE_OF] = out.at[j, S.ID]
                     out.at[i, DUPLICATE_SOURCE] = out.at[j, S.SOURCE]
                     break
