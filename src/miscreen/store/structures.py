@@ -168,7 +168,9 @@ class StructureStore:
     ) -> dict[str, Any]:
         """Write page ``index`` of ``sq`` (records and failures), then move the checkpoint."""
         stem = self.parts / f"{sq.slug}-{index:06d}"
-        records = records.assign(**{PROVIDER: sq.provider, QUERY: json.dumps(sq.query)})
+        records = records.assign(
+            **{PROVIDER: sq.provider, QUERY: json.dumps(sq.query), FETCHED_AT: now_utc()}
+        )
         write_table(records, stem.with_suffix(".parquet"))
         write_table(failures, stem.with_suffix(".failures.parquet"))
         state = self.checkpoint()["sources"].get(sq.slug, {})
