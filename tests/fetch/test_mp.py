@@ -30,8 +30,11 @@ def all_text(folder: Path) -> str:
 
 
 def test_full_fetch_of_li_materials(
-    summary_server: SummaryServer, li_materials: dict[str, Material], tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    summary_server: SummaryServer,
+    li_materials: dict[str, Material],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     out = tmp_path / "store"
@@ -44,8 +47,14 @@ def test_full_fetch_of_li_materials(
         m = li_materials[row.id]
         assert (row.e_above_hull == m.e_above_hull) or (m.e_above_hull is None)
         assert row.database_version == MP_DB_VERSION
-    assert set(df.columns) >= {*S.RECORD_COLUMNS, "band_gap", "is_stable", "theoretical",
-                               "fetched_at", "query"}
+    assert set(df.columns) >= {
+        *S.RECORD_COLUMNS,
+        "band_gap",
+        "is_stable",
+        "theoretical",
+        "fetched_at",
+        "query",
+    }
     pages = [r for r in summary_server.requests if r["path"].startswith("/materials")]
     assert [r["query"]["_page"] for r in pages] == [[str(n)] for n in range(1, 6)]
     assert all(r["query"]["elements"] == ["Li"] for r in pages)
@@ -59,16 +68,26 @@ def test_full_fetch_of_li_materials(
 
 
 def test_filters_reach_the_api(
-    summary_server: SummaryServer, li_materials: dict[str, Material], tmp_path: Path,
+    summary_server: SummaryServer,
+    li_materials: dict[str, Material],
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    result = run(summary_server, tmp_path / "s", monkeypatch, MP_KEY,
-                 "--energy-above-hull", "0,0.05", "--nsites", "1,20")
+    result = run(
+        summary_server,
+        tmp_path / "s",
+        monkeypatch,
+        MP_KEY,
+        "--energy-above-hull",
+        "0,0.05",
+        "--nsites",
+        "1,20",
+    )
     assert result.exit_code == 0, result.output
     expected = {
-        k for k, m in li_materials.items()
-        if m.e_above_hull is not None and m.e_above_hull <= 0.05
-        and len(m.structure["sites"]) <= 20
+        k
+        for k, m in li_materials.items()
+        if m.e_above_hull is not None and m.e_above_hull <= 0.05 and len(m.structure["sites"]) <= 20
     }
     assert expected and set(read_store(tmp_path / "s")[S.ID]) == expected
 
@@ -83,7 +102,9 @@ def test_missing_key_is_a_clear_error(
 
 
 def test_rejected_key_is_a_clear_error_without_the_key(
-    summary_server: SummaryServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    summary_server: SummaryServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     wrong = "WRONGkey0123456789abcdefghijklmn"
@@ -98,7 +119,9 @@ def test_rejected_key_is_a_clear_error_without_the_key(
 
 
 def test_outage_then_rerun_resumes(
-    summary_server: SummaryServer, li_materials: dict[str, Material], tmp_path: Path,
+    summary_server: SummaryServer,
+    li_materials: dict[str, Material],
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     out = tmp_path / "store"
@@ -111,8 +134,11 @@ def test_outage_then_rerun_resumes(
     summary_server.requests.clear()
     result = run(summary_server, out, monkeypatch, MP_KEY)
     assert result.exit_code == 0, result.output
-    pages = [r["query"]["_page"][0] for r in summary_server.requests
-             if r["path"].startswith("/materials")]
+    pages = [
+        r["query"]["_page"][0]
+        for r in summary_server.requests
+        if r["path"].startswith("/materials")
+    ]
     assert pages == ["3", "4", "5"]  # resumed: pages 1 and 2 were not fetched again
     df = read_store(out)
     assert len(df) == 443 and set(df[S.ID]) == set(li_materials)

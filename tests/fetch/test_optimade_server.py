@@ -67,8 +67,10 @@ def test_li_filter_returns_all_443_with_correct_compositions(
     for rid, js in zip(df[S.ID], df[S.STRUCTURE], strict=True):
         got = Structure.from_dict(json.loads(js)).composition
         assert got == Structure.from_dict(li_materials[rid].structure).composition, rid
-    assert all(Composition(c).reduced_formula == f for c, f in zip(
-        df[S.COMPOSITION], df[S.FORMULA], strict=True))
+    assert all(
+        Composition(c).reduced_formula == f
+        for c, f in zip(df[S.COMPOSITION], df[S.FORMULA], strict=True)
+    )
     state = next(iter(read_json(out / "checkpoint.json")["sources"].values()))
     assert state["pages"] >= 5 and state["done"] and state["records"] == 443
     manifest = read_json(out / "manifest.json")
@@ -91,8 +93,9 @@ def test_server_stopped_mid_run_then_rerun_gives_exactly_the_clean_records(
             live_optimade.stop()
 
     with pytest.raises(FetchError, match=r"page 3 \(http://127.0.0.1.*re-run the same command"):
-        fetch_database(store, Database("", live_optimade.base_url), LI, 50, session,
-                       on_page=stop_after_page_2)
+        fetch_database(
+            store, Database("", live_optimade.base_url), LI, 50, session, on_page=stop_after_page_2
+        )
     state = next(iter(store.checkpoint()["sources"].values()))
     assert state["next_index"] == 3 and not state["done"] and state["records"] == 150
 
@@ -105,10 +108,16 @@ def test_server_stopped_mid_run_then_rerun_gives_exactly_the_clean_records(
 def test_injected_429_500_and_slow_responses_are_retried(
     clean, fault_proxy: FaultProxy, tmp_path: Path
 ) -> None:
-    fault_proxy.faults.extend([
-        ("status", 429, 1), ("status", 500, None), ("ok",),  # page 0: 429 (Retry-After 1), 500
-        ("slow", 4.0), ("status", 503, None), ("status", 502, None),  # page 1: timeout, 503, 502
-    ])
+    fault_proxy.faults.extend(
+        [
+            ("status", 429, 1),
+            ("status", 500, None),
+            ("ok",),  # page 0: 429 (Retry-After 1), 500
+            ("slow", 4.0),
+            ("status", 503, None),
+            ("status", 502, None),  # page 1: timeout, 503, 502
+        ]
+    )
     out = tmp_path / "store"
     fetch_cli(fault_proxy.url, out, "--timeout", "2", "--backoff", "0.05", "--attempts", "5")
     assert not fault_proxy.faults
@@ -132,14 +141,23 @@ def test_gives_up_with_a_message_naming_page_and_resume(fault_proxy: FaultProxy,
     assert "re-run the same command to resume from page 1" in result.output
 
 
-def test_killed_run_resumes_from_checkpoint(
-    clean, fault_proxy: FaultProxy, tmp_path: Path
-) -> None:
+def test_killed_run_resumes_from_checkpoint(clean, fault_proxy: FaultProxy, tmp_path: Path) -> None:
     out = tmp_path / "store"
     fault_proxy.delay = 0.4
-    cmd = [sys.executable, "-c", "import sys; from miscreen.cli.fetch import app; app()",
-           "optimade", "--base-url", fault_proxy.url, "--filter", LI, "--page-limit", "50",
-           "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from miscreen.cli.fetch import app; app()",
+        "optimade",
+        "--base-url",
+        fault_proxy.url,
+        "--filter",
+        LI,
+        "--page-limit",
+        "50",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     try:
@@ -174,8 +192,9 @@ def test_duplicates_across_sources_are_flagged(live_optimade: OptimadeServer, tm
     snapshot_li = tmp_path / "mp_2018_li.jsonl"  # the Li rows only: the non-Li cost time
     with gzip.open(SNAPSHOT, "rt") as fh:
         snapshot_li.write_text("".join(line for line in fh if '"Li"' in line))
-    result = CliRunner().invoke(app, ["local", "--path", str(snapshot_li), "--require-element",
-                                      "Li", "--out", str(out)])
+    result = CliRunner().invoke(
+        app, ["local", "--path", str(snapshot_li), "--require-element", "Li", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     fetch_cli(live_optimade.base_url, out)
     df = read_store(out)
