@@ -12,19 +12,18 @@ SHARED = Path(os.environ.get("MISCREEN_MIRROR", REPO.parent / "shared" / "data")
 FIXTURES = REPO / "tests" / "fixtures"
 
 
-@pytest.fixture(autouse=True)
-def _mirror(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+@pytest.fixture(autouse=True, scope="session")
+def _mirror(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Every test reads the shared mirror and caches into a private folder."""
     if not (SHARED / "obelix" / "all.csv").is_file():
         raise RuntimeError(f"the shared data mirror is missing at {SHARED}; see README")
-    monkeypatch.setenv("MISCREEN_MIRROR", str(SHARED))
-    monkeypatch.setenv("MISCREEN_DATA_DIR", str(tmp_path_factory.mktemp("cache")))
+    os.environ["MISCREEN_MIRROR"] = str(SHARED)
+    os.environ["MISCREEN_DATA_DIR"] = str(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="session")
-def obelix_all():
+def obelix_all(_mirror):
     """The whole OBELiX table with parsed CIFs (loaded once per session)."""
-    os.environ.setdefault("MISCREEN_MIRROR", str(SHARED))
     from miscreen.fetch.obelix import load_obelix
 
     return load_obelix("all")

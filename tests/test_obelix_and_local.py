@@ -85,13 +85,15 @@ def test_labelled_csv_keeps_good_rows_and_reports_bad(tmp_path):
 def test_labelled_csv_missing_target_column_is_clear(tmp_path):
     csv = tmp_path / "x.csv"
     csv.write_text("composition,sigma\nLi2O,1e-9\n")
-    with pytest.raises(ValueError, match="target column 'log10_sigma' not found.*--target"):
+    with pytest.raises(ValueError, match=r"target column 'log10_sigma' not found.*--target"):
         load_labelled_csv(csv)
 
 
 def test_candidate_csv_and_cif_dir(tmp_path):
-    shutil.copy(SHARED.parent / "fixtures" / "optimade" / "mcloud-optimade-sample.json",
-                tmp_path / "not-a-cif.json")
+    shutil.copy(
+        SHARED.parent / "fixtures" / "optimade" / "mcloud-optimade-sample.json",
+        tmp_path / "not-a-cif.json",
+    )
     (tmp_path / "bad.cif").write_text("garbage")
     records, failures = load_cif_dir(tmp_path)
     assert records.empty and list(failures[S.ID]) == ["bad"]

@@ -34,8 +34,13 @@ def test_missing_everywhere_names_dataset_url_and_variables(tmp_path, monkeypatc
     with pytest.raises(DataNotFoundError) as err:
         fetch_file("obelix", "test.csv", download=False)
     msg = str(err.value)
-    for needle in ("obelix", "test.csv", "raw.githubusercontent.com/NRC-Mila/OBELiX",
-                   "MISCREEN_DATA_DIR", "MISCREEN_MIRROR"):
+    for needle in (
+        "obelix",
+        "test.csv",
+        "raw.githubusercontent.com/NRC-Mila/OBELiX",
+        "MISCREEN_DATA_DIR",
+        "MISCREEN_MIRROR",
+    ):
         assert needle in msg
 
 
@@ -83,6 +88,6 @@ def test_download_with_wrong_hash_leaves_no_file(http_server, tmp_path, monkeypa
     cache = tmp_path / "cache"
     monkeypatch.setenv("MISCREEN_DATA_DIR", str(cache))
     monkeypatch.setenv("MISCREEN_MIRROR", "")
-    with pytest.raises(DataNotFoundError, match="download from http://127.0.0.1"):
+    with pytest.raises(DataNotFoundError, match=r"download from http://127\.0\.0\.1"):
         fetch_file("toy", "train.csv")
     assert not any(Path(cache).rglob("train.csv"))

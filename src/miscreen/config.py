@@ -72,9 +72,7 @@ class FeaturesConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    kind: Literal["extra_trees", "random_forest", "hist_gradient_boosting", "ensemble"] = (
-        "ensemble"
-    )
+    kind: Literal["extra_trees", "random_forest", "hist_gradient_boosting", "ensemble"] = "ensemble"
     n_estimators: int = Field(default=500, ge=10)
     cv_folds: int = Field(default=5, ge=2)
     interval: float = Field(default=0.8, gt=0, lt=1)

@@ -48,10 +48,15 @@ class Loaded:
 
     def __add__(self, other: Loaded) -> Loaded:
         return Loaded(
-            pd.concat([self.records, other.records], ignore_index=True),
-            pd.concat([self.failures, other.failures], ignore_index=True),
+            _concat(self.records, other.records),
+            _concat(self.failures, other.failures),
             self.inputs + other.inputs,
         )
+
+
+def _concat(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    parts = [df for df in (a, b) if not df.empty]
+    return pd.concat(parts, ignore_index=True) if parts else a
 
 
 # ---------------------------------------------------------------- loading
@@ -193,8 +198,11 @@ def train_models(cfg: Config, train: Loaded) -> tuple[dict[str, SavedModel], dic
             "cv_mae_on_structure_rows": errs,
             "rows": len(ids),
         }
-        log.info("rows with structures use the %s model (CV MAE on them: %s)",
-                 routing["structure_rows"], errs)
+        log.info(
+            "rows with structures use the %s model (CV MAE on them: %s)",
+            routing["structure_rows"],
+            errs,
+        )
         if routing["structure_rows"] != STRUCTURE_MODEL:
             models.pop(STRUCTURE_MODEL)
     metrics["routing"] = routing
@@ -297,8 +305,20 @@ def train_stage(cfg: Config) -> dict:
         inputs += test.inputs
         metrics |= evaluate(test_pred, cfg.model.interval)
         test_pred["has_structure"] = _has_structure(test_pred)
-        keep = [S.ID, S.FORMULA, S.FAMILY, S.TARGET, S.CENSORED, "has_structure", "model",
-                "predicted_log10_sigma", "lower", "upper", "uncertainty", "out_of_domain"]
+        keep = [
+            S.ID,
+            S.FORMULA,
+            S.FAMILY,
+            S.TARGET,
+            S.CENSORED,
+            "has_structure",
+            "model",
+            "predicted_log10_sigma",
+            "lower",
+            "upper",
+            "uncertainty",
+            "out_of_domain",
+        ]
         store.write_table(test_pred[keep], run_dir / TEST_PREDICTIONS)
     store.write_json(run_dir / METRICS, metrics)
     _write_failures(run_dir, "train", pd.concat(failures, ignore_index=True))

@@ -17,7 +17,9 @@ app = typer.Typer(
 )
 app.add_typer(fetch_app, name="fetch")
 
-ConfigArg = Annotated[Path, typer.Argument(help="YAML run configuration, e.g. configs/default.yaml")]
+ConfigArg = Annotated[
+    Path, typer.Argument(help="YAML run configuration, e.g. configs/default.yaml")
+]
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -57,9 +59,13 @@ def run(config: ConfigArg) -> None:
 @app.command()
 def train(
     config: Annotated[Path | None, typer.Argument(help="run configuration (optional)")] = None,
-    data: Annotated[Path | None, typer.Option(help="labelled CSV: composition, [structure], target")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="labelled CSV: composition, [structure], target")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="model directory to write (with --data)")] = None,
-    target: Annotated[str, typer.Option(help="target column: log10_sigma, or sigma in S/cm")] = "log10_sigma",
+    target: Annotated[
+        str, typer.Option(help="target column: log10_sigma, or sigma in S/cm")
+    ] = "log10_sigma",
     preset: Annotated[str, typer.Option(help="feature preset for structure rows")] = "full",
 ) -> None:
     """Train and evaluate the models of CONFIG, or train on any labelled CSV (--data, --out)."""
@@ -84,6 +90,9 @@ def train(
         for f in train_data.failures.itertuples():
             typer.secho(f"warning: skipped {f.id}: {f.reason}", fg="yellow", err=True)
         for name, m in metrics.items():
+            if name == "routing":
+                typer.echo(f"rows with structures use the {m['structure_rows']} model")
+                continue
             typer.echo(f"{name} model: {m['cv_n']} rows, CV MAE {m['cv_mae']:.3f} -> {out / name}")
         return
     if config is None:

@@ -116,7 +116,9 @@ def load_jsonl(
     return _frame(rows, failures)
 
 
-def load_pymatgen_examples(names: Iterable[str] = PYMATGEN_EXAMPLES) -> tuple[pd.DataFrame, pd.DataFrame]:
+def load_pymatgen_examples(
+    names: Iterable[str] = PYMATGEN_EXAMPLES,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Structures bundled with pymatgen (``pymatgen/util/structures/<name>.json``)."""
     import pymatgen.util as pmg_util
 
@@ -163,6 +165,7 @@ def load_labelled_csv(
         try:
             row = _csv_row(r, path.parent, rid, source, where)
             row.update(_target(r[target], log_scale=target == S.TARGET, where=where))
+            row[S.DOI] = str(r.get(S.DOI, "") or "")  # CV groups by publication when given
         except (ValueError, OSError) as exc:
             failures.append(S.failure(rid, source, "load", str(exc)))
             continue

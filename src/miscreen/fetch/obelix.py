@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import tarfile
 from pathlib import Path
@@ -37,7 +38,21 @@ def read_cifs(archive: Path) -> dict[str, str]:
     return out
 
 
-def load_obelix(split: Split = "all", with_structures: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+@functools.lru_cache(maxsize=2)
+def parsed_cifs(archive: Path) -> dict[str, str | Exception]:
+    """ID -> structure JSON (or the parse error) for every CIF; parsed once per process."""
+    out: dict[str, str | Exception] = {}
+    for rid, text in read_cifs(archive).items():
+        try:
+            out[rid] = structure_to_json(structure_from_cif_text(text))
+        except Exception as exc:
+            out[rid] = exc
+    return out
+
+
+def load_obelix(
+    split: Split = "all", with_structures: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Load an official OBELiX split -> (records, failures).
 
     Compositions come from ``True Composition`` (parseable for every row upstream); rows
@@ -46,7 +61,7 @@ def load_obelix(split: Split = "all", with_structures: bool = True) -> tuple[pd.
     """
     csv_path = fetch_file("obelix", f"{split}.csv")
     raw = pd.read_csv(csv_path, dtype={"ID": str}, keep_default_na=False)
-    cifs = read_cifs(fetch_file("obelix", "all_cifs.tar.gz")) if with_structures else {}
+    cifs = parsed_cifs(fetch_file("obelix", "all_cifs.tar.gz")) if with_structures else {}
     rows: list[dict[str, object]] = []
     failures: list[dict[str, str]] = []
     for i, r in raw.iterrows():
@@ -58,14 +73,12 @@ def load_obelix(split: Split = "all", with_structures: bool = True) -> tuple[pd.
         except ValueError as exc:
             failures.append(S.failure(rid, SOURCE, "load", f"{where}: {exc}"))
             continue
-        structure = None
-        if rid in cifs:
-            try:
-                structure = structure_to_json(structure_from_cif_text(cifs[rid]))
-            except Exception as exc:
-                failures.append(
-                    S.failure(rid, SOURCE, "load", f"{where}: CIF {rid}.cif unreadable: {exc}")
-                )
+        structure = cifs.get(rid)
+        if isinstance(structure, Exception):
+            failures.append(
+                S.failure(rid, SOURCE, "load", f"{where}: CIF {rid}.cif unreadable: {structure}")
+            )
+            structure = None
         rows.append(
             {
                 S.ID: rid,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
+
 import jinja2
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
 PUBLISHED_BASELINES = {
     "random forest (OBELiX paper), all 121 test rows": 1.54,
@@ -50,7 +51,8 @@ img{max-width:100%} .note{color:#555;font-size:0.9em}
 <table><tr><th>published baseline (test MAE, log10 S/cm)</th><th>value</th></tr>
 {% for name, value in baselines.items() %}<tr><td>{{ name }}</td>
 <td class="num">{{ value }}</td></tr>{% endfor %}</table>
-{% if parity %}<h3>Parity plot (test split)</h3><img alt="parity plot" src="data:image/png;base64,{{ parity }}">{% endif %}
+{% if parity %}<h3>Parity plot (test split)</h3>
+<img alt="parity plot" src="data:image/png;base64,{{ parity }}">{% endif %}
 
 <h2>Top {{ top|length }} candidates of {{ n_candidates }} ({{ n_ranked }} ranked)</h2>
 <table><tr>{% for c in top_columns %}<th>{{ c }}</th>{% endfor %}</tr>
@@ -64,8 +66,18 @@ Full lists: <code>candidates.csv</code> / <code>candidates.parquet</code>.</p>
 """
 )
 
-TOP_COLUMNS = ["rank", "id", "source", "formula", "predicted_log10_sigma", "lower", "upper",
-               "out_of_domain", "model", "why"]
+TOP_COLUMNS = [
+    "rank",
+    "id",
+    "source",
+    "formula",
+    "predicted_log10_sigma",
+    "lower",
+    "upper",
+    "out_of_domain",
+    "model",
+    "why",
+]
 
 
 def figure_png(fig: plt.Figure) -> str:
@@ -80,15 +92,36 @@ def parity_figure(test: pd.DataFrame) -> plt.Figure:
     """Measured vs predicted log10 sigma with the interval as error bars."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
     has_cif = test["has_structure"].astype(bool)
-    for mask, label, color in ((has_cif, "with CIF", "tab:blue"), (~has_cif, "composition only", "tab:orange")):
+    for mask, label, color in (
+        (has_cif, "with CIF", "tab:blue"),
+        (~has_cif, "composition only", "tab:orange"),
+    ):
         sub = test[mask]
-        yerr = np.vstack([sub["predicted_log10_sigma"] - sub["lower"], sub["upper"] - sub["predicted_log10_sigma"]])
-        ax.errorbar(sub["log10_sigma"], sub["predicted_log10_sigma"], yerr=yerr, fmt="o", ms=4,
-                    alpha=0.7, elinewidth=0.6, color=color, label=f"{label} ({len(sub)})")
-    lims = [min(test["log10_sigma"].min(), test["predicted_log10_sigma"].min()) - 0.5,
-            max(test["log10_sigma"].max(), test["predicted_log10_sigma"].max()) + 0.5]
+        yerr = np.vstack(
+            [
+                sub["predicted_log10_sigma"] - sub["lower"],
+                sub["upper"] - sub["predicted_log10_sigma"],
+            ]
+        )
+        ax.errorbar(
+            sub["log10_sigma"],
+            sub["predicted_log10_sigma"],
+            yerr=yerr,
+            fmt="o",
+            ms=4,
+            alpha=0.7,
+            elinewidth=0.6,
+            color=color,
+            label=f"{label} ({len(sub)})",
+        )
+    lims = [
+        min(test["log10_sigma"].min(), test["predicted_log10_sigma"].min()) - 0.5,
+        max(test["log10_sigma"].max(), test["predicted_log10_sigma"].max()) + 0.5,
+    ]
     ax.plot(lims, lims, "k--", lw=0.8)
-    ax.set(xlim=lims, ylim=lims, xlabel="measured log10 σ (S/cm)", ylabel="predicted log10 σ (S/cm)")
+    ax.set(
+        xlim=lims, ylim=lims, xlabel="measured log10 σ (S/cm)", ylabel="predicted log10 σ (S/cm)"
+    )
     ax.legend(loc="upper left", fontsize=8)
     return fig
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import spearmanr
 
-
 METRICS = ("mae", "rmse", "r2", "spearman")
 
 
@@ -25,7 +24,9 @@ def regression_metrics(
         f"{prefix}mae{suffix}": float(np.mean(np.abs(err))),
         f"{prefix}rmse{suffix}": float(np.sqrt(np.mean(err**2))),
         f"{prefix}r2{suffix}": float(1 - np.sum(err**2) / ss_tot) if ss_tot > 0 else float("nan"),
-        f"{prefix}spearman{suffix}": float(spearmanr(y_true, y_pred).statistic) if n > 2 else float("nan"),
+        f"{prefix}spearman{suffix}": float(spearmanr(y_true, y_pred).statistic)
+        if n > 2
+        else float("nan"),
         f"{prefix}n{suffix}": n,
     }
     return out

@@ -17,9 +17,10 @@ def fit_conformal(
     """Fit on rows of ``labels`` (indexed like ``features``); CV is grouped by DOI so one
     publication's entries never sit on both sides of a fold. -> (model, cv metrics)."""
     y = labels[S.TARGET].to_numpy(dtype=float)
-    groups = labels[S.DOI].fillna("").replace("", np.nan)
+    doi = labels[S.DOI] if S.DOI in labels else pd.Series(np.nan, index=labels.index)
     # rows without a DOI get their own group each
-    groups = groups.fillna(pd.Series(labels.index.astype(str), index=labels.index)).to_numpy()
+    own = pd.Series(labels.index.astype(str), index=labels.index)
+    groups = doi.where(doi.notna() & (doi.astype(str) != ""), own).astype(str).to_numpy()
     model = ConformalRegressor(
         make_regressor(cfg.kind, cfg.n_estimators, seed), n_folds=cfg.cv_folds, seed=seed
     )

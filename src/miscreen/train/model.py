@@ -40,8 +40,10 @@ def make_regressor(kind: ModelKind, n_estimators: int = 500, seed: int = 0) -> P
     if kind not in models:
         raise ValueError(f"unknown model kind {kind!r}; choose one of {sorted(models)}")
     return Pipeline(
-        [("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-         ("model", models[kind])]
+        [
+            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            ("model", models[kind]),
+        ]
     )
 
 
@@ -81,7 +83,12 @@ class ConformalRegressor(RegressorMixin, BaseEstimator):
     def fit(self, X, y, groups=None):
         X, y = validate_data(self, X, y, ensure_all_finite="allow-nan", y_numeric=True)
         base = self.estimator if self.estimator is not None else make_regressor("extra_trees")
-        n_folds = min(self.n_folds, len(y))
+        if len(y) < max(self.n_folds, 2):
+            raise ValueError(
+                f"n_samples={len(y)}: cross-conformal calibration needs at least "
+                f"{max(self.n_folds, 2)} labelled rows (one per fold)"
+            )
+        n_folds = self.n_folds
         if groups is not None and len(np.unique(groups)) >= n_folds:
             splits = list(GroupKFold(n_folds).split(X, y, groups))
         else:

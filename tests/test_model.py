@@ -1,0 +1,64 @@
+"""The conformal model: estimator contract, intervals, domain flag, and safe persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from miscreen.featurize import FeatureSchema
+from miscreen.train.model import ConformalRegressor, make_regressor
+from miscreen.train.persist import ModelLoadError, load_model, save_model
+
+
+@parametrize_with_checks([ConformalRegressor(make_regressor("extra_trees", 10), n_folds=3)])
+def test_sklearn_contract(estimator, check):
+    check(estimator)
+
+
+def _data(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4))
+    noise = rng.normal(scale=0.2 + np.abs(X[:, 1]), size=n)  # heteroscedastic
+    return X, 2 * X[:, 0] + noise
+
+
+def test_intervals_cover_close_to_nominal_on_fresh_data():
+    X, y = _data()
+    Xt, yt = _data(2000, seed=1)
+    model = ConformalRegressor(make_regressor("random_forest", 100), n_folds=5).fit(X, y)
+    for alpha in (0.8, 0.95):
+        _, lo, hi = model.predict_interval(Xt, alpha)
+        cover = np.mean((yt >= lo) & (yt <= hi))
+        assert abs(cover - alpha) < 0.07, (alpha, cover)
+
+
+def test_out_of_domain_flags_far_points():
+    X, y = _data()
+    model = ConformalRegressor(make_regressor("extra_trees", 20), n_folds=3).fit(X, y)
+    _, outside = model.domain_distance(np.vstack([X[:5], X[:5] + 50]))
+    assert not outside[:5].any() and outside[5:].all()
+
+
+def test_unknown_kind_is_an_error():
+    with pytest.raises(ValueError, match="unknown model kind 'svm'"):
+        make_regressor("svm")  # type: ignore[arg-type]
+
+
+def test_saved_model_is_verified_before_loading(tmp_path):
+    X, y = _data(60)
+    model = ConformalRegressor(make_regressor("extra_trees", 10), n_folds=3).fit(X, y)
+    schema = FeatureSchema("composition", ("a", "b", "c", "d"), "1")
+    save_model(tmp_path / "m", model, schema, {"note": "test"})
+    loaded = load_model(tmp_path / "m")
+    np.testing.assert_allclose(loaded.estimator.predict(X), model.predict(X))
+    assert loaded.schema == schema
+    with open(tmp_path / "m" / "model.joblib", "ab") as fh:
+        fh.write(b"tampered")
+    with pytest.raises(ModelLoadError, match=r"does not match.*Refusing to unpickle"):
+        load_model(tmp_path / "m")
+
+
+def test_missing_model_dir_is_clear(tmp_path):
+    with pytest.raises(ModelLoadError, match="not a miscreen model directory"):
+        load_model(tmp_path)

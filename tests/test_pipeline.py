@@ -1,0 +1,160 @@
+"""End to end: a small configured run writes every output, deterministically, and bad
+input rows end up in failures.csv instead of stopping the run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from miscreen.cli import app
+
+SMALL = """
+run_name: {name}
+seed: 0
+results_dir: {root}/results
+models_dir: {root}/models
+features: {{preset: composition}}
+model: {{kind: extra_trees, n_estimators: 40, cv_folds: 3}}
+candidates:
+  - kind: pymatgen
+  - kind: csv
+    path: {root}/cands.csv
+screen: {{top_k: 5}}
+"""
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run")
+    (root / "cands.csv").write_text(
+        "id,composition,structure\n"
+        "ok1,Li6PS5Cl,\n"
+        "bad-formula,Li3(Mo8S8O8(OH)8(HWO5(H2O)))*(H2O)18,\n"
+        "no-li,NaCl,\n"
+        "missing-cif,,nowhere.cif\n"
+    )
+    runner = CliRunner()
+    outputs = []
+    for name in ("a", "b"):
+        cfg = root / f"{name}.yaml"
+        cfg.write_text(SMALL.format(name=name, root=root))
+        result = runner.invoke(app, ["run", str(cfg)])
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        outputs.append(root / "results" / name)
+    return root, outputs
+
+
+def test_run_writes_every_output(small_run):
+    _, (run, _) = small_run
+    for name in (
+        "candidates.csv",
+        "candidates.parquet",
+        "metrics.json",
+        "failures.csv",
+        "manifest.json",
+        "report.html",
+        "test_predictions.csv",
+    ):
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test_n"] == 121 and metrics["test_n_cif_subset"] == 67
+    assert metrics["cv_n"] == 478
+    for key in ("test_mae", "test_mae_cif_subset", "test_spearman", "test_r2", "cv_mae"):
+        assert 0 < abs(metrics[key]) < 5, key
+    manifest = json.loads((run / "manifest.json").read_text())
+    shas = {Path(e["path"]).name: e["sha256"] for e in manifest["stages"]["train"]["inputs"]}
+    assert shas["train.csv"].startswith("01d87779")
+    assert manifest["packages"]["scikit-learn"] and manifest["seed"] == 0
+    assert {"train", "screen", "run"} <= set(manifest["stages"])
+
+
+def test_candidates_ranked_with_reasons(small_run):
+    _, (run, _) = small_run
+    cands = pd.read_csv(run / "candidates.csv")
+    assert list(cands.columns[:6]) == [
+        "rank",
+        "id",
+        "source",
+        "formula",
+        "predicted_log10_sigma",
+        "uncertainty",
+    ]
+    ranked = cands[cands["rank"].notna()]
+    assert list(ranked["rank"]) == list(range(1, len(ranked) + 1))
+    assert ranked["predicted_log10_sigma"].is_monotonic_decreasing
+    assert (ranked["uncertainty"] > 0).all()
+    assert {"pymatgen:Li10GeP2S12", "ok1"} <= set(ranked["id"])
+    no_li = cands.set_index("id").loc["no-li"]
+    assert pd.isna(no_li["rank"]) and "lacks required element(s) Li" in no_li["excluded_reason"]
+
+
+def test_bad_rows_become_failures(small_run):
+    _, (run, _) = small_run
+    failures = pd.read_csv(run / "failures.csv").set_index("id")
+    assert "unparsable composition" in failures.loc["bad-formula", "reason"]
+    assert "cands.csv line 3" in failures.loc["bad-formula", "reason"]
+    assert "nowhere.cif does not exist" in failures.loc["missing-cif", "reason"]
+
+
+def test_same_config_and_seed_give_identical_candidates(small_run):
+    _, (a, b) = small_run
+    assert (a / "candidates.csv").read_bytes() == (b / "candidates.csv").read_bytes()
+
+
+def test_report_is_self_contained(small_run):
+    _, (run, _) = small_run
+    html = (run / "report.html").read_text()
+    assert "data:image/png;base64," in html and "Therrien" in html
+    assert "<script src=" not in html and "<link " not in html
+    assert "Li20.2Ge2.06P3.94S24" in html  # pymatgen's disordered LGPS cell is in the top table
+
+
+def test_train_on_csv_and_predict(small_run, tmp_path):
+    root, _ = small_run
+    rows = ["composition,log10_sigma"] + [
+        f"Li{n}P{m}S{n + 2},{-3 - 0.1 * n - 0.2 * m}" for n in range(1, 9) for m in range(1, 4)
+    ]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\nXx,1\n")
+    runner = CliRunner()
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(tmp_path / "train.csv"),
+            "--out",
+            str(tmp_path / "m"),
+            "--preset",
+            "composition",
+        ],
+    )
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert (tmp_path / "m" / "composition" / "model.json").is_file()
+    res = runner.invoke(
+        app,
+        [
+            "predict",
+            "--model",
+            str(tmp_path / "m"),
+            "--input",
+            str(root / "cands.csv"),
+            "--out",
+            str(tmp_path / "p.csv"),
+        ],
+    )
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    pred = pd.read_csv(tmp_path / "p.csv").set_index("id")
+    assert pred.loc["ok1", "predicted_log10_sigma"] < -2
+    assert pred.loc["ok1", "model"] == "composition"
+    assert "skipped bad-formula" in res.output
+
+
+def test_cli_reports_config_errors(tmp_path):
+    cfg = tmp_path / "x.yaml"
+    cfg.write_text("run_nam: typo\n")
+    res = CliRunner().invoke(app, ["run", str(cfg)])
+    assert res.exit_code == 2 and "unknown key 'run_nam'" in res.output
