@@ -371,25 +371,9 @@ def screen_stage(cfg: Config) -> pd.DataFrame:
 
 def report_stage(cfg: Config) -> Path:
     """Render ``report.html`` from the run folder's files."""
-    from miscreen.report import write_report
+    from miscreen.report import build_report
 
-    run_dir = cfg.run_dir
-    candidates = store.read_table(run_dir / CANDIDATES_PARQUET)
-    metrics = store.read_json(run_dir / METRICS) if (run_dir / METRICS).exists() else {}
-    test_path = run_dir / TEST_PREDICTIONS
-    test_pred = store.read_table(test_path) if test_path.exists() else None
-    failures = store.read_table(run_dir / FAILURES)
-    manifest = store.read_json(run_dir / MANIFEST)
-    html = write_report(
-        run_name=cfg.run_name,
-        metrics={k: v for k, v in metrics.items() if not isinstance(v, dict)},
-        test_predictions=test_pred,
-        candidates=candidates,
-        n_failures=len(failures),
-        provenance=manifest,
-        top_k=cfg.screen.top_k,
-    )
-    return store.write_text(run_dir / REPORT, html)
+    return build_report(cfg.run_dir, top_k=cfg.screen.top_k)
 
 
 def run(cfg: Config, config_path: Path | None = None) -> Path:

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from miscreen.cli import screen as screen_cli
+from miscreen.cli.common import ConfigArg, load_config_or_exit
 from miscreen.cli.fetch import app as fetch_app
 
 app = typer.Typer(
@@ -16,10 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(fetch_app, name="fetch")
-
-ConfigArg = Annotated[
-    Path, typer.Argument(help="YAML run configuration, e.g. configs/default.yaml")
-]
+screen_cli.register(app)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -32,16 +31,6 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _config(path: Path):
-    from miscreen.config import ConfigError, load_config
-
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(2) from None
-
-
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False):
     _setup_logging(verbose)
@@ -52,7 +41,7 @@ def run(config: ConfigArg) -> None:
     """Run every stage (train, evaluate, screen, report) into results/<run_name>/."""
     from miscreen.pipeline import run as run_all
 
-    out = run_all(_config(config), config)
+    out = run_all(load_config_or_exit(config), config)
     typer.echo(f"wrote {out}/ (candidates.csv, metrics.json, report.html, ...)")
 
 
@@ -97,17 +86,8 @@ def train(
         return
     if config is None:
         raise typer.BadParameter("give a CONFIG or --data FILE --out DIR")
-    metrics = pipeline.train_stage(_config(config))
+    metrics = pipeline.train_stage(load_config_or_exit(config))
     typer.echo({k: v for k, v in metrics.items() if not isinstance(v, dict)})
-
-
-@app.command()
-def screen(config: ConfigArg) -> None:
-    """Predict and rank the configured candidates with the run's trained models."""
-    from miscreen.pipeline import screen_stage
-
-    ranked = screen_stage(_config(config))
-    typer.echo(f"ranked {int(ranked['rank'].notna().sum())} of {len(ranked)} candidates")
 
 
 @app.command()
@@ -115,7 +95,7 @@ def report(config: ConfigArg) -> None:
     """Render results/<run_name>/report.html from the run's outputs."""
     from miscreen.pipeline import report_stage
 
-    typer.echo(f"wrote {report_stage(_config(config))}")
+    typer.echo(f"wrote {report_stage(load_config_or_exit(config))}")
 
 
 @app.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 
 import jinja2
 import matplotlib
@@ -12,6 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
+from miscreen import store
 
 PUBLISHED_BASELINES = {
     "random forest (OBELiX paper), all 121 test rows": 1.54,
@@ -167,6 +170,26 @@ def write_report(
         n_failures=n_failures,
         citations=CITATIONS,
     )
+
+
+def build_report(run_dir: Path, top_k: int = 25) -> Path:
+    """Read a run folder's outputs and write its ``report.html`` (atomically)."""
+    run_dir = Path(run_dir)
+    candidates = store.read_table(run_dir / "candidates.parquet")
+    metrics_path = run_dir / "metrics.json"
+    metrics = store.read_json(metrics_path) if metrics_path.exists() else {}
+    test_path = run_dir / "test_predictions.csv"
+    manifest = store.read_json(run_dir / "manifest.json")
+    html = write_report(
+        run_name=run_dir.name,
+        metrics={k: v for k, v in metrics.items() if not isinstance(v, dict)},
+        test_predictions=store.read_table(test_path) if test_path.exists() else None,
+        candidates=candidates,
+        n_failures=len(store.read_table(run_dir / "failures.csv")),
+        provenance=manifest,
+        top_k=top_k,
+    )
+    return store.write_text(run_dir / "report.html", html)
 
 
 def _count_key(metric: str) -> str:
