@@ -19,7 +19,9 @@ class _Strict(BaseModel):
 class ObelixSource(_Strict):
     kind: Literal["obelix"] = "obelix"
     split: Literal["all", "train", "test"] = "test"
+    families: tuple[str, ...] = ()  # keep only these families (empty: all)
     exclude_families: tuple[str, ...] = ()
+    require_structure: bool = False  # keep only rows with a CIF
 
 
 class PymatgenSource(_Strict):
@@ -86,6 +88,8 @@ class ScreenConfig(_Strict):
     min_band_gap: float | None = Field(default=None, ge=0)
     max_sites: int | None = Field(default=None, ge=1)
     score: Literal["mean", "lower", "upper"] = "mean"
+    # subtract weight x (normalised Herfindahl-Hirschman supply risk, 0..1) from the score
+    supply_risk_weight: float = Field(default=0.0, ge=0)
 
 
 class Config(_Strict):

@@ -69,11 +69,19 @@ def _obelix_inputs(split: str) -> list[dict]:
     ]
 
 
-def load_obelix_split(split: str, exclude_families: tuple[str, ...] = ()) -> Loaded:
+def load_obelix_split(
+    split: str,
+    exclude_families: tuple[str, ...] = (),
+    families: tuple[str, ...] = (),
+    require_structure: bool = False,
+) -> Loaded:
     records, failures = load_obelix(split)  # type: ignore[arg-type]
-    if exclude_families:
-        records = records[~records[S.FAMILY].isin(exclude_families)].reset_index(drop=True)
-    return Loaded(records, failures, _obelix_inputs(split))
+    keep = ~records[S.FAMILY].isin(exclude_families)
+    if families:
+        keep &= records[S.FAMILY].isin(families)
+    if require_structure:
+        keep &= records[S.STRUCTURE].notna()
+    return Loaded(records[keep].reset_index(drop=True), failures, _obelix_inputs(split))
 
 
 def load_labelled(cfg: Config, split: str) -> Loaded:
@@ -88,7 +96,9 @@ def load_labelled(cfg: Config, split: str) -> Loaded:
 def load_source(source: CandidateSource) -> Loaded:
     """One candidate source of the config -> records."""
     if isinstance(source, ObelixSource):
-        loaded = load_obelix_split(source.split, source.exclude_families)
+        loaded = load_obelix_split(
+            source.split, source.exclude_families, source.families, source.require_structure
+        )
         drop = [S.TARGET, S.CENSORED, "censor_bound"]
         return Loaded(loaded.records.drop(columns=drop), loaded.failures, loaded.inputs)
     if isinstance(source, PymatgenSource):
