@@ -6,7 +6,7 @@ Unknown keys and bad values are errors that name the key and the file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -92,6 +92,40 @@ class ScreenConfig(_Strict):
     supply_risk_weight: float = Field(default=0.0, ge=0)
 
 
+class SlurmConfig(_Strict):
+    """Resources of the ``miscreen slurm submit`` job array and its merge job."""
+
+    shards: int = Field(default=10, ge=1)  # array size: one shard per array task
+    max_parallel: int | None = Field(default=None, ge=1)  # at most this many tasks at once
+    partition: str | None = None
+    account: str | None = None
+    time: str = "04:00:00"
+    cpus_per_task: int = Field(default=1, ge=1)
+    mem: str = "4G"
+    merge_time: str = "01:00:00"
+    merge_mem: str = "8G"
+    extra_sbatch: tuple[str, ...] = ()  # more options, e.g. "--qos=normal"
+    setup: tuple[str, ...] = ()  # shell lines run first, e.g. "module load python/3.11"
+
+
+class DaskConfig(_Strict):
+    """Where ``--backend dask`` runs: a running scheduler, or a dask-jobqueue SLURMCluster."""
+
+    scheduler: str | None = None  # e.g. tcp://10.0.0.5:8786
+    jobqueue: dict[str, Any] | None = None  # dask_jobqueue.SLURMCluster keyword arguments
+    jobs: int = Field(default=1, ge=1)  # SLURMCluster jobs to start (cluster.scale(jobs=...))
+    chunks_per_worker: int = Field(default=2, ge=1)  # chunks in flight per worker thread
+
+
+class BatchConfig(_Strict):
+    """Sharded, chunked screening: chunk size, default backend, SLURM and Dask settings."""
+
+    chunk_size: int = Field(default=1000, ge=1)  # candidates per checkpointed chunk
+    backend: Literal["local", "dask"] = "local"
+    slurm: SlurmConfig = SlurmConfig()
+    dask: DaskConfig = DaskConfig()
+
+
 class Config(_Strict):
     run_name: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = 0
@@ -102,6 +136,7 @@ class Config(_Strict):
     model: ModelConfig = ModelConfig()
     candidates: tuple[CandidateSource, ...] = (ObelixSource(), PymatgenSource())
     screen: ScreenConfig = ScreenConfig()
+    batch: BatchConfig = BatchConfig()
 
     @property
     def run_dir(self) -> Path:
