@@ -31,6 +31,7 @@ __all__ = [
     "featurize_records",
     "featurize_table",
     "featurize_to_parquet",
+    "read_schema",
     "resolve_jobs",
 ]
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
-from pymatgen.core import Composition
+from pymatgen.core import Composition, Element
 
 from miscreen import schema as S
 from miscreen.featurize import registry
@@ -163,6 +163,9 @@ def _entry(task: Task) -> Entry:
         raise ValueError(f"unparsable composition {task.composition!r}: {exc}") from exc
     if comp.num_atoms <= 0:
         raise ValueError(f"composition {task.composition!r} has no atoms")
+    unknown = [str(el) for el in comp.elements if not Element.is_valid_symbol(str(el))]
+    if unknown:
+        raise ValueError(f"unparsable composition {task.composition!r}: unknown {unknown}")
     entry = Entry(comp, task.structure, task.spacegroup, task.lattice, task.z)
     if entry.structure is not None and len(entry.structure) > MAX_SITES:
         raise ValueError(f"structure has {len(entry.structure)} sites (> {MAX_SITES}); too large")
