@@ -1,0 +1,144 @@
+"""Where chunks are predicted: in this process (``local``) or on a Dask cluster (``dask``).
+
+The unit of work is :func:`predict_chunk`: records in, predictions (without the structure
+column) and failures out. Dask workers load the model directory themselves, once per worker
+process (models are sha256-verified joblib files), so only records travel over the network.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+from miscreen import pipeline
+from miscreen import schema as S
+from miscreen.config import DaskConfig
+from miscreen.screen import LOWER, OUT_OF_DOMAIN, PRED, UNCERTAINTY, UPPER
+from miscreen.train.persist import SavedModel
+
+log = logging.getLogger(__name__)
+
+PREDICTION_COLUMNS = (PRED, LOWER, UPPER, UNCERTAINTY, "domain_distance", OUT_OF_DOMAIN, "model")
+
+ChunkResult = tuple[int, pd.DataFrame, pd.DataFrame]
+
+_MODELS: dict[tuple[str, int], dict[str, SavedModel]] = {}
+
+
+def cached_models(model_dir: str) -> dict[str, SavedModel]:
+    """The run's models, loaded once per process (reloaded when ``routing.json`` changes)."""
+    path = Path(model_dir)
+    marker = path / pipeline.COMPOSITION_MODEL / "model.json"
+    key = (str(path.resolve()), marker.stat().st_mtime_ns if marker.exists() else 0)
+    if key not in _MODELS:
+        _MODELS.clear()
+        _MODELS[key] = pipeline.load_models(path)
+    return _MODELS[key]
+
+
+def predict_chunk(
+    model_dir: str, records: pd.DataFrame, interval: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predict one chunk -> (records without structures + prediction columns, failures)."""
+    predicted, failures = pipeline.predict_records(cached_models(model_dir), records, interval)
+    base = [c for c in records.columns if c != S.STRUCTURE]
+    extra = [c for c in predicted.columns if c not in base and c not in PREDICTION_COLUMNS]
+    columns = base + list(PREDICTION_COLUMNS) + [c for c in extra if c != S.STRUCTURE]
+    return predicted.reindex(columns=columns), failures.reset_index(drop=True)
+
+
+class Backend(Protocol):
+    """Maps :func:`predict_chunk` over numbered chunks; results may come in any order."""
+
+    def map(self, chunks: Iterator[tuple[int, pd.DataFrame]]) -> Iterator[ChunkResult]: ...
+
+
+class LocalBackend:
+    """Chunks one after another in this process (featurization honours SLURM_CPUS_PER_TASK)."""
+
+    def __init__(self, model_dir: Path, interval: float) -> None:
+        self.model_dir = str(Path(model_dir).resolve())
+        self.interval = interval
+
+    def map(self, chunks: Iterator[tuple[int, pd.DataFrame]]) -> Iterator[ChunkResult]:
+        for k, records in chunks:
+            yield (k, *predict_chunk(self.model_dir, records, self.interval))
+
+
+class DaskBackend:
+    """Chunks on a Dask cluster, at most ``in_flight`` at once so memory stays bounded."""
+
+    def __init__(self, client: Any, model_dir: Path, interval: float, per_thread: int = 2) -> None:
+        self.client = client
+        self.model_dir = str(Path(model_dir).resolve())
+        self.interval = interval
+        self.per_thread = per_thread
+
+    def in_flight(self) -> int:
+        """Chunks to keep submitted: ``per_thread`` for every worker thread (at least 2)."""
+        threads = sum(self.client.nthreads().values())
+        return max(2, threads * self.per_thread)
+
+    def map(self, chunks: Iterator[tuple[int, pd.DataFrame]]) -> Iterator[ChunkResult]:
+        from distributed import as_completed
+
+        def submit(k: int, records: pd.DataFrame) -> Any:
+            key = f"miscreen-chunk-{k}-{uuid.uuid4().hex}"
+            return self.client.submit(
+                _numbered, k, self.model_dir, records, self.interval, key=key, pure=False
+            )
+
+        pending = as_completed()
+        for _ in range(self.in_flight()):
+            nxt = next(chunks, None)
+            if nxt is None:
+                break
+            pending.add(submit(*nxt))
+        for future in pending:
+            k, predicted, failures = future.result()
+            future.release()
+            nxt = next(chunks, None)
+            if nxt is not None:
+                pending.add(submit(*nxt))
+            yield k, predicted, failures
+
+
+def _numbered(k: int, model_dir: str, records: pd.DataFrame, interval: float) -> ChunkResult:
+    """:func:`predict_chunk` tagged with its chunk number (runs on a Dask worker)."""
+    return (k, *predict_chunk(model_dir, records, interval))
+
+
+@contextmanager
+def dask_client(settings: DaskConfig, scheduler: str | None = None) -> Iterator[Any]:
+    """A Dask client: ``scheduler`` (or ``batch.dask.scheduler``), else a dask-jobqueue
+    SLURMCluster built from ``batch.dask.jobqueue``; the cluster is closed afterwards."""
+    from distributed import Client
+
+    address = scheduler or settings.scheduler
+    if address:
+        with Client(address) as client:
+            yield client
+        return
+    if settings.jobqueue is None:
+        raise ValueError(
+            "--backend dask needs a scheduler: pass --scheduler ADDRESS, or set "
+            "batch.dask.scheduler or batch.dask.jobqueue (SLURMCluster arguments) in the config"
+        )
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError:
+        raise ImportError(
+            "batch.dask.jobqueue needs dask-jobqueue: pip install dask-jobqueue==0.9.0"
+        ) from None
+    with SLURMCluster(**settings.jobqueue) as cluster:
+        cluster.scale(jobs=settings.jobs)
+        with Client(cluster) as client:
+            log.info("dask-jobqueue SLURMCluster: %d job(s) asked for; %s", settings.jobs, cluster)
+            client.wait_for_workers(1)
+            yield client

@@ -1,0 +1,249 @@
+"""Screen one shard chunk by chunk with checkpoints, and merge finished shards into the
+outputs an unsharded run writes.
+
+Layout under ``results/<run>/shards/``::
+
+    shard-0003-of-0010.parts/chunk-000012.parquet  predictions of one chunk (checkpoint)
+    shard-0003-of-0010.parts/chunk-000012.failures.parquet
+    shard-0003-of-0010.parquet            the shard's predictions (no structures)
+    shard-0003-of-0010.failures.parquet   the shard's load and featurize failures
+    shard-0003-of-0010.json               written last: the shard is finished
+
+A shard whose ``.json`` carries the current run key (config, models, inputs, chunk size)
+is done and is skipped; a killed shard resumes from its chunk checkpoints; a shard made
+with other inputs or models is redone. Ranking is global, so only ``merge`` ranks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from miscreen import pipeline, store
+from miscreen import schema as S
+from miscreen.batch.backends import Backend
+from miscreen.batch.progress import ChunkProgress
+from miscreen.batch.shards import ShardSpec
+from miscreen.batch.sources import ShardPlan, fingerprint, iter_chunks, plan_shard
+from miscreen.config import Config
+from miscreen.screen import rank_candidates
+
+log = logging.getLogger(__name__)
+
+SHARDS = "shards"
+
+
+class ShardError(RuntimeError):
+    """Shards that cannot be merged; the message names them and the command to run."""
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """A finished shard: rows predicted, failures, and whether this call did the work."""
+
+    shard: ShardSpec
+    rows: int
+    failures: int
+    skipped: bool
+
+
+def shard_dir(cfg: Config) -> Path:
+    return cfg.run_dir / SHARDS
+
+
+def shard_paths(cfg: Config, shard: ShardSpec) -> dict[str, Path]:
+    """The files of one shard (see the module docstring)."""
+    base = shard_dir(cfg) / shard.name
+    return {
+        "parts": base.with_name(f"{shard.name}.parts"),
+        "table": base.with_name(f"{shard.name}.parquet"),
+        "failures": base.with_name(f"{shard.name}.failures.parquet"),
+        "done": base.with_name(f"{shard.name}.json"),
+    }
+
+
+def model_digest(cfg: Config) -> dict[str, str]:
+    """sha256 of every model the run uses (loading verifies them)."""
+    return {n: m.meta["model_sha256"] for n, m in pipeline.load_models(cfg.model_dir).items()}
+
+
+def run_key(cfg: Config, shard_count: int, models: dict[str, str], inputs: list[dict]) -> str:
+    """What makes shard outputs valid: candidates, inputs, models, interval, chunk cut."""
+    blob = {
+        "candidates": [c.model_dump(mode="json") for c in cfg.candidates],
+        "inputs": inputs,
+        "models": models,
+        "interval": cfg.model.interval,
+        "chunk_size": cfg.batch.chunk_size,
+        "shards": shard_count,
+    }
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _chunk_files(parts: Path, k: int) -> tuple[Path, Path]:
+    return parts / f"chunk-{k:06d}.parquet", parts / f"chunk-{k:06d}.failures.parquet"
+
+
+def _todo(
+    plan: ShardPlan, chunk_size: int, parts: Path, progress: ChunkProgress
+) -> Iterator[tuple[int, pd.DataFrame]]:
+    """Numbered chunks still to predict; checkpointed ones are counted and skipped."""
+    for k, chunk in enumerate(iter_chunks(plan, chunk_size)):
+        table, fails = _chunk_files(parts, k)
+        if table.exists() and fails.exists():
+            progress.advance(len(chunk), len(store.read_table(fails)), resumed=True)
+            continue
+        yield k, chunk
+
+
+def screen_shard(cfg: Config, shard: ShardSpec, backend: Backend) -> ShardResult:
+    """Predict every candidate the shard owns, checkpointing each chunk; idempotent."""
+    paths = shard_paths(cfg, shard)
+    models = model_digest(cfg)
+    key = run_key(cfg, shard.count, models, fingerprint(cfg))
+    if paths["done"].exists():
+        state = store.read_json(paths["done"])
+        if state.get("key") == key:
+            log.info("shard %s is already finished (%s); nothing to do", shard, paths["done"])
+            return ShardResult(shard, state["rows"], state["failures"], skipped=True)
+        log.warning("shard %s was made from other inputs or models: redoing it", shard)
+    _reset_if_stale(paths, key)
+    plan = plan_shard(cfg, shard)
+    chunk_size = cfg.batch.chunk_size
+    n_chunks = -(-plan.total // chunk_size)
+    with ChunkProgress(f"screen shard {shard}", plan.total, n_chunks) as progress:
+        for k, predicted, failures in backend.map(
+            _todo(plan, chunk_size, paths["parts"], progress)
+        ):
+            table, fails = _chunk_files(paths["parts"], k)
+            store.write_table(failures, fails)
+            store.write_table(predicted, table)
+            progress.advance(len(predicted), len(failures))
+    return _finish_shard(cfg, shard, plan, key, models, n_chunks)
+
+
+def _reset_if_stale(paths: dict[str, Path], key: str) -> None:
+    """Drop checkpoints and outputs written under another run key; record the current key."""
+    parts = paths["parts"]
+    marker = parts / "key.txt"
+    if parts.exists() and (not marker.exists() or marker.read_text().strip() != key):
+        shutil.rmtree(parts)
+    for name in ("done", "table", "failures"):
+        paths[name].unlink(missing_ok=True)
+    parts.mkdir(parents=True, exist_ok=True)
+    if not marker.exists():
+        store.write_text(marker, key + "\n")
+
+
+def _finish_shard(
+    cfg: Config, shard: ShardSpec, plan: ShardPlan, key: str, models: dict, n_chunks: int
+) -> ShardResult:
+    """Join the chunk checkpoints into the shard's table; the ``.json`` goes last."""
+    paths = shard_paths(cfg, shard)
+    tables, fails = [], [plan.failures]
+    for k in range(n_chunks):
+        table, failures = _chunk_files(paths["parts"], k)
+        tables.append(store.read_table(table))
+        fails.append(store.read_table(failures))
+    predicted = _concat(tables)
+    failures = _concat(fails) if any(len(f) for f in fails) else S.empty_failures()
+    store.write_table(predicted, paths["table"])
+    store.write_table(failures.reset_index(drop=True), paths["failures"])
+    state = {
+        "shard": str(shard),
+        "index": shard.index,
+        "count": shard.count,
+        "key": key,
+        "rows": len(predicted),
+        "failures": len(failures),
+        "chunks": n_chunks,
+        "chunk_size": cfg.batch.chunk_size,
+        "columns": plan.columns,
+        "inputs": plan.inputs,
+        "model_sha256": models,
+        "finished_at": store.now_utc(),
+    }
+    store.write_json(paths["done"], state)
+    shutil.rmtree(paths["parts"], ignore_errors=True)
+    log.info("shard %s: %d candidates predicted, %d failures", shard, len(predicted), len(failures))
+    return ShardResult(shard, len(predicted), len(failures), skipped=False)
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f.columns)]
+    nonempty = [f for f in frames if len(f)] or frames[:1]
+    return pd.concat(nonempty, ignore_index=True) if nonempty else pd.DataFrame()
+
+
+def finished_shards(cfg: Config, count: int | None = None) -> list[dict]:
+    """The states of a complete set of finished shards that match the current run.
+
+    Raises :class:`ShardError` naming the missing or stale shards and what to run.
+    """
+    states = [store.read_json(p) for p in sorted(shard_dir(cfg).glob("shard-*-of-*.json"))]
+    counts = sorted({s["count"] for s in states} if count is None else {count})
+    if not counts:
+        raise ShardError(
+            f"no finished shards in {shard_dir(cfg)}: run `miscreen screen CONFIG --shard i/N` "
+            f"for every i (or `miscreen slurm submit CONFIG`) first"
+        )
+    plan_inputs = fingerprint(cfg)
+    models = model_digest(cfg)
+    problems = []
+    for n in counts:
+        key = run_key(cfg, n, models, plan_inputs)
+        good = {s["index"]: s for s in states if s["count"] == n and s["key"] == key}
+        missing = [i for i in range(n) if i not in good]
+        if not missing:
+            return [good[i] for i in range(n)]
+        stale = [s["index"] for s in states if s["count"] == n and s["key"] != key]
+        problems.append(
+            f"{n} shards: missing {_span(missing)}"
+            + (f" (shards {_span(stale)} were made from other inputs or models)" if stale else "")
+        )
+    raise ShardError(
+        f"cannot merge {shard_dir(cfg)}: "
+        + "; ".join(problems)
+        + ". Run `miscreen screen CONFIG --shard i/N` for each missing i, then merge again"
+    )
+
+
+def _span(ids: list[int]) -> str:
+    return ", ".join(map(str, ids[:10])) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+
+
+def merge_shards(cfg: Config, count: int | None = None) -> pd.DataFrame:
+    """Rank the shards' predictions together and write what ``screen_stage`` writes."""
+    states = finished_shards(cfg, count)
+    tables, failures = [], []
+    for state in states:
+        paths = shard_paths(cfg, ShardSpec(state["index"], state["count"]))
+        tables.append(store.read_table(paths["table"]))
+        failures.append(store.read_table(paths["failures"]))
+    predicted = _concat(tables)
+    ranked = rank_candidates(predicted, pipeline.screen_filters(cfg), cfg.screen.score)
+    lead = ["rank", S.ID, S.SOURCE, S.FORMULA, "predicted_log10_sigma", "uncertainty"]
+    columns = lead + [c for c in ranked.columns if c not in lead and c != S.STRUCTURE]
+    store.write_table(ranked[columns], cfg.run_dir / pipeline.CANDIDATES_CSV)
+    store.write_table(ranked[columns], cfg.run_dir / pipeline.CANDIDATES_PARQUET)
+    pipeline._write_failures(cfg.run_dir, "screen", pd.concat(failures, ignore_index=True))
+    pipeline._update_manifest(
+        cfg,
+        "screen",
+        {
+            "inputs": pipeline._unique(states[0]["inputs"]),
+            "model_sha256": states[0]["model_sha256"],
+            "candidates": len(ranked),
+            "ranked": int(ranked["rank"].notna().sum()),
+            "shards": len(states),
+            "chunk_size": states[0]["chunk_size"],
+        },
+    )
+    return ranked
