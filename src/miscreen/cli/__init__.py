@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from miscreen.cli import screen as screen_cli
+from miscreen.cli.case import app as case_app
 from miscreen.cli.common import ConfigArg, load_config_or_exit
 from miscreen.cli.fetch import app as fetch_app
 
@@ -18,6 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(fetch_app, name="fetch")
+app.add_typer(case_app, name="case")
 screen_cli.register(app)
 
 

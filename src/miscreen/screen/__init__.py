@@ -10,6 +10,17 @@ import pandas as pd
 from pymatgen.core import Composition
 
 from miscreen import schema as S
+from miscreen.screen.criteria import (
+    COST,
+    LI_FRACTION,
+    NSITES,
+    PARETO,
+    PARETO_OBJECTIVES,
+    SUPPLY_DRIVER,
+    SUPPLY_RISK,
+    add_criteria,
+    pareto_front,
+)
 
 PRED = "predicted_log10_sigma"
 LOWER = "lower"
@@ -28,6 +39,7 @@ class Filters:
     max_e_above_hull: float | None = None
     min_band_gap: float | None = None
     max_sites: int | None = None
+    min_li_fraction: float | None = None  # atomic fraction of Li, 0..1
 
 
 def predict_frame(estimator, features: pd.DataFrame, interval: float) -> pd.DataFrame:
@@ -63,6 +75,9 @@ def exclusion_reason(row: pd.Series, filters: Filters) -> str:
     banned = sorted(elements & set(filters.exclude_elements))
     if banned:
         return f"contains excluded element(s) {', '.join(banned)}"
+    li = _num(row.get(LI_FRACTION))
+    if filters.min_li_fraction is not None and math.isfinite(li) and li < filters.min_li_fraction:
+        return f"Li fraction {li:.3f} < min_li_fraction {filters.min_li_fraction}"
     e_hull = _num(row.get(S.E_HULL))
     if filters.max_e_above_hull is not None and math.isfinite(e_hull):
         if e_hull > filters.max_e_above_hull:
@@ -70,22 +85,33 @@ def exclusion_reason(row: pd.Series, filters: Filters) -> str:
     gap = _num(row.get(S.BAND_GAP))
     if filters.min_band_gap is not None and math.isfinite(gap) and gap < filters.min_band_gap:
         return f"band_gap {gap:.2f} < {filters.min_band_gap} eV"
-    nsites = _num(row.get("nsites"))
+    nsites = _num(row.get(NSITES))
     if filters.max_sites is not None and math.isfinite(nsites) and nsites > filters.max_sites:
         return f"{int(nsites)} sites > max_sites {filters.max_sites}"
     return ""
 
 
-def rank_candidates(frame: pd.DataFrame, filters: Filters, score: str = "mean") -> pd.DataFrame:
-    """Add ``score``, ``excluded_reason`` and ``rank`` (1 = best; empty when excluded).
+def rank_candidates(
+    frame: pd.DataFrame,
+    filters: Filters,
+    score: str = "mean",
+    supply_risk_weight: float = 0.0,
+) -> pd.DataFrame:
+    """Add criteria columns, ``score``, ``excluded_reason``, ``rank`` (1 = best; empty when
+    excluded), ``pareto_optimal`` and ``why``.
 
     ``score`` is the prediction (``mean``), the interval's lower bound (``lower``: risk
-    averse) or its upper bound (``upper``: exploratory). Ties break by id, so the ranking
-    is deterministic.
+    averse) or its upper bound (``upper``: exploratory), minus ``supply_risk_weight`` x
+    supply risk (0..1). The Pareto front is taken over the ranked rows: conductivity (max),
+    energy above hull (min; unknown counts as worst) and supply risk (min). Ties break by
+    id, so the ranking is deterministic.
     """
-    column = {"mean": PRED, "lower": LOWER, "upper": UPPER}[score]
-    out = frame.copy()
-    out[SCORE] = out[column]
+    if score not in SCORE_COLUMNS:
+        raise ValueError(f"score must be one of {sorted(SCORE_COLUMNS)}, got {score!r}")
+    if supply_risk_weight < 0:
+        raise ValueError(f"supply_risk_weight must be >= 0, got {supply_risk_weight}")
+    out = add_criteria(frame)
+    out[SCORE] = out[SCORE_COLUMNS[score]] - supply_risk_weight * out[SUPPLY_RISK].fillna(0.0)
     reasons = out.apply(exclusion_reason, axis=1, filters=filters)
     no_pred = out[PRED].isna()
     reasons = reasons.where(~no_pred | (reasons != ""), "no prediction (see failures.csv)")
@@ -94,22 +120,47 @@ def rank_candidates(frame: pd.DataFrame, filters: Filters, score: str = "mean") 
     order = out.loc[eligible].sort_values([SCORE, S.ID], ascending=[False, True]).index
     out[RANK] = pd.array([pd.NA] * len(out), dtype="Int64")
     out.loc[order, RANK] = np.arange(1, len(order) + 1)
-    out["why"] = [_why(r) for _, r in out.iterrows()]
+    out[PARETO] = False
+    for col in PARETO_OBJECTIVES:
+        if col not in out:
+            out[col] = math.nan
+    out.loc[eligible, PARETO] = pareto_front(out.loc[eligible], PARETO_OBJECTIVES)
+    n_ranked = len(order)
+    out["why"] = [_why(r, score, supply_risk_weight, n_ranked) for _, r in out.iterrows()]
     return out.sort_values([RANK, S.ID], na_position="last").reset_index(drop=True)
 
 
-def _why(row: pd.Series) -> str:
+SCORE_COLUMNS = {"mean": PRED, "lower": LOWER, "upper": UPPER}
+
+
+def _why(row: pd.Series, score: str, weight: float, n_ranked: int) -> str:
+    """The main criteria values behind a row's place, or the filter that removed it."""
     if row.get(EXCLUDED):
         return f"excluded: {row[EXCLUDED]}"
-    if pd.isna(row.get(PRED)):
-        return ""
-    parts = [f"log10 sigma {row[PRED]:.2f} [{row[LOWER]:.2f}, {row[UPPER]:.2f}]"]
+    parts = [
+        f"rank {int(row[RANK])}/{n_ranked} by score {row[SCORE]:.2f} ({score}"
+        + (f" - {weight:g} x supply risk)" if weight else ")"),
+        f"log10 sigma {row[PRED]:.2f} [{row[LOWER]:.2f}, {row[UPPER]:.2f}]",
+    ]
     if bool(row.get(OUT_OF_DOMAIN)):
         parts.append("outside training domain")
-    for col, label in ((S.E_HULL, "E_hull"), (S.BAND_GAP, "gap")):
+    for col, label, fmt in (
+        (S.E_HULL, "E_hull", "{:.3f} eV/atom"),
+        (S.BAND_GAP, "gap", "{:.2f} eV"),
+        (SUPPLY_RISK, "supply risk", "{:.2f}"),
+        (COST, "cost", "{:.0f} USD/kg"),
+        (LI_FRACTION, "Li fraction", "{:.2f}"),
+    ):
         value = _num(row.get(col))
         if math.isfinite(value):
-            parts.append(f"{label} {value:.2f}")
+            text = fmt.format(value)
+            if col == SUPPLY_RISK and row.get(SUPPLY_DRIVER):
+                text += f" (mostly {row[SUPPLY_DRIVER]})"
+            parts.append(f"{label} {text}")
+        elif col == S.E_HULL:
+            parts.append("E_hull unknown")
+    if bool(row.get(PARETO)):
+        parts.append("Pareto-optimal")
     return "; ".join(parts)
 
 

@@ -1,0 +1,312 @@
+"""Rediscovering Li10GeP2S12 (LGPS): train with the LGPS family held out, screen a pool of
+Li structures from Materials Project snapshots plus the held-out entries, and see where
+LGPS lands.
+
+Two hold-outs: ``standard`` removes every OBELiX entry of family "LGPS"; ``strict`` also
+removes the thio-LISICON entries containing Ge, P and S (the Li(4-x)Ge(1-x)PxS4 series
+from which LGPS was found). Model settings come from the config, chosen by cross-validation
+on training data; nothing here is tuned on the LGPS result.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pymatgen.core import Composition
+
+from miscreen import pipeline, store
+from miscreen import schema as S
+from miscreen.config import Config
+from miscreen.screen import RANK, rank_candidates
+from miscreen.store.structures import DUPLICATE_OF, flag_cross_source_duplicates
+
+log = logging.getLogger(__name__)
+
+LGPS_FAMILY = "LGPS"
+THIO_LISICON = "thio-LISICON"
+GE_P_S = frozenset({"Ge", "P", "S"})
+MEASURED_SIGMA_S_CM = 0.012
+MEASURED_LOG10_SIGMA = math.log10(MEASURED_SIGMA_S_CM)
+MEASURED_SOURCE = "N. Kamaya et al., A lithium superionic conductor, Nat. Mater. 10, 682 (2011)"
+TARGETS = {"Ge": "Li10GeP2S12", "Si": "Li10SiP2S12", "Sn": "Li10SnP2S12"}
+REFERENCE_ID = "pymatgen:Li10GeP2S12"
+HOLDOUTS = ("standard", "strict")
+CASE_JSON = "case.json"
+STRICT_CANDIDATES = "candidates_strict.parquet"
+HELDOUT_PREDICTIONS = "heldout_predictions.csv"
+POOL_DUPLICATES = "pool_duplicates.csv"
+
+
+@dataclass
+class Screened:
+    """One hold-out's trained models, CV metrics, held-out predictions and ranked pool."""
+
+    name: str
+    metrics: dict
+    heldout: pd.DataFrame
+    ranked: pd.DataFrame
+    training_rows: int
+
+
+def elements_of(composition: object) -> frozenset[str]:
+    """Element symbols of a formula (empty when it does not parse)."""
+    try:
+        return frozenset(el.symbol for el in Composition(str(composition)).elements)
+    except Exception:
+        return frozenset()
+
+
+def holdout_mask(records: pd.DataFrame, strict: bool = False) -> pd.Series:
+    """True for labelled rows held out of training: the LGPS family, and under ``strict``
+    also thio-LISICON rows whose composition contains Ge, P and S."""
+    held = records[S.FAMILY].eq(LGPS_FAMILY)
+    if strict:
+        ge_p_s = records[S.COMPOSITION].map(lambda c: GE_P_S <= elements_of(c))
+        held |= records[S.FAMILY].eq(THIO_LISICON) & ge_p_s
+    return held.fillna(False).astype(bool)
+
+
+def matches_formula(composition: object, target: str, atol: float = 0.01) -> bool:
+    """Same elements as ``target`` and atomic fractions within ``atol`` (so slightly
+    off-stoichiometric or disordered cells of the same phase count)."""
+    try:
+        comp = Composition(str(composition)).fractional_composition
+    except Exception:
+        return False
+    goal = Composition(target).fractional_composition
+    if {e.symbol for e in comp.elements} != {e.symbol for e in goal.elements}:
+        return False
+    return all(abs(comp[el] - goal[el]) <= atol for el in goal.elements)
+
+
+def deduplicate_pool(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """-> (unique records, duplicates with ``duplicate_of``). A record is a duplicate when
+    pymatgen's StructureMatcher matches it to an earlier record of another source (cheap
+    prefilter: same reduced formula, similar volume per atom); records without a structure
+    are kept."""
+    flagged = flag_cross_source_duplicates(records.reset_index(drop=True))
+    dup = flagged[DUPLICATE_OF].notna()
+    return flagged[~dup].reset_index(drop=True), flagged[dup].reset_index(drop=True)
+
+
+def has_structure(records: pd.DataFrame) -> pd.Series:
+    """True where a row carries a structure."""
+    col = records.get(S.STRUCTURE, pd.Series(None, index=records.index))
+    return col.notna() & (col.astype(str) != "")
+
+
+def training_data(cfg: Config, strict: bool) -> tuple[pipeline.Loaded, pd.DataFrame]:
+    """-> (training rows with the hold-out removed, the held-out rows)."""
+    if cfg.data.train != "obelix":
+        raise ValueError("the LGPS case trains on OBELiX: set data.train to 'obelix'")
+    loaded = pipeline.load_obelix_split(cfg.data.train_split)
+    held = holdout_mask(loaded.records, strict) | loaded.records[S.FAMILY].isin(
+        cfg.data.exclude_families
+    )
+    train = pipeline.Loaded(
+        loaded.records[~held].reset_index(drop=True), loaded.failures, loaded.inputs
+    )
+    return train, loaded.records[held].reset_index(drop=True)
+
+
+def variant_config(cfg: Config, name: str) -> Config:
+    """The config of one hold-out: its own model directory (``models/<run>-<name>``)."""
+    if name == "standard":
+        return cfg
+    return cfg.model_copy(update={"run_name": f"{cfg.run_name}-{name}"})
+
+
+def screen_variant(cfg: Config, name: str, pool: pd.DataFrame) -> tuple[Screened, pd.DataFrame]:
+    """Train under one hold-out, predict its held-out rows and rank the pool."""
+    vcfg = variant_config(cfg, name)
+    train, heldout = training_data(cfg, strict=name == "strict")
+    models, cv, train_fail = pipeline.train_models(vcfg, train)
+    interval = cfg.model.interval
+    held_pred, held_fail = pipeline.predict_records(models, heldout, interval)
+    held_pred["has_structure"] = has_structure(held_pred)
+    predicted, pool_fail = pipeline.predict_records(models, pool, interval)
+    ranked = rank_candidates(
+        predicted,
+        pipeline.screen_filters(cfg),
+        cfg.screen.score,
+        cfg.screen.supply_risk_weight,
+    )
+    metrics = {
+        "cv_mae": cv[pipeline.COMPOSITION_MODEL]["cv_mae"],
+        "cv_n": cv[pipeline.COMPOSITION_MODEL]["cv_n"],
+        "routing": cv["routing"],
+        **pipeline.evaluate(held_pred, interval),
+    }
+    fails = pd.concat([train.failures, train_fail, held_fail, pool_fail], ignore_index=True)
+    return Screened(name, metrics, held_pred, ranked, len(train.records)), fails
+
+
+def rank_info(ranked: pd.DataFrame, row_id: str) -> dict:
+    """Rank, percentile (share of ranked rows at or above it) and prediction of one id."""
+    n = int(ranked[RANK].notna().sum())
+    rows = ranked[ranked[S.ID] == row_id]
+    if rows.empty or pd.isna(rows.iloc[0][RANK]):
+        reason = "" if rows.empty else str(rows.iloc[0].get("excluded_reason", ""))
+        return {"id": row_id, "rank": None, "excluded_reason": reason or "not in pool"}
+    r = rows.iloc[0]
+    return {
+        "id": row_id,
+        "formula": r[S.FORMULA],
+        "source": r[S.SOURCE],
+        "rank": int(r[RANK]),
+        "percentile": round(100.0 * int(r[RANK]) / n, 3),
+        "pred_log10_sigma": float(r["predicted_log10_sigma"]),
+        "interval": [float(r["lower"]), float(r["upper"])],
+        "out_of_domain": bool(r["out_of_domain"]),
+        "model": r["model"],
+    }
+
+
+def analogue_ranks(ranked: pd.DataFrame, formula: str) -> list[dict]:
+    """Every ranked-pool row whose composition matches ``formula``, best first."""
+    hits = ranked[ranked[S.COMPOSITION].map(lambda c: matches_formula(c, formula))]
+    return [rank_info(ranked, i) for i in hits.sort_values(RANK)[S.ID]]
+
+
+def variant_summary(v: Screened) -> dict:
+    """The case numbers of one hold-out."""
+    ref = rank_info(v.ranked, REFERENCE_ID)
+    interval = ref.get("interval")
+    return {
+        "training_rows": v.training_rows,
+        "heldout_rows": len(v.heldout),
+        "heldout_families": sorted(v.heldout[S.FAMILY].dropna().unique().tolist()),
+        "lgps": ref,
+        "lgps_covers_measured": bool(
+            interval is not None and interval[0] <= MEASURED_LOG10_SIGMA <= interval[1]
+        ),
+        "lgps_error": (
+            None if ref.get("rank") is None else ref["pred_log10_sigma"] - MEASURED_LOG10_SIGMA
+        ),
+        "analogues": {el: analogue_ranks(v.ranked, f) for el, f in TARGETS.items()},
+        "top20": top_rows(v.ranked, 20),
+        "metrics": v.metrics,
+    }
+
+
+def top_rows(ranked: pd.DataFrame, k: int) -> list[dict]:
+    """The top ``k`` ranked rows with the values that explain their place."""
+    cols = [RANK, S.ID, S.SOURCE, S.FORMULA, "predicted_log10_sigma", "lower", "upper", "why"]
+    top = ranked[ranked[RANK].notna()].head(k)[cols]
+    return [{c: _plain(v) for c, v in row.items()} for row in top.to_dict("records")]
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, np.integer | np.floating):
+        return value.item()
+    return None if value is pd.NA else value
+
+
+def case_summary(standard: Screened, strict: Screened, pool_size: int, n_dup: int) -> dict:
+    """``case.json``: the headline numbers first, then each hold-out in full."""
+    s, t = variant_summary(standard), variant_summary(strict)
+    lgps, slgps = s["lgps"], t["lgps"]
+    return {
+        "pool_size": pool_size,
+        "pool_ranked": int(standard.ranked[RANK].notna().sum()),
+        "pool_duplicates_removed": n_dup,
+        "reference_id": REFERENCE_ID,
+        "measured_log10_sigma": MEASURED_LOG10_SIGMA,
+        "measured_source": MEASURED_SOURCE,
+        "lgps_rank": lgps.get("rank"),
+        "lgps_percentile": lgps.get("percentile"),
+        "lgps_pred_log10_sigma": lgps.get("pred_log10_sigma"),
+        "lgps_interval": lgps.get("interval"),
+        "lgps_interval_covers_measured": s["lgps_covers_measured"],
+        "si_analogue_ranks": [a["rank"] for a in s["analogues"]["Si"]],
+        "sn_analogue_ranks": [a["rank"] for a in s["analogues"]["Sn"]],
+        "strict_lgps_rank": slgps.get("rank"),
+        "strict_lgps_percentile": slgps.get("percentile"),
+        "strict_lgps_pred_log10_sigma": slgps.get("pred_log10_sigma"),
+        "strict_lgps_interval": slgps.get("interval"),
+        "strict_lgps_interval_covers_measured": t["lgps_covers_measured"],
+        "strict_si_analogue_ranks": [a["rank"] for a in t["analogues"]["Si"]],
+        "strict_sn_analogue_ranks": [a["rank"] for a in t["analogues"]["Sn"]],
+        "standard": s,
+        "strict": t,
+    }
+
+
+def build_pool(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame, pipeline.Loaded]:
+    """-> (deduplicated pool, removed duplicates, everything loaded) from the config's
+    candidate sources; sources listed earlier win a duplicate."""
+    loaded = pipeline.load_candidates(cfg)
+    pool, dups = deduplicate_pool(loaded.records)
+    log.info("pool: %d records, %d cross-source duplicates removed", len(pool), len(dups))
+    return pool, dups, loaded
+
+
+def run_case(cfg: Config) -> dict:
+    """Run both hold-outs and write ``results/<run>/``: ranked pools, held-out predictions,
+    metrics, manifest, ``case.json`` and the report with its LGPS section."""
+    started = time.perf_counter()
+    run_dir = cfg.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    pool, dups, loaded = build_pool(cfg)
+    variants, failures = {}, [loaded.failures]
+    for name in HOLDOUTS:
+        variants[name], fails = screen_variant(cfg, name, pool)
+        failures.append(fails)
+    summary = case_summary(variants["standard"], variants["strict"], len(pool), len(dups))
+    summary["runtime_s"] = round(time.perf_counter() - started, 1)
+    write_outputs(cfg, variants, dups, pd.concat(failures, ignore_index=True), loaded, summary)
+    from miscreen.report import build_report
+
+    build_report(run_dir, top_k=cfg.screen.top_k)
+    return summary
+
+
+def write_outputs(
+    cfg: Config,
+    variants: dict[str, Screened],
+    dups: pd.DataFrame,
+    failures: pd.DataFrame,
+    loaded: pipeline.Loaded,
+    summary: dict,
+) -> None:
+    """Write the run folder in the layout ``miscreen.report`` reads."""
+    run_dir = cfg.run_dir
+    std, strict = variants["standard"], variants["strict"]
+    for ranked, name in ((std.ranked, pipeline.CANDIDATES_PARQUET), (strict.ranked, None)):
+        table = ranked.drop(columns=[S.STRUCTURE], errors="ignore")
+        store.write_table(table, run_dir / (name or STRICT_CANDIDATES))
+    table = std.ranked.drop(columns=[S.STRUCTURE], errors="ignore")
+    store.write_table(table, run_dir / pipeline.CANDIDATES_CSV)
+    keep = [S.ID, S.FORMULA, S.FAMILY, S.TARGET, S.CENSORED, "has_structure", "model",
+            "predicted_log10_sigma", "lower", "upper", "uncertainty", "out_of_domain"]  # fmt: skip
+    store.write_table(std.heldout[keep], run_dir / pipeline.TEST_PREDICTIONS)
+    both = pd.concat([v.heldout[keep].assign(holdout=v.name) for v in variants.values()])
+    store.write_table(both, run_dir / HELDOUT_PREDICTIONS)
+    dup_cols = [S.ID, S.SOURCE, S.FORMULA, DUPLICATE_OF]
+    store.write_table(dups.reindex(columns=dup_cols), run_dir / POOL_DUPLICATES)
+    failures = failures.drop_duplicates().reset_index(drop=True)
+    store.write_table(failures.reindex(columns=list(S.FAILURE_COLUMNS)), run_dir / "failures.csv")
+    metrics = {**std.metrics, "evaluation_set": "held-out LGPS family (standard hold-out)"}
+    store.write_json(run_dir / pipeline.METRICS, metrics)
+    store.write_json(run_dir / CASE_JSON, summary)
+    manifest = store.base_manifest(cfg.model_dump(mode="json"), cfg.seed)
+    manifest["stages"] = {
+        "case": {
+            "case": "lgps",
+            "inputs": list({e.get("path"): e for e in loaded.inputs}.values()),
+            "models": {v: str(variant_config(cfg, v).model_dir) for v in HOLDOUTS},
+            "finished_at": store.now_utc(),
+        }
+    }
+    store.write_json(run_dir / pipeline.MANIFEST, manifest)
+
+
+def case_section_path(run_dir: Path) -> Path:
+    """Where a run folder keeps its LGPS case summary."""
+    return Path(run_dir) / CASE_JSON
