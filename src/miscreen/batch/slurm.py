@@ -29,7 +29,9 @@ def miscreen_command() -> str:
     """How to call this installation's ``miscreen`` from a batch job."""
     exe = Path(sys.executable).with_name("miscreen")
     return (
-        shlex.quote(str(exe)) if exe.exists() else f"{shlex.quote(sys.executable)} -m miscreen.cli"
+        shlex.quote(str(exe))
+        if exe.exists()
+        else f"{shlex.quote(sys.executable)} -c 'from miscreen.cli import app; app()'"
     )
 
 
