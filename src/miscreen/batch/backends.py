@@ -48,9 +48,22 @@ def predict_chunk(
     """Predict one chunk -> (records without structures + prediction columns, failures)."""
     predicted, failures = pipeline.predict_records(cached_models(model_dir), records, interval)
     base = [c for c in records.columns if c != S.STRUCTURE]
-    extra = [c for c in predicted.columns if c not in base and c not in PREDICTION_COLUMNS]
-    columns = base + list(PREDICTION_COLUMNS) + [c for c in extra if c != S.STRUCTURE]
-    return predicted.reindex(columns=columns), failures.reset_index(drop=True)
+    known = {*base, *PREDICTION_COLUMNS, S.STRUCTURE}
+    extra = [c for c in predicted.columns if c not in known]
+    columns = base + list(PREDICTION_COLUMNS) + extra
+    predicted = _row_criteria(predicted.reindex(columns=[*columns, S.STRUCTURE]))
+    return predicted.drop(columns=[S.STRUCTURE]), failures.reset_index(drop=True)
+
+
+def _row_criteria(predicted: pd.DataFrame) -> pd.DataFrame:
+    """The screen stage's row-wise ranking criteria, computed while the structures are at
+    hand (e.g. site counts), so that merging needs no structures; ranking recomputes the
+    others in place and keeps these."""
+    try:
+        from miscreen.screen.criteria import add_criteria
+    except ImportError:  # a screen stage without structure-derived criteria
+        return predicted
+    return add_criteria(predicted)
 
 
 class Backend(Protocol):
