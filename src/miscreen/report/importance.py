@@ -1,0 +1,117 @@
+"""Permutation feature importances of a run's composition model on its evaluation rows.
+
+Computed at report time from the saved model (sha256-checked by ``load_model``) and the
+evaluation rows re-featurized with the model's own preset, then kept as
+``feature_importance.csv`` in the run folder so a re-render does not recompute them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from miscreen import schema as S
+from miscreen import store
+
+log = logging.getLogger(__name__)
+
+IMPORTANCE_CSV = "feature_importance.csv"
+
+
+def composition_model_dir(manifest: dict) -> Path | None:
+    """The composition model a run used, as its manifest records it (None if unknown)."""
+    stages = manifest.get("stages", {})
+    models = stages.get("train", {}).get("models") or {}
+    if "composition" in models:
+        return Path(models["composition"])
+    case_models = stages.get("case", {}).get("models") or {}
+    if "standard" in case_models:
+        return Path(case_models["standard"]) / "composition"
+    return None
+
+
+def feature_group(name: str) -> str:
+    """The group a feature is permuted with: one Magpie property (all its statistics), all
+    element fractions, the stoichiometry norms, the valence-electron features; any other
+    feature (cell, structure, Li-transport) alone."""
+    body = name.split(":", 1)[-1]
+    if body.startswith("MagpieData "):
+        return "Magpie " + body.split(" ", 2)[-1]
+    if name.startswith("comp:") and body.endswith("-norm"):
+        return "stoichiometry norms"
+    if name.startswith("comp:") and "valence electrons" in body:
+        return "valence electrons"
+    if name.startswith("comp:") and body.isalpha() and len(body) <= 2:
+        return "element fractions"
+    return name
+
+
+def permutation_table(
+    estimator: object, features: pd.DataFrame, y: np.ndarray, seed: int = 0, n_repeats: int = 3
+) -> pd.DataFrame:
+    """Increase in MAE when each feature group is shuffled (mean and std over repeats).
+
+    Grouping keeps correlated statistics of one property together, which makes the numbers
+    readable and cuts the predictions needed (about 40 groups instead of ~280 features).
+    """
+    X = features.to_numpy(float)
+    base = float(np.mean(np.abs(estimator.predict(X) - y)))  # type: ignore[attr-defined]
+    rng = np.random.default_rng(seed)
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(features.columns):
+        groups.setdefault(feature_group(str(name)), []).append(i)
+    rows = []
+    for group, cols in groups.items():
+        if np.isnan(X[:, cols]).all():
+            continue
+        scores = []
+        for _ in range(n_repeats):
+            Xp = X.copy()
+            Xp[:, cols] = X[rng.permutation(len(X))][:, cols]
+            pred = estimator.predict(Xp)  # type: ignore[attr-defined]
+            scores.append(float(np.mean(np.abs(pred - y))) - base)
+        rows.append((group, len(cols), float(np.mean(scores)), float(np.std(scores))))
+    table = pd.DataFrame(
+        rows, columns=["feature", "n_features", "importance_mean", "importance_std"]
+    )
+    return table.sort_values("importance_mean", ascending=False, ignore_index=True)
+
+
+def evaluation_records(test: pd.DataFrame) -> pd.DataFrame:
+    """The OBELiX records (all splits) of the run's evaluation rows, with their labels."""
+    from miscreen.fetch.obelix import load_obelix
+
+    records, _ = load_obelix("all", with_structures=False)
+    records = records[records[S.ID].isin(set(test[S.ID].astype(str)))]
+    return records.drop(columns=[S.TARGET]).merge(test[[S.ID, S.TARGET]], on=S.ID)
+
+
+def run_importances(run_dir: Path, manifest: dict, test: pd.DataFrame) -> pd.DataFrame | None:
+    """The run's importances: read from the run folder, else computed and saved there;
+    None (with the reason logged) when the run has no usable model or OBELiX rows."""
+    path = Path(run_dir) / IMPORTANCE_CSV
+    if path.exists():
+        return store.read_table(path)
+    model_dir = composition_model_dir(manifest)
+    if model_dir is None or not (model_dir / "model.json").is_file():
+        log.warning("no composition model recorded for %s: skipping importances", run_dir)
+        return None
+    from miscreen.featurize import featurize_records
+    from miscreen.train.persist import load_model
+
+    saved = load_model(model_dir)
+    records = evaluation_records(test)
+    if len(records) < 5:
+        log.warning("%d OBELiX evaluation rows: too few for importances", len(records))
+        return None
+    features, _, schema = featurize_records(records, saved.schema.preset)
+    saved.schema.check(schema)
+    y = records.set_index(S.ID).loc[features.index, S.TARGET].to_numpy(float)
+    table = permutation_table(saved.estimator, features, y, seed=int(manifest.get("seed", 0)))
+    table["model"] = str(model_dir)
+    table["rows"] = len(y)
+    store.write_table(table, path)
+    return table
