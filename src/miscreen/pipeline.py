@@ -22,11 +22,11 @@ from miscreen.config import (
     PymatgenSource,
     StoreSource,
 )
-from miscreen.featurize import featurize_records
+from miscreen.featurize import FeatureSchema, featurize_records
 from miscreen.fetch import local
 from miscreen.fetch.labels import apply_censoring
 from miscreen.fetch.obelix import load_obelix
-from miscreen.fetch.registry import DATASETS, fetch_file
+from miscreen.fetch.registry import DATASETS, data_dir, fetch_file
 from miscreen.screen import Filters, predict_frame, rank_candidates
 from miscreen.train.evaluate import coverage, regression_metrics
 from miscreen.train.fit import fit_conformal
@@ -159,9 +159,15 @@ def model_plan(cfg: Config) -> dict[str, str]:
     return plan
 
 
-def featurize(records: pd.DataFrame, preset: str, cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
-    features, failures, _ = featurize_records(records, preset)
-    return features, failures
+def feature_cache_dir() -> Path:
+    """Features are cached by structure fingerprint, featurizer and version: safe to share."""
+    return data_dir() / "cache" / "features"
+
+
+def featurize(
+    records: pd.DataFrame, preset: str, jobs: int | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, FeatureSchema]:
+    return featurize_records(records, preset, jobs=jobs, cache_dir=feature_cache_dir())
 
 
 def train_models(cfg: Config, train: Loaded) -> tuple[dict[str, SavedModel], dict, pd.DataFrame]:
@@ -178,12 +184,11 @@ def train_models(cfg: Config, train: Loaded) -> tuple[dict[str, SavedModel], dic
     oof: dict[str, pd.Series] = {}
     for name, preset in model_plan(cfg).items():
         rows = labelled if name == COMPOSITION_MODEL else labelled[_has_structure(labelled)]
-        features, fails = featurize(rows, preset, cfg)
+        features, fails, schema = featurize(rows, preset, cfg.features.jobs)
         failures.append(fails)
         labels = rows.set_index(S.ID).loc[features.index]
         estimator, cv = fit_conformal(features, labels, cfg.model, cfg.seed)
         oof[name] = pd.Series(np.abs(estimator.residuals_), index=features.index)
-        schema = featurize_records(rows.head(0), preset)[2]
         meta = {
             "model": name,
             "preset": preset,
@@ -239,7 +244,10 @@ def load_models(directory: Path) -> dict[str, SavedModel]:
 
 
 def predict_records(
-    models: dict[str, SavedModel], records: pd.DataFrame, interval: float
+    models: dict[str, SavedModel],
+    records: pd.DataFrame,
+    interval: float,
+    jobs: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Predict every record with the model its data allow -> (records + predictions, failures).
 
@@ -256,7 +264,7 @@ def predict_records(
         if name not in models or rows.empty:
             continue
         saved = models[name]
-        features, fails, schema = featurize_records(rows, saved.schema.preset)
+        features, fails, schema = featurize(rows, saved.schema.preset, jobs)
         saved.schema.check(schema)
         failures.append(fails)
         if features.empty:
@@ -310,7 +318,9 @@ def train_stage(cfg: Config) -> dict:
     inputs = list(train.inputs)
     if cfg.data.test_split is not None:
         test = load_labelled(cfg, cfg.data.test_split)
-        test_pred, test_fail = predict_records(models, test.records, cfg.model.interval)
+        test_pred, test_fail = predict_records(
+            models, test.records, cfg.model.interval, cfg.features.jobs
+        )
         failures += [test.failures, test_fail]
         inputs += test.inputs
         metrics |= evaluate(test_pred, cfg.model.interval)
@@ -359,7 +369,9 @@ def screen_stage(cfg: Config) -> pd.DataFrame:
     """Predict and rank the configured candidates with the run's saved models."""
     models = load_models(cfg.model_dir)
     cands = load_candidates(cfg)
-    predicted, cand_fail = predict_records(models, cands.records, cfg.model.interval)
+    predicted, cand_fail = predict_records(
+        models, cands.records, cfg.model.interval, cfg.features.jobs
+    )
     ranked = rank_candidates(predicted, screen_filters(cfg), cfg.screen.score)
     lead = ["rank", S.ID, S.SOURCE, S.FORMULA, "predicted_log10_sigma", "uncertainty"]
     columns = lead + [c for c in ranked.columns if c not in lead and c != S.STRUCTURE]
