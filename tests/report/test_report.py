@@ -1,0 +1,87 @@
+"""The HTML report of a small run: every section, figures as PNG and SVG, limited tables."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from miscreen import store
+from miscreen.report import write_report
+from tests.report.small_run import small_run
+
+FIGURES = ("parity", "residuals_by_family", "importance", "pareto")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return small_run(tmp_path_factory.getbasetemp() / "small-run")
+
+
+def test_report_has_every_section(run_dir):
+    html = (run_dir / "report.html").read_text()
+    for anchor in ("accuracy", "parity", "residuals", "importance", "top", "pareto"):
+        assert f'id="{anchor}"' in html, anchor
+    assert "Not available for this run" not in html  # importances were computed
+    assert "random forest (OBELiX paper), all 121 test rows" in html
+    for header in ("space group", "Li fraction", "pred. log10 σ [interval]", "supply risk"):
+        assert header in html, header
+    assert "Gaultois" in html and "Therrien" in html
+    assert "<script src=" not in html and "<link " not in html
+    assert html.count("data:image/png;base64,") == len(FIGURES)
+    assert 'id="lgps"' not in html  # not a case run
+
+
+def test_figures_saved_as_png_and_svg(run_dir):
+    for name in FIGURES:
+        png, svg = run_dir / "figures" / f"{name}.png", run_dir / "figures" / f"{name}.svg"
+        assert png.read_bytes()[:4] == b"\x89PNG", name
+        assert "<svg" in svg.read_text()[:2000], name
+
+
+def test_importances_are_grouped_and_saved(run_dir):
+    imp = store.read_table(run_dir / "feature_importance.csv")
+    assert imp["feature"].is_unique and len(imp) > 10
+    assert imp["feature"].str.startswith("Magpie ").sum() > 5
+    assert imp["importance_mean"].is_monotonic_decreasing
+    assert imp["importance_mean"].iloc[0] > 0  # shuffling the top group hurts the model
+
+
+def test_top_table_and_excluded_counts(run_dir):
+    html = (run_dir / "report.html").read_text()
+    cands = store.read_table(run_dir / "candidates.parquet")
+    ranked = cands[cands["rank"].notna()]
+    top = ranked.iloc[0]
+    assert f"{top['predicted_log10_sigma']:.2f} [{top['lower']:.2f}, {top['upper']:.2f}]" in html
+    assert "lacks required element(s) Li" in html  # NaCl's filter, in the exclusion counts
+    section = html.split('id="top"')[1].split("</table>")[0]
+    assert section.count("<tr>") == 1 + 5  # header + top_k
+
+
+def test_large_candidate_tables_stay_small(run_dir):
+    n = 20_000
+    rng = np.random.default_rng(0)
+    pred = rng.normal(-5, 2, n)
+    cands = pd.DataFrame(
+        {
+            "rank": np.arange(1, n + 1),
+            "id": [f"c{i}" for i in range(n)],
+            "formula": "Li3PS4",
+            "predicted_log10_sigma": np.sort(pred)[::-1],
+            "lower": np.sort(pred)[::-1] - 1,
+            "upper": np.sort(pred)[::-1] + 1,
+            "supply_risk": rng.uniform(0, 1, n),
+            "e_above_hull": rng.uniform(0, 0.3, n),
+            "pareto_optimal": rng.uniform(0, 1, n) < 0.001,
+            "excluded_reason": "",
+            "why": "x",
+        }
+    )
+    html = write_report(
+        run_name="big", metrics={}, test_predictions=None, candidates=cands,
+        n_failures=0, provenance={}, top_k=25,
+    )  # fmt: skip
+    assert len(re.findall(r"<tr>", html)) < 60
+    assert f"Top 25 candidates of {n}" in html
