@@ -341,12 +341,12 @@ def train_stage(cfg: Config) -> dict:
         ]
         store.write_table(test_pred[keep], run_dir / TEST_PREDICTIONS)
     store.write_json(run_dir / METRICS, metrics)
-    _write_failures(run_dir, "train", pd.concat(failures, ignore_index=True))
-    _update_manifest(
+    write_failures(run_dir, "train", pd.concat(failures, ignore_index=True))
+    update_manifest(
         cfg,
         "train",
         {
-            "inputs": _unique(inputs),
+            "inputs": unique_inputs(inputs),
             "models": {n: str(cfg.model_dir / n) for n in models},
             "model_sha256": {n: m.meta["model_sha256"] for n, m in models.items()},
             "training_rows": len(train.records),
@@ -372,18 +372,37 @@ def screen_stage(cfg: Config) -> pd.DataFrame:
     predicted, cand_fail = predict_records(
         models, cands.records, cfg.model.interval, cfg.features.jobs
     )
-    ranked = rank_candidates(predicted, screen_filters(cfg), cfg.screen.score)
+    return write_screen_outputs(
+        cfg,
+        predicted,
+        _concat(cands.failures, cand_fail),
+        {
+            "inputs": unique_inputs(cands.inputs),
+            "model_sha256": {n: m.meta["model_sha256"] for n, m in models.items()},
+        },
+    )
+
+
+def write_screen_outputs(
+    cfg: Config, predicted: pd.DataFrame, failures: pd.DataFrame, provenance: dict
+) -> pd.DataFrame:
+    """Rank predictions globally and write candidates.csv/.parquet, failures and manifest.
+
+    The one place screen outputs are written, for unsharded runs and for ``merge``.
+    """
+    ranked = rank_candidates(
+        predicted, screen_filters(cfg), cfg.screen.score, cfg.screen.supply_risk_weight
+    )
     lead = ["rank", S.ID, S.SOURCE, S.FORMULA, "predicted_log10_sigma", "uncertainty"]
     columns = lead + [c for c in ranked.columns if c not in lead and c != S.STRUCTURE]
     store.write_table(ranked[columns], cfg.run_dir / CANDIDATES_CSV)
     store.write_table(ranked[columns], cfg.run_dir / CANDIDATES_PARQUET)
-    _write_failures(cfg.run_dir, "screen", pd.concat([cands.failures, cand_fail]))
-    _update_manifest(
+    write_failures(cfg.run_dir, "screen", failures)
+    update_manifest(
         cfg,
         "screen",
         {
-            "inputs": _unique(cands.inputs),
-            "model_sha256": {n: m.meta["model_sha256"] for n, m in models.items()},
+            **provenance,
             "candidates": len(ranked),
             "ranked": int(ranked["rank"].notna().sum()),
         },
@@ -402,7 +421,7 @@ def run(cfg: Config, config_path: Path | None = None) -> Path:
     """Train, evaluate, screen and report; every output lands in ``results/<run_name>/``."""
     np.random.seed(cfg.seed)
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    _update_manifest(cfg, "run", {"config_path": str(config_path) if config_path else None})
+    update_manifest(cfg, "run", {"config_path": str(config_path) if config_path else None})
     train_stage(cfg)
     screen_stage(cfg)
     report_stage(cfg)
@@ -418,7 +437,7 @@ MANIFEST = "manifest.json"
 REPORT = "report.html"
 
 
-def _write_failures(run_dir: Path, stage: str, failures: pd.DataFrame) -> None:
+def write_failures(run_dir: Path, stage: str, failures: pd.DataFrame) -> None:
     """Keep each stage's failures and rewrite the union as ``failures.csv``."""
     failures = failures.drop_duplicates().reset_index(drop=True)
     store.write_table(failures, run_dir / "stages" / f"{stage}_failures.parquet")
@@ -429,7 +448,7 @@ def _write_failures(run_dir: Path, stage: str, failures: pd.DataFrame) -> None:
     store.write_table(union, run_dir / FAILURES)
 
 
-def _update_manifest(cfg: Config, stage: str, entry: dict) -> None:
+def update_manifest(cfg: Config, stage: str, entry: dict) -> None:
     path = cfg.run_dir / MANIFEST
     manifest = store.read_json(path) if path.exists() else {}
     base = store.base_manifest(cfg.model_dump(mode="json"), cfg.seed)
@@ -439,7 +458,7 @@ def _update_manifest(cfg: Config, stage: str, entry: dict) -> None:
     store.write_json(path, manifest)
 
 
-def _unique(entries: list[dict]) -> list[dict]:
+def unique_inputs(entries: list[dict]) -> list[dict]:
     seen, out = set(), []
     for e in entries:
         key = e.get("path")

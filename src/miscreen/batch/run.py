@@ -33,7 +33,6 @@ from miscreen.batch.progress import ChunkProgress
 from miscreen.batch.shards import ShardSpec
 from miscreen.batch.sources import ShardPlan, fingerprint, iter_chunks, plan_shard
 from miscreen.config import Config
-from miscreen.screen import rank_candidates
 
 log = logging.getLogger(__name__)
 
@@ -228,22 +227,14 @@ def merge_shards(cfg: Config, count: int | None = None) -> pd.DataFrame:
         tables.append(store.read_table(paths["table"]))
         failures.append(store.read_table(paths["failures"]))
     predicted = _concat(tables)
-    ranked = rank_candidates(predicted, pipeline.screen_filters(cfg), cfg.screen.score)
-    lead = ["rank", S.ID, S.SOURCE, S.FORMULA, "predicted_log10_sigma", "uncertainty"]
-    columns = lead + [c for c in ranked.columns if c not in lead and c != S.STRUCTURE]
-    store.write_table(ranked[columns], cfg.run_dir / pipeline.CANDIDATES_CSV)
-    store.write_table(ranked[columns], cfg.run_dir / pipeline.CANDIDATES_PARQUET)
-    pipeline._write_failures(cfg.run_dir, "screen", pd.concat(failures, ignore_index=True))
-    pipeline._update_manifest(
+    return pipeline.write_screen_outputs(
         cfg,
-        "screen",
+        predicted,
+        pd.concat(failures, ignore_index=True),
         {
-            "inputs": pipeline._unique(states[0]["inputs"]),
+            "inputs": pipeline.unique_inputs(states[0]["inputs"]),
             "model_sha256": states[0]["model_sha256"],
-            "candidates": len(ranked),
-            "ranked": int(ranked["rank"].notna().sum()),
             "shards": len(states),
             "chunk_size": states[0]["chunk_size"],
         },
     )
-    return ranked
