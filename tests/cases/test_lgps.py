@@ -172,6 +172,8 @@ def test_case_json_has_the_numbers(small_case):
     assert len(case["standard"]["top20"]) == 20 and case["standard"]["top20"][0]["why"]
     assert case["standard"]["heldout_rows"] == 36 and case["strict"]["heldout_rows"] == 44
     assert case["strict"]["training_rows"] == case["standard"]["training_rows"] - 8
+    in_pool = case["standard"]["heldout_family_in_pool"]
+    assert len(in_pool) == 12 and all(r["rank"] for r in in_pool)  # OBELiX LGPS with CIFs
     assert '"lgps_rank":' in output
 
 

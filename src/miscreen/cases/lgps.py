@@ -174,6 +174,13 @@ def analogue_ranks(ranked: pd.DataFrame, formula: str) -> list[dict]:
     return [rank_info(ranked, i) for i in hits.sort_values(RANK)[S.ID]]
 
 
+def family_ranks(ranked: pd.DataFrame, heldout: pd.DataFrame) -> list[dict]:
+    """Ranks of the held-out LGPS-family entries that are in the pool (those with CIFs)."""
+    family = heldout.loc[heldout[S.FAMILY].eq(LGPS_FAMILY), S.ID].astype(str)
+    hits = ranked[ranked[S.ID].astype(str).isin(set(family))].sort_values(RANK)
+    return [rank_info(ranked, i) for i in hits[S.ID]]
+
+
 def variant_summary(v: Screened) -> dict:
     """The case numbers of one hold-out."""
     ref = rank_info(v.ranked, REFERENCE_ID)
@@ -181,6 +188,8 @@ def variant_summary(v: Screened) -> dict:
     return {
         "training_rows": v.training_rows,
         "heldout_rows": len(v.heldout),
+        "heldout_rows_with_structure": int(v.heldout["has_structure"].astype(bool).sum()),
+        "heldout_ids": sorted(v.heldout[S.ID].astype(str)),
         "heldout_families": sorted(v.heldout[S.FAMILY].dropna().unique().tolist()),
         "lgps": ref,
         "lgps_covers_measured": bool(
@@ -190,6 +199,7 @@ def variant_summary(v: Screened) -> dict:
             None if ref.get("rank") is None else ref["pred_log10_sigma"] - MEASURED_LOG10_SIGMA
         ),
         "analogues": {el: analogue_ranks(v.ranked, f) for el, f in TARGETS.items()},
+        "heldout_family_in_pool": family_ranks(v.ranked, v.heldout),
         "top20": top_rows(v.ranked, 20),
         "metrics": v.metrics,
     }
