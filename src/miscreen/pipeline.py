@@ -152,7 +152,8 @@ def _has_structure(records: pd.DataFrame) -> pd.Series:
 
 
 def model_plan(cfg: Config) -> dict[str, str]:
-    """Model name -> feature preset. Structure-free rows always use the composition model."""
+    """Model name -> feature preset. Both models train on every labelled row: rows without
+    a structure simply have no position-based features (a constant the trees can split on)."""
     plan = {COMPOSITION_MODEL: "composition"}
     if cfg.features.preset != "composition":
         plan[STRUCTURE_MODEL] = cfg.features.preset
@@ -170,23 +171,26 @@ def featurize(
     return featurize_records(records, preset, jobs=jobs, cache_dir=feature_cache_dir())
 
 
-def train_models(cfg: Config, train: Loaded) -> tuple[dict[str, SavedModel], dict, pd.DataFrame]:
-    """Fit and save every model of the plan -> (models in use, cv metrics, failures).
+ROW_KINDS = ("structure_rows", "composition_rows")
+ROUTING = "routing.json"
 
-    The structure model is kept only when its grouped-CV error on the rows with structures
-    beats the composition model's out-of-fold error on those same rows: a choice made on
-    the training split alone, recorded in ``models/<run>/routing.json``.
+
+def train_models(cfg: Config, train: Loaded) -> tuple[dict[str, SavedModel], dict, pd.DataFrame]:
+    """Fit and save every model of the plan -> (model per row kind, cv metrics, failures).
+
+    Rows with a structure and rows without one are each served by the model with the lower
+    grouped-CV (out-of-fold) error on training rows of that kind: a choice made on the
+    training split alone, recorded in ``models/<run>/routing.json``.
     """
     labelled = apply_censoring(train.records, cfg.data.censored)
     failures = [S.empty_failures()]
-    models: dict[str, SavedModel] = {}
+    saved: dict[str, SavedModel] = {}
     metrics: dict = {}
     oof: dict[str, pd.Series] = {}
     for name, preset in model_plan(cfg).items():
-        rows = labelled if name == COMPOSITION_MODEL else labelled[_has_structure(labelled)]
-        features, fails, schema = featurize(rows, preset, cfg.features.jobs)
+        features, fails, schema = featurize(labelled, preset, cfg.features.jobs)
         failures.append(fails)
-        labels = rows.set_index(S.ID).loc[features.index]
+        labels = labelled.set_index(S.ID).loc[features.index]
         estimator, cv = fit_conformal(features, labels, cfg.model, cfg.seed)
         oof[name] = pd.Series(np.abs(estimator.residuals_), index=features.index)
         meta = {
@@ -201,46 +205,43 @@ def train_models(cfg: Config, train: Loaded) -> tuple[dict[str, SavedModel], dic
             "metrics": cv,
         }
         save_model(cfg.model_dir / name, estimator, schema, meta)
-        models[name] = load_model(cfg.model_dir / name)
+        saved[name] = load_model(cfg.model_dir / name)
         metrics[name] = cv
         log.info("%s model: %d rows, CV MAE %.3f", name, len(labels), cv["cv_mae"])
-    routing = {"structure_rows": COMPOSITION_MODEL}
-    if STRUCTURE_MODEL in oof:
-        ids = oof[STRUCTURE_MODEL].index.intersection(oof[COMPOSITION_MODEL].index)
-        errs = {n: float(oof[n].loc[ids].mean()) for n in (COMPOSITION_MODEL, STRUCTURE_MODEL)}
-        routing = {
-            "structure_rows": min(errs, key=lambda n: errs[n]),
-            "cv_mae_on_structure_rows": errs,
-            "rows": len(ids),
-        }
-        log.info(
-            "rows with structures use the %s model (CV MAE on them: %s)",
-            routing["structure_rows"],
-            errs,
-        )
-        if routing["structure_rows"] != STRUCTURE_MODEL:
-            models.pop(STRUCTURE_MODEL)
+    has_structure = _has_structure(labelled.set_index(S.ID))
+    routing: dict = {}
+    for kind, mask in (("structure_rows", has_structure), ("composition_rows", ~has_structure)):
+        ids = has_structure.index[mask]
+        errs = {n: float(o.reindex(ids).mean()) for n, o in oof.items()}
+        best = min(errs, key=lambda n: (np.nan_to_num(errs[n], nan=np.inf), n))
+        routing[kind] = {"model": best, "cv_mae": errs, "rows": len(ids)}
+        log.info("%s use the %s model (grouped-CV MAE on them: %s)", kind, best, errs)
     metrics["routing"] = routing
     store.write_json(cfg.model_dir / ROUTING, routing)
-    return models, metrics, pd.concat(failures, ignore_index=True)
+    return (
+        {kind: saved[routing[kind]["model"]] for kind in ROW_KINDS},
+        metrics,
+        _concat_all(failures),
+    )
 
 
-ROUTING = "routing.json"
+def _concat_all(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else S.empty_failures()
 
 
 def load_models(directory: Path) -> dict[str, SavedModel]:
-    """The models a trained run uses, as decided by its ``routing.json``."""
+    """The model serving each row kind of a trained run, as its ``routing.json`` says."""
     directory = Path(directory)
-    if not (directory / COMPOSITION_MODEL / "model.json").is_file():
+    path = directory / ROUTING
+    if not path.is_file():
         raise FileNotFoundError(
-            f"{directory} holds no trained model (expected {directory}/composition/model.json); "
-            f"train one with `miscreen train`"
+            f"{directory} holds no trained models (no {ROUTING}); train them with "
+            f"`miscreen train CONFIG` or `miscreen train --data FILE --out {directory}`"
         )
-    models = {COMPOSITION_MODEL: load_model(directory / COMPOSITION_MODEL)}
-    routing = store.read_json(directory / ROUTING) if (directory / ROUTING).exists() else {}
-    if routing.get("structure_rows") == STRUCTURE_MODEL:
-        models[STRUCTURE_MODEL] = load_model(directory / STRUCTURE_MODEL)
-    return models
+    routing = store.read_json(path)
+    loaded = {name: load_model(directory / name) for name in {r["model"] for r in routing.values()}}
+    return {kind: loaded[routing[kind]["model"]] for kind in ROW_KINDS}
 
 
 def predict_records(
@@ -249,32 +250,29 @@ def predict_records(
     interval: float,
     jobs: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Predict every record with the model its data allow -> (records + predictions, failures).
-
-    Rows with a structure use the structure model when there is one; the others the
-    composition model. The ``model`` column says which.
-    """
+    """Predict every record with the model chosen for its row kind -> (records + predictions,
+    failures). The ``model`` column says which model predicted each row."""
     records = records.reset_index(drop=True)
     with_structure = _has_structure(records)
     parts, failures = [], [S.empty_failures()]
-    for name, rows in (
-        (STRUCTURE_MODEL, records[with_structure]),
-        (COMPOSITION_MODEL, records if STRUCTURE_MODEL not in models else records[~with_structure]),
+    for kind, rows in (
+        ("structure_rows", records[with_structure]),
+        ("composition_rows", records[~with_structure]),
     ):
-        if name not in models or rows.empty:
+        if rows.empty:
             continue
-        saved = models[name]
+        saved = models[kind]
         features, fails, schema = featurize(rows, saved.schema.preset, jobs)
         saved.schema.check(schema)
         failures.append(fails)
         if features.empty:
             continue
         pred = predict_frame(saved.estimator, features, interval)
-        pred["model"] = name
+        pred["model"] = saved.meta["model"]
         parts.append(pred)
     preds = pd.concat(parts) if parts else pd.DataFrame(columns=["model"])
     out = records.merge(preds, left_on=S.ID, right_index=True, how="left")
-    return out, pd.concat(failures, ignore_index=True)
+    return out, _concat_all(failures)
 
 
 # ---------------------------------------------------------------- evaluation

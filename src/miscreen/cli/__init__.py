@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from miscreen.cli import screen as screen_cli
+from miscreen.cli.benchmark import app as benchmark_app
 from miscreen.cli.case import app as case_app
 from miscreen.cli.common import ConfigArg, load_config_or_exit
 from miscreen.cli.fetch import app as fetch_app
@@ -19,6 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(fetch_app, name="fetch")
+app.add_typer(benchmark_app, name="benchmark")
 app.add_typer(case_app, name="case")
 screen_cli.register(app)
 
@@ -80,11 +82,11 @@ def train(
         _, metrics, _ = pipeline.train_models(cfg, train_data)
         for f in train_data.failures.itertuples():
             typer.secho(f"warning: skipped {f.id}: {f.reason}", fg="yellow", err=True)
+        routing = metrics.pop("routing")
         for name, m in metrics.items():
-            if name == "routing":
-                typer.echo(f"rows with structures use the {m['structure_rows']} model")
-                continue
             typer.echo(f"{name} model: {m['cv_n']} rows, CV MAE {m['cv_mae']:.3f} -> {out / name}")
+        for kind, choice in routing.items():
+            typer.echo(f"{kind.replace('_', ' ')} use the {choice['model']} model")
         return
     if config is None:
         raise typer.BadParameter("give a CONFIG or --data FILE --out DIR")

@@ -11,16 +11,20 @@ from miscreen.train.evaluate import regression_metrics
 from miscreen.train.model import ConformalRegressor, make_regressor
 
 
+def doi_groups(labels: pd.DataFrame) -> np.ndarray:
+    """CV groups: the publication (DOI); rows without a DOI get their own group each."""
+    doi = labels[S.DOI] if S.DOI in labels else pd.Series(np.nan, index=labels.index)
+    own = pd.Series(labels.index.astype(str), index=labels.index)
+    return doi.where(doi.notna() & (doi.astype(str) != ""), own).astype(str).to_numpy()
+
+
 def fit_conformal(
     features: pd.DataFrame, labels: pd.DataFrame, cfg: ModelConfig, seed: int
 ) -> tuple[ConformalRegressor, dict]:
     """Fit on rows of ``labels`` (indexed like ``features``); CV is grouped by DOI so one
     publication's entries never sit on both sides of a fold. -> (model, cv metrics)."""
     y = labels[S.TARGET].to_numpy(dtype=float)
-    doi = labels[S.DOI] if S.DOI in labels else pd.Series(np.nan, index=labels.index)
-    # rows without a DOI get their own group each
-    own = pd.Series(labels.index.astype(str), index=labels.index)
-    groups = doi.where(doi.notna() & (doi.astype(str) != ""), own).astype(str).to_numpy()
+    groups = doi_groups(labels)
     model = ConformalRegressor(
         make_regressor(cfg.kind, cfg.n_estimators, seed), n_folds=cfg.cv_folds, seed=seed
     )

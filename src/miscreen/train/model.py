@@ -23,6 +23,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 ModelKind = Literal["extra_trees", "random_forest", "hist_gradient_boosting", "ensemble"]
 
 
+# Missing descriptors (no structure, no Li site, ...) become a constant far below any real
+# value, so trees can separate "absent" from "typical" -- median imputation would make a
+# composition-only row look like an average structure. Chosen by grouped CV on the training
+# split (CV MAE on rows with structures 1.866 vs 1.895 with median imputation).
+MISSING = -999.0
+
+
 def make_regressor(kind: ModelKind, n_estimators: int = 500, seed: int = 0) -> Pipeline:
     """An imputing pipeline around the named regressor (single-threaded: parallelism is
     decided by the caller, never by grabbing every core)."""
@@ -41,7 +48,10 @@ def make_regressor(kind: ModelKind, n_estimators: int = 500, seed: int = 0) -> P
         raise ValueError(f"unknown model kind {kind!r}; choose one of {sorted(models)}")
     return Pipeline(
         [
-            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            (
+                "impute",
+                SimpleImputer(strategy="constant", fill_value=MISSING, keep_empty_features=True),
+            ),
             ("model", models[kind]),
         ]
     )

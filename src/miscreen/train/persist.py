@@ -45,7 +45,41 @@ def save_model(directory: Path, estimator: Any, schema: FeatureSchema, meta: dic
         "packages": store.package_versions(),
     }
     store.write_json(directory / META_FILE, record)
+    store.write_text(directory / "MODEL_CARD.md", model_card(record))
     return directory
+
+
+def model_card(record: dict) -> str:
+    """A short markdown model card from the saved metadata."""
+    cv = record.get("metrics", {})
+    lines = [
+        f"# miscreen model `{record.get('model', '?')}`",
+        "",
+        "Predicts log10 of the room-temperature Li-ion conductivity (S/cm) with a "
+        "cross-conformal interval and an out-of-domain flag.",
+        "",
+        f"- Features: preset `{record['feature_schema']['preset']}`, "
+        f"{len(record['feature_schema']['names'])} descriptors, "
+        f"schema version `{record['feature_schema']['version']}`",
+        f"- Estimator: {record.get('config', {}).get('kind', '?')} "
+        f"({record.get('config', {}).get('n_estimators', '?')} trees), seed {record.get('seed')}",
+        f"- Training rows: {record.get('training_rows')} "
+        f"(sha256 of labels {str(record.get('training_data_sha256'))[:16]}...), "
+        f"censored values: `{record.get('censored_policy')}`",
+        f"- {cv.get('cv_scheme', 'CV')}: MAE {cv.get('cv_mae', float('nan')):.3f}, "
+        f"Spearman {cv.get('cv_spearman', float('nan')):.3f}",
+        f"- Model file sha256: `{record['model_sha256']}`; scikit-learn "
+        f"{record['packages'].get('scikit-learn')}",
+        "",
+        "## Intended use and limits",
+        "",
+        "Ranking candidate solid electrolytes for experimental follow-up. Errors are about 1.5 "
+        "orders of magnitude on new publications; rows flagged out of domain deserve extra "
+        "doubt. Trained on experimental data from OBELiX (Therrien et al., Digital Discovery "
+        "2026, CC BY 4.0) unless the training inputs in model.json say otherwise.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def load_model(directory: Path) -> SavedModel:

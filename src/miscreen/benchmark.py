@@ -1,0 +1,143 @@
+"""``miscreen benchmark obelix``: the model evaluated every honest way on OBELiX.
+
+Official test split (all rows, CIF subset, uncensored), 5-fold CV, DOI-grouped CV,
+leave-one-family-out, interval coverage and uncertainty quality, and a model-kind
+comparison by grouped CV -- with the published baselines beside ours. Everything but the
+test metrics uses the training split alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+from sklearn.model_selection import GroupKFold, KFold, cross_val_predict
+
+from miscreen import pipeline, store
+from miscreen import schema as S
+from miscreen.config import Config
+from miscreen.fetch.labels import apply_censoring
+from miscreen.train.evaluate import coverage
+from miscreen.train.fit import doi_groups
+from miscreen.train.model import make_regressor
+
+log = logging.getLogger(__name__)
+
+PUBLISHED = {
+    "random_forest_test_mae": 1.54,
+    "random_forest_test_mae_cif_subset": 1.82,
+    "median_test_mae": 2.16,
+    "experimental_noise": 0.41,
+}
+TARGETS = {"test_mae": 1.10, "test_mae_cif_subset": 1.40, "test_spearman": 0.80}
+MODEL_KINDS = ("extra_trees", "random_forest", "hist_gradient_boosting", "ensemble")
+MIN_FAMILY_ROWS = 20
+
+
+def run_obelix_benchmark(cfg: Config, out_dir: Path) -> dict:
+    """Train the configured models on the official train split and evaluate everything."""
+    train = pipeline.load_labelled(cfg, "train")
+    test = pipeline.load_labelled(cfg, "test")
+    models, cv, _ = pipeline.train_models(cfg, train)
+    result: dict = {"routing": cv.pop("routing"), "grouped_cv_by_model": cv}
+
+    pred80, _ = pipeline.predict_records(models, test.records, 0.8, cfg.features.jobs)
+    pred95, _ = pipeline.predict_records(models, test.records, 0.95, cfg.features.jobs)
+    result |= pipeline.evaluate(pred80, 0.8)
+    y = pred95[S.TARGET].to_numpy(float)
+    result["coverage_80"] = result.pop("test_coverage_80")
+    result["coverage_95"] = coverage(y, pred95["lower"].to_numpy(), pred95["upper"].to_numpy())
+    err = np.abs(pred80["predicted_log10_sigma"].to_numpy() - y)
+    result["uncertainty_error_spearman"] = float(
+        spearmanr(err, pred80["uncertainty"].to_numpy()).statistic
+    )
+    ood = pred80["out_of_domain"].astype(bool).to_numpy()
+    result["out_of_domain_fraction"] = float(ood.mean())
+    result["test_mae_in_domain"] = float(err[~ood].mean()) if (~ood).any() else None
+    result["test_mae_out_of_domain"] = float(err[ood].mean()) if ood.any() else None
+
+    labelled = apply_censoring(train.records, cfg.data.censored).reset_index(drop=True)
+    features = {
+        name: pipeline.featurize(labelled, preset, cfg.features.jobs)[0]
+        for name, preset in pipeline.model_plan(cfg).items()
+    }
+    chosen = result["routing"]["structure_rows"]["model"]
+    X = features[chosen].loc[labelled[S.ID]].to_numpy(float)
+    yt = labelled[S.TARGET].to_numpy(float)
+    groups = doi_groups(labelled.set_index(S.ID))
+    result["cv_mae"] = _cv_mae(cfg, X, yt, KFold(5, shuffle=True, random_state=cfg.seed))
+    result["grouped_cv_mae"] = _cv_mae(cfg, X, yt, GroupKFold(5), groups)
+    result["cv_model"] = chosen
+    result["model_kind_grouped_cv_mae"] = {
+        kind: _cv_mae(cfg, X, yt, GroupKFold(5), groups, kind) for kind in MODEL_KINDS
+    }
+    result["leave_one_family_out_mae"] = _lofo(cfg, labelled, X, yt)
+    result["published_baselines"] = PUBLISHED
+    result["targets"] = {
+        k: {"target": v, "value": result[k], "met": _met(k, result[k], v)}
+        for k, v in TARGETS.items()
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    store.write_json(out_dir / "metrics.json", result)
+    store.write_text(out_dir / "table.md", format_table(result))
+    store.write_table(pred80.drop(columns=[S.STRUCTURE]), out_dir / "test_predictions.csv")
+    return result
+
+
+def _met(key: str, value: float, target: float) -> bool:
+    return value >= target if key.endswith("spearman") else value <= target
+
+
+def _cv_mae(cfg, X, y, splitter, groups=None, kind: str | None = None) -> float:
+    model = make_regressor(kind or cfg.model.kind, cfg.model.n_estimators, cfg.seed)
+    pred = cross_val_predict(model, X, y, cv=splitter, groups=groups)
+    return float(np.mean(np.abs(pred - y)))
+
+
+def _lofo(cfg: Config, labelled: pd.DataFrame, X: np.ndarray, y: np.ndarray) -> dict:
+    """MAE on each family with >= MIN_FAMILY_ROWS training rows when it is left out."""
+    out = {}
+    counts = labelled[S.FAMILY].value_counts()
+    for family in sorted(counts[counts >= MIN_FAMILY_ROWS].index):
+        if family == "unknown":
+            continue
+        held = (labelled[S.FAMILY] == family).to_numpy()
+        model = make_regressor(cfg.model.kind, cfg.model.n_estimators, cfg.seed)
+        pred = model.fit(X[~held], y[~held]).predict(X[held])
+        out[family] = {"mae": float(np.mean(np.abs(pred - y[held]))), "n": int(held.sum())}
+        log.info("leave out %s (%d rows): MAE %.3f", family, held.sum(), out[family]["mae"])
+    return out
+
+
+def format_table(r: dict) -> str:
+    """A readable markdown summary of the benchmark."""
+    rows = [
+        ("test MAE, all rows", r["test_mae"], r["test_n"], "1.54 (RF), 2.16 (median)"),
+        ("test MAE, rows with CIFs", r["test_mae_cif_subset"], r["test_n_cif_subset"], "1.82 (RF)"),
+        ("test MAE, uncensored rows", r["test_mae_uncensored"], r["test_n_uncensored"], ""),
+        ("test RMSE", r["test_rmse"], r["test_n"], ""),
+        ("test R²", r["test_r2"], r["test_n"], ""),
+        ("test Spearman", r["test_spearman"], r["test_n"], ""),
+        ("5-fold CV MAE (train)", r["cv_mae"], "", ""),
+        ("DOI-grouped 5-fold CV MAE (train)", r["grouped_cv_mae"], "", ""),
+        ("coverage of 80% intervals", r["coverage_80"], r["test_n"], "0.80 nominal"),
+        ("coverage of 95% intervals", r["coverage_95"], r["test_n"], "0.95 nominal"),
+        ("Spearman(|error|, uncertainty)", r["uncertainty_error_spearman"], r["test_n"], ""),
+        ("experimental repeat noise", "", "", "about 0.41"),
+    ]
+    lines = ["| metric (log10 S/cm) | miscreen | rows | published |", "| --- | --- | --- | --- |"]
+    lines += [f"| {m} | {_fmt(v)} | {n} | {p} |" for m, v, n, p in rows]
+    lines += ["", "| left-out family | MAE | rows |", "| --- | --- | --- |"]
+    lines += [
+        f"| {fam} | {v['mae']:.3f} | {v['n']} |" for fam, v in r["leave_one_family_out_mae"].items()
+    ]
+    lines += ["", "| model kind | DOI-grouped CV MAE |", "| --- | --- |"]
+    lines += [f"| {k} | {v:.3f} |" for k, v in r["model_kind_grouped_cv_mae"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(v: object) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)

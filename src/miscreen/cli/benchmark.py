@@ -1,0 +1,29 @@
+"""``miscreen benchmark``: evaluation suites."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from miscreen.cli.common import load_config_or_exit
+
+app = typer.Typer(help="Benchmarks of the models against published baselines.")
+
+
+@app.command("obelix")
+def obelix(
+    config: Annotated[Path, typer.Option(help="run configuration")] = Path("configs/default.yaml"),
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("results/benchmark-obelix"),
+) -> None:
+    """Evaluate on the official OBELiX split: test metrics, CV, grouped CV, leave-one-family-
+    out, interval coverage; writes OUT/metrics.json and OUT/table.md."""
+    from miscreen.benchmark import run_obelix_benchmark
+
+    cfg = load_config_or_exit(config).model_copy(update={"run_name": out.name})
+    result = run_obelix_benchmark(cfg, out)
+    typer.echo((out / "table.md").read_text())
+    for key, t in result["targets"].items():
+        state = "met" if t["met"] else "missed"
+        typer.echo(f"target {key} {t['target']}: {t['value']:.3f} ({state})")
