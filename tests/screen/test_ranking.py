@@ -43,12 +43,24 @@ def frame() -> pd.DataFrame:
             {"id": "best", "composition": "Li10GeP2S12", "predicted_log10_sigma": -2.0},
             {"id": "no-li", "composition": "Na3PS4", "predicted_log10_sigma": -1.0},
             {"id": "cobalt", "composition": "LiCoO2", "predicted_log10_sigma": -1.5},
-            {"id": "unstable", "composition": "Li2S", "predicted_log10_sigma": -1.2,
-             "e_above_hull": 0.3},  # fmt: skip
-            {"id": "metal", "composition": "LiAl", "predicted_log10_sigma": -1.1,
-             "band_gap": 0.0},  # fmt: skip
-            {"id": "huge", "composition": "LiCl", "predicted_log10_sigma": -1.3,
-             "structure": _cell_json(40)},  # fmt: skip
+            {
+                "id": "unstable",
+                "composition": "Li2S",
+                "predicted_log10_sigma": -1.2,
+                "e_above_hull": 0.3,
+            },
+            {
+                "id": "metal",
+                "composition": "LiAl",
+                "predicted_log10_sigma": -1.1,
+                "band_gap": 0.0,
+            },
+            {
+                "id": "huge",
+                "composition": "LiCl",
+                "predicted_log10_sigma": -1.3,
+                "structure": _cell_json(40),
+            },
             {"id": "little-li", "composition": "LiNb3O8", "predicted_log10_sigma": -1.4},
             {"id": "no-pred", "composition": "Li2O", "predicted_log10_sigma": math.nan},
         ]

@@ -22,14 +22,15 @@ IMPORTANCE_CSV = "feature_importance.csv"
 
 
 def composition_model_dir(manifest: dict) -> Path | None:
-    """The composition model a run used, as its manifest records it (None if unknown)."""
+    """The composition model a run used, found from the model paths its manifest records
+    (keyed by model name or by row kind); None when none exists on disk."""
     stages = manifest.get("stages", {})
-    models = stages.get("train", {}).get("models") or {}
-    if "composition" in models:
-        return Path(models["composition"])
-    case_models = stages.get("case", {}).get("models") or {}
-    if "standard" in case_models:
-        return Path(case_models["standard"]) / "composition"
+    paths = [Path(p) for p in (stages.get("train", {}).get("models") or {}).values()]
+    paths += [Path(p) for p in (stages.get("case", {}).get("models") or {}).values()]
+    candidates = [c for p in paths for c in (p, p / "composition", p.parent / "composition")]
+    for path in candidates:
+        if path.name == "composition" and (path / "model.json").is_file():
+            return path
     return None
 
 
