@@ -7,11 +7,16 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from miscreen.featurize import FeatureSchema
-from miscreen.train.model import ConformalRegressor, make_regressor
+from miscreen.train.model import ConformalRegressor, MedianExtraTreesRegressor, make_regressor
 from miscreen.train.persist import ModelLoadError, load_model, save_model
 
 
-@parametrize_with_checks([ConformalRegressor(make_regressor("extra_trees", 10), n_folds=3)])
+@parametrize_with_checks(
+    [
+        ConformalRegressor(make_regressor("extra_trees", 10), n_folds=3),
+        MedianExtraTreesRegressor(n_estimators=10),
+    ]
+)
 def test_sklearn_contract(estimator, check):
     check(estimator)
 
@@ -38,6 +43,15 @@ def test_out_of_domain_flags_far_points():
     model = ConformalRegressor(make_regressor("extra_trees", 20), n_folds=3).fit(X, y)
     _, outside = model.domain_distance(np.vstack([X[:5], X[:5] + 50]))
     assert not outside[:5].any() and outside[5:].all()
+
+
+def test_median_forest_predicts_the_median_of_its_trees():
+    X, y = _data(100)
+    fresh, _ = _data(5, seed=3)  # on training rows every extra tree is exact
+    model = MedianExtraTreesRegressor(n_estimators=11, random_state=0).fit(X, y)
+    per_tree = np.stack([t.predict(fresh) for t in model.estimators_])
+    np.testing.assert_allclose(model.predict(fresh), np.median(per_tree, axis=0))
+    assert not np.allclose(model.predict(fresh), per_tree.mean(axis=0))
 
 
 def test_unknown_kind_is_an_error():

@@ -30,10 +30,25 @@ ModelKind = Literal["extra_trees", "random_forest", "hist_gradient_boosting", "e
 MISSING = -999.0
 
 
+class MedianExtraTreesRegressor(ExtraTreesRegressor):
+    """Extra trees whose prediction is the median of the trees' predictions, not the mean.
+
+    The median estimates the conditional median, the MAE-optimal prediction, and resists
+    the bimodal targets of this field (censored values at -15 beside ordinary conductors).
+    Grouped CV on the OBELiX training split: MAE 1.434 vs 1.439 alone, 1.404 vs 1.422 when
+    averaged with gradient boosting.
+    """
+
+    def predict(self, X):
+        check_is_fitted(self)
+        X = self._validate_X_predict(X)
+        return np.median(np.stack([tree.predict(X) for tree in self.estimators_]), axis=0)
+
+
 def make_regressor(kind: ModelKind, n_estimators: int = 500, seed: int = 0) -> Pipeline:
     """An imputing pipeline around the named regressor (single-threaded: parallelism is
     decided by the caller, never by grabbing every core)."""
-    et = ExtraTreesRegressor(n_estimators=n_estimators, random_state=seed, n_jobs=1)
+    et = MedianExtraTreesRegressor(n_estimators=n_estimators, random_state=seed, n_jobs=1)
     rf = RandomForestRegressor(
         n_estimators=n_estimators, max_features=0.3, random_state=seed, n_jobs=1
     )
@@ -91,7 +106,9 @@ class ConformalRegressor(RegressorMixin, BaseEstimator):
         self.seed = seed
 
     def fit(self, X, y, groups=None):
-        X, y = validate_data(self, X, y, ensure_all_finite="allow-nan", y_numeric=True)
+        X, y = validate_data(
+            self, X, y, ensure_all_finite="allow-nan", y_numeric=True, dtype=np.float64
+        )
         base = self.estimator if self.estimator is not None else make_regressor("extra_trees")
         if len(y) < max(self.n_folds, 2):
             raise ValueError(
@@ -128,7 +145,7 @@ class ConformalRegressor(RegressorMixin, BaseEstimator):
 
     def predict(self, X):
         check_is_fitted(self, "estimator_")
-        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan")
+        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
         return self.estimator_.predict(X)
 
     def predict_interval(self, X, alpha: float = 0.8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -136,7 +153,7 @@ class ConformalRegressor(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "estimator_")
         if not 0 < alpha < 1:
             raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
-        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan")
+        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
         pred = self.estimator_.predict(X)
         n = len(self.scores_)
         level = min(1.0, np.ceil((n + 1) * alpha) / n)
@@ -147,7 +164,7 @@ class ConformalRegressor(RegressorMixin, BaseEstimator):
     def domain_distance(self, X) -> tuple[np.ndarray, np.ndarray]:
         """-> (nearest training-row distance in scaled feature space, outside-domain flag)."""
         check_is_fitted(self, "domain_nn_")
-        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan")
+        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
         dist, _ = self.domain_nn_.kneighbors(self.domain_scaler_.transform(X), n_neighbors=1)
         d = dist[:, 0]
         return d, d > self.domain_threshold_
