@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from miscreen import schema as S
 from miscreen.config import ModelConfig
@@ -28,7 +29,10 @@ def fit_conformal(
     model = ConformalRegressor(
         make_regressor(cfg.kind, cfg.n_estimators, seed), n_folds=cfg.cv_folds, seed=seed
     )
-    model.fit(features.to_numpy(dtype=float), y, groups=groups)
+    # one BLAS/OpenMP thread: these models are small, and OpenMP threads spinning on a busy
+    # or shared node (HPC allocations, CI) can slow gradient boosting down many times over
+    with threadpool_limits(limits=1):
+        model.fit(features.to_numpy(dtype=float), y, groups=groups)
     cv = regression_metrics(y, model.oof_predictions_, prefix="cv_")
     cv["cv_scheme"] = f"GroupKFold({cfg.cv_folds}) by DOI on the training split"
     return model, cv
