@@ -37,7 +37,12 @@ def _setup_logging(verbose: bool) -> None:
 
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False):
+    from threadpoolctl import threadpool_limits
+
     _setup_logging(verbose)
+    # Parallelism is explicit (features.jobs, SLURM, Dask); keep BLAS/OpenMP to one thread
+    # so no library grabs every core of a shared node or spins on a busy one.
+    threadpool_limits(limits=1)
 
 
 @app.command()
