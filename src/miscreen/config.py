@@ -87,6 +87,7 @@ class ScreenConfig(_Strict):
     max_e_above_hull: float | None = Field(default=None, ge=0)
     min_band_gap: float | None = Field(default=None, ge=0)
     max_sites: int | None = Field(default=None, ge=1)
+    min_li_fraction: float | None = Field(default=None, ge=0, le=1)  # atomic fraction of Li
     score: Literal["mean", "lower", "upper"] = "mean"
     # subtract weight x (normalised Herfindahl-Hirschman supply risk, 0..1) from the score
     supply_risk_weight: float = Field(default=0.0, ge=0)

@@ -345,7 +345,7 @@ def train_stage(cfg: Config) -> dict:
         "train",
         {
             "inputs": unique_inputs(inputs),
-            "models": {n: str(cfg.model_dir / n) for n in models},
+            "models": {n: str(cfg.model_dir / m.meta["model"]) for n, m in models.items()},
             "model_sha256": {n: m.meta["model_sha256"] for n, m in models.items()},
             "training_rows": len(train.records),
         },
@@ -360,6 +360,7 @@ def screen_filters(cfg: Config) -> Filters:
         max_e_above_hull=cfg.screen.max_e_above_hull,
         min_band_gap=cfg.screen.min_band_gap,
         max_sites=cfg.screen.max_sites,
+        min_li_fraction=cfg.screen.min_li_fraction,
     )
 
 
