@@ -6,7 +6,7 @@ Unknown keys and bad values are errors that name the key and the file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -73,8 +73,12 @@ class FeaturesConfig(_Strict):
     jobs: int | None = Field(default=None, ge=1)
 
 
+ModelKind = Literal["extra_trees", "random_forest", "hist_gradient_boosting", "ensemble"]
+MODEL_KINDS: tuple[str, ...] = get_args(ModelKind)
+
+
 class ModelConfig(_Strict):
-    kind: Literal["extra_trees", "random_forest", "hist_gradient_boosting", "ensemble"] = "ensemble"
+    kind: ModelKind = "ensemble"
     n_estimators: int = Field(default=500, ge=10)
     cv_folds: int = Field(default=5, ge=2)
     interval: float = Field(default=0.8, gt=0, lt=1)

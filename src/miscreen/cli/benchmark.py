@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from miscreen.cli.common import load_config_or_exit
+from miscreen.config import MODEL_KINDS
 
 app = typer.Typer(help="Benchmarks of the models against published baselines.")
 
@@ -16,13 +17,16 @@ app = typer.Typer(help="Benchmarks of the models against published baselines.")
 def obelix(
     config: Annotated[Path, typer.Option(help="run configuration")] = Path("configs/default.yaml"),
     out: Annotated[Path, typer.Option(help="output folder")] = Path("results/benchmark-obelix"),
+    kinds: Annotated[
+        str, typer.Option(help="comma-separated model kinds to compare by grouped CV")
+    ] = ",".join(MODEL_KINDS),
 ) -> None:
     """Evaluate on the official OBELiX split: test metrics, CV, grouped CV, leave-one-family-
     out, interval coverage; writes OUT/metrics.json and OUT/table.md."""
     from miscreen.benchmark import run_obelix_benchmark
 
     cfg = load_config_or_exit(config).model_copy(update={"run_name": out.name})
-    result = run_obelix_benchmark(cfg, out)
+    result = run_obelix_benchmark(cfg, out, tuple(k.strip() for k in kinds.split(",") if k))
     typer.echo((out / "table.md").read_text())
     for key, t in result["targets"].items():
         state = "met" if t["met"] else "missed"

@@ -3,8 +3,6 @@ that gives every prediction a calibrated interval and an out-of-domain flag."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.ensemble import (
@@ -20,8 +18,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-ModelKind = Literal["extra_trees", "random_forest", "hist_gradient_boosting", "ensemble"]
-
+from miscreen.config import ModelKind
 
 # Missing descriptors (no structure, no Li site, ...) become a constant far below any real
 # value, so trees can separate "absent" from "typical" -- median imputation would make a
