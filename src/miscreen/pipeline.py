@@ -240,6 +240,11 @@ def load_models(directory: Path) -> dict[str, SavedModel]:
             f"`miscreen train CONFIG` or `miscreen train --data FILE --out {directory}`"
         )
     routing = store.read_json(path)
+    if not all(isinstance(routing.get(kind), dict) for kind in ROW_KINDS):
+        raise ValueError(
+            f"{path} was written by an older miscreen (expected an entry per row kind: "
+            f"{', '.join(ROW_KINDS)}); retrain the models in {directory}"
+        )
     loaded = {name: load_model(directory / name) for name in {r["model"] for r in routing.values()}}
     return {kind: loaded[routing[kind]["model"]] for kind in ROW_KINDS}
 
