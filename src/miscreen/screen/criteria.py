@@ -165,10 +165,18 @@ def pareto_front(frame: pd.DataFrame, objectives: Mapping[str, str]) -> pd.Serie
         values = values if sense == "max" else -values
         cols.append(np.where(np.isnan(values), -np.inf, values))
     pts = np.column_stack(cols)  # larger is better in every column
-    geq = (pts[:, None, :] >= pts[None, :, :]).all(axis=2)
-    gt = (pts[:, None, :] > pts[None, :, :]).any(axis=2)
-    dominated = (geq & gt).any(axis=0)  # [j, i]: j dominates i
-    return pd.Series(~dominated, index=frame.index)
+    # Sweep in lexicographically descending order: a row can only be dominated by rows before
+    # it, and it suffices to compare with the front found so far (memory O(front), not O(n^2)).
+    order = np.lexsort(pts.T[::-1])[::-1]
+    on_front = np.zeros(len(pts), dtype=bool)
+    front = np.empty((0, pts.shape[1]))
+    for i in order:
+        p = pts[i]
+        if len(front) and ((front >= p).all(axis=1) & (front > p).any(axis=1)).any():
+            continue
+        on_front[i] = True
+        front = np.vstack([front, p])
+    return pd.Series(on_front, index=frame.index)
 
 
 PARETO_OBJECTIVES = {
