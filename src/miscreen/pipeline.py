@@ -54,9 +54,10 @@ class Loaded:
         )
 
 
-def _concat(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
-    parts = [df for df in (a, b) if not df.empty]
-    return pd.concat(parts, ignore_index=True) if parts else a
+def _concat(*frames: pd.DataFrame) -> pd.DataFrame:
+    """Concatenate the non-empty frames; all empty: the first (so its columns survive)."""
+    parts = [df for df in frames if not df.empty]
+    return pd.concat(parts, ignore_index=True) if parts else frames[0]
 
 
 # ---------------------------------------------------------------- loading
@@ -221,13 +222,8 @@ def train_models(cfg: Config, train: Loaded) -> tuple[dict[str, SavedModel], dic
     return (
         {kind: saved[routing[kind]["model"]] for kind in ROW_KINDS},
         metrics,
-        _concat_all(failures),
+        _concat(*failures),
     )
-
-
-def _concat_all(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    frames = [f for f in frames if not f.empty]
-    return pd.concat(frames, ignore_index=True) if frames else S.empty_failures()
 
 
 def load_models(directory: Path) -> dict[str, SavedModel]:
@@ -277,7 +273,7 @@ def predict_records(
         parts.append(pred)
     preds = pd.concat(parts) if parts else pd.DataFrame(columns=["model"])
     out = records.merge(preds, left_on=S.ID, right_index=True, how="left")
-    return out, _concat_all(failures)
+    return out, _concat(*failures)
 
 
 # ---------------------------------------------------------------- evaluation
