@@ -137,6 +137,16 @@ def test_supply_risk_from_documented_hhi_and_cost():
     assert lih["element_data_missing"] == "H" and lih["supply_risk"] == pytest.approx(0.29)
 
 
+def test_supply_metrics_agree_with_pymatgen_hhi_model():
+    from pymatgen.analysis.hhi import HHIModel
+
+    model = HHIModel()
+    for formula in ("Li10GeP2S12", "Li7La3Zr2O12", "Li6PS5Cl", "LiCoO2"):
+        ours = supply_metrics(formula)
+        assert ours["hhi_production"] == pytest.approx(model.get_hhi_production(formula))
+        assert ours["hhi_reserve"] == pytest.approx(model.get_hhi_reserve(formula))
+
+
 def test_site_count_from_structure_or_composition():
     assert site_count(_cell_json(6), "LiCl", math.nan) == 6
     assert site_count(None, "Li3PS4", 2.0) == 16

@@ -20,6 +20,7 @@ from miscreen import pipeline
 from miscreen import schema as S
 from miscreen.config import DaskConfig
 from miscreen.screen import LOWER, OUT_OF_DOMAIN, PRED, UNCERTAINTY, UPPER
+from miscreen.screen.criteria import add_criteria
 from miscreen.train.persist import SavedModel
 
 log = logging.getLogger(__name__)
@@ -56,13 +57,9 @@ def predict_chunk(
 
 
 def _row_criteria(predicted: pd.DataFrame) -> pd.DataFrame:
-    """The screen stage's row-wise ranking criteria, computed while the structures are at
-    hand (e.g. site counts), so that merging needs no structures; ranking recomputes the
-    others in place and keeps these."""
-    try:
-        from miscreen.screen.criteria import add_criteria
-    except ImportError:  # a screen stage without structure-derived criteria
-        return predicted
+    """The screen stage's row-wise criteria (site counts, supply risk, Li fraction, ...),
+    computed on the worker while the structures are at hand; merging keeps them and only
+    ranks, so the serial part of a sharded run stays small."""
     return add_criteria(predicted)
 
 

@@ -82,9 +82,11 @@ def element_cost() -> dict[str, float]:
 
 def supply_metrics(composition: str) -> dict[str, object]:
     """Supply risk, HHIs, the element driving the risk, cost and missing data for a formula."""
-    comp = Composition(composition)
+    comp = Composition(composition).element_composition
     hhi, cost = element_hhi(), element_cost()
-    weights = {el.symbol: comp.get_wt_fraction(el) for el in comp.elements}
+    masses = {el.symbol: float(el.atomic_mass) * amount for el, amount in comp.items()}
+    total = sum(masses.values())
+    weights = {e: m / total for e, m in masses.items()}
     known = {e: w for e, w in weights.items() if e in hhi}
     priced = {e: w for e, w in weights.items() if e in cost}
     missing = sorted((set(weights) - set(known)) | (set(weights) - set(priced)))
@@ -123,9 +125,36 @@ def site_count(structure: object, composition: object, z: object) -> float:
         return math.nan
 
 
+COMPOSITION_CRITERIA = (
+    SUPPLY_RISK,
+    HHI_PRODUCTION,
+    HHI_RESERVE,
+    COST,
+    SUPPLY_DRIVER,
+    DATA_MISSING,
+    LI_FRACTION,
+)
+
+
 def add_criteria(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy with Li fraction, site count, supply risk, HHIs and cost columns added."""
+    """A copy with Li fraction, site count, supply risk, HHIs and cost columns added.
+
+    Columns already present are kept: batch workers add them chunk by chunk, so that
+    ranking the merged shards does not redo them serially.
+    """
     out = frame.copy()
+    if not all(col in out for col in COMPOSITION_CRITERIA):
+        out = _add_composition_criteria(out)
+    if NSITES not in out:
+        structures = out[S.STRUCTURE] if S.STRUCTURE in out else pd.Series(None, index=out.index)
+        zs = out[S.Z] if S.Z in out else pd.Series(math.nan, index=out.index)
+        out[NSITES] = [
+            site_count(s, c, z) for s, c, z in zip(structures, out[S.COMPOSITION], zs, strict=True)
+        ]
+    return out
+
+
+def _add_composition_criteria(out: pd.DataFrame) -> pd.DataFrame:
     metrics, fractions = [], []
     for comp in out[S.COMPOSITION]:
         try:
@@ -140,12 +169,6 @@ def add_criteria(frame: pd.DataFrame) -> pd.DataFrame:
     for col in (SUPPLY_DRIVER, DATA_MISSING):
         out[col] = table[col].fillna("") if col in table else ""
     out[LI_FRACTION] = fractions
-    if NSITES not in out:
-        structures = out[S.STRUCTURE] if S.STRUCTURE in out else pd.Series(None, index=out.index)
-        zs = out[S.Z] if S.Z in out else pd.Series(math.nan, index=out.index)
-        out[NSITES] = [
-            site_count(s, c, z) for s, c, z in zip(structures, out[S.COMPOSITION], zs, strict=True)
-        ]
     return out
 
 
