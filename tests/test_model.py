@@ -76,3 +76,38 @@ def test_saved_model_is_verified_before_loading(tmp_path):
 def test_missing_model_dir_is_clear(tmp_path):
     with pytest.raises(ModelLoadError, match="not a miscreen model directory"):
         load_model(tmp_path)
+
+
+def test_tuning_picks_the_grid_point_with_the_lowest_grouped_cv_error():
+    from miscreen.train.fit import tune
+
+    X, y = _data(200)
+    groups = np.repeat(np.arange(40), 5)  # 40 "publications" of 5 rows
+    grid = {"model__max_iter": [1, 100]}  # one boosting step cannot fit y; a hundred can
+    result = tune(make_regressor("hist_gradient_boosting"), grid, X, y, groups, 4, 0)
+    assert result["best_params"] == {"model__max_iter": 100}
+    maes = {c["params"]["model__max_iter"]: c["cv_mae"] for c in result["candidates"]}
+    assert maes[100] < maes[1] and result["best_cv_mae"] == pytest.approx(maes[100])
+
+
+def test_fit_records_and_applies_the_tuned_hyperparameters():
+    import pandas as pd
+
+    from miscreen import schema as S
+    from miscreen.config import ModelConfig
+    from miscreen.train.fit import fit_conformal
+    from miscreen.train.model import SEARCH_GRIDS
+
+    X, y = _data(120)
+    features = pd.DataFrame(X, columns=[f"f{i}" for i in range(4)])
+    labels = pd.DataFrame({S.TARGET: y, S.DOI: [f"doi-{i // 4}" for i in range(120)]})
+    cfg = ModelConfig(kind="extra_trees", n_estimators=20, cv_folds=3)
+    model, cv = fit_conformal(features, labels, cfg, seed=0)
+    chosen = cv["hyperparameters"]["best_params"]
+    assert set(chosen) == set(SEARCH_GRIDS["extra_trees"])
+    assert len(cv["hyperparameters"]["candidates"]) == len(
+        SEARCH_GRIDS["extra_trees"]["model__max_features"]
+    )
+    assert model.estimator_.get_params()["model__max_features"] == chosen["model__max_features"]
+    _, untuned = fit_conformal(features, labels, cfg.model_copy(update={"tune": False}), seed=0)
+    assert untuned["hyperparameters"] == {"searched": False}

@@ -81,6 +81,7 @@ class ModelConfig(_Strict):
     kind: ModelKind = "ensemble"
     n_estimators: int = Field(default=500, ge=10)
     cv_folds: int = Field(default=5, ge=2)
+    tune: bool = True  # grid-search the kind's hyperparameters by grouped CV (train split)
     interval: float = Field(default=0.8, gt=0, lt=1)
 
 

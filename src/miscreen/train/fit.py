@@ -9,7 +9,7 @@ from threadpoolctl import threadpool_limits
 from miscreen import schema as S
 from miscreen.config import ModelConfig
 from miscreen.train.evaluate import regression_metrics
-from miscreen.train.model import ConformalRegressor, make_regressor
+from miscreen.train.model import SEARCH_GRIDS, ConformalRegressor, cv_splits, make_regressor
 
 
 def doi_groups(labels: pd.DataFrame) -> np.ndarray:
@@ -24,15 +24,51 @@ def fit_conformal(
 ) -> tuple[ConformalRegressor, dict]:
     """Fit on rows of ``labels`` (indexed like ``features``); CV is grouped by DOI so one
     publication's entries never sit on both sides of a fold. -> (model, cv metrics)."""
+    X = features.to_numpy(dtype=float)
     y = labels[S.TARGET].to_numpy(dtype=float)
     groups = doi_groups(labels)
-    model = ConformalRegressor(
-        make_regressor(cfg.kind, cfg.n_estimators, seed), n_folds=cfg.cv_folds, seed=seed
-    )
+    estimator = make_regressor(cfg.kind, cfg.n_estimators, seed)
     # one BLAS/OpenMP thread: these models are small, and OpenMP threads spinning on a busy
     # or shared node (HPC allocations, CI) can slow gradient boosting down many times over
     with threadpool_limits(limits=1):
-        model.fit(features.to_numpy(dtype=float), y, groups=groups)
+        grid = SEARCH_GRIDS.get(cfg.kind, {}) if cfg.tune else {}
+        tuning = tune(estimator, grid, X, y, groups, cfg.cv_folds, seed) if grid else None
+        if tuning:
+            estimator.set_params(**tuning["best_params"])
+        model = ConformalRegressor(estimator, n_folds=cfg.cv_folds, seed=seed)
+        model.fit(X, y, groups=groups)
     cv = regression_metrics(y, model.oof_predictions_, prefix="cv_")
     cv["cv_scheme"] = f"GroupKFold({cfg.cv_folds}) by DOI on the training split"
+    cv["hyperparameters"] = tuning or {"searched": False}
     return model, cv
+
+
+def tune(
+    estimator, grid: dict, X: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int, seed: int
+) -> dict:
+    """Grid search by DOI-grouped CV MAE on the training rows -> the chosen parameters and
+    every candidate's CV MAE (recorded in ``model.json``)."""
+    from sklearn.model_selection import GridSearchCV
+
+    search = GridSearchCV(
+        estimator,
+        grid,
+        scoring="neg_mean_absolute_error",
+        cv=cv_splits(X, y, groups, folds, seed),
+        refit=False,
+        n_jobs=1,
+    )
+    search.fit(X, y)
+    results = [
+        {"params": params, "cv_mae": float(-score)}
+        for params, score in zip(
+            search.cv_results_["params"], search.cv_results_["mean_test_score"], strict=True
+        )
+    ]
+    return {
+        "searched": True,
+        "scheme": f"GridSearchCV, GroupKFold({folds}) by DOI, MAE, training split only",
+        "best_params": search.best_params_,
+        "best_cv_mae": float(-search.best_score_),
+        "candidates": results,
+    }

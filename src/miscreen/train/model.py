@@ -49,6 +49,31 @@ class MedianExtraTreesRegressor(ExtraTreesRegressor):
         return np.median(per_tree_predictions(self, X), axis=0)
 
 
+# Hyperparameters searched by grouped CV on the training split when ``model.tune`` is on.
+# Small on purpose: a few hundred labelled rows cannot support a wide search without
+# fitting the CV folds themselves.
+SEARCH_GRIDS: dict[str, dict[str, list]] = {
+    "extra_trees": {"model__max_features": [1.0, 0.5, 0.3]},
+    "random_forest": {"model__max_features": [0.3, 0.5, 1.0]},
+    "hist_gradient_boosting": {
+        "model__learning_rate": [0.05, 0.1],
+        "model__max_leaf_nodes": [15, 31],
+    },
+    "ensemble": {
+        "model__et__max_features": [1.0, 0.5],
+        "model__hgb__learning_rate": [0.05, 0.1],
+    },
+}
+
+
+def cv_splits(X, y, groups=None, n_folds: int = 5, seed: int = 0) -> list:
+    """Folds keeping each group (publication) whole; plain shuffled K-fold when there are
+    no groups or too few of them."""
+    if groups is not None and len(np.unique(groups)) >= n_folds:
+        return list(GroupKFold(n_folds).split(X, y, groups))
+    return list(KFold(n_folds, shuffle=True, random_state=seed).split(X))
+
+
 def make_regressor(kind: ModelKind, n_estimators: int = 500, seed: int = 0) -> Pipeline:
     """An imputing pipeline around the named regressor (single-threaded: parallelism is
     decided by the caller, never by grabbing every core)."""
@@ -119,11 +144,7 @@ class ConformalRegressor(RegressorMixin, BaseEstimator):
                 f"n_samples={len(y)}: cross-conformal calibration needs at least "
                 f"{max(self.n_folds, 2)} labelled rows (one per fold)"
             )
-        n_folds = self.n_folds
-        if groups is not None and len(np.unique(groups)) >= n_folds:
-            splits = list(GroupKFold(n_folds).split(X, y, groups))
-        else:
-            splits = list(KFold(n_folds, shuffle=True, random_state=self.seed).split(X))
+        splits = cv_splits(X, y, groups, self.n_folds, self.seed)
         oof = np.empty_like(y, dtype=float)
         spread = np.empty_like(y, dtype=float)
         for train_idx, test_idx in splits:

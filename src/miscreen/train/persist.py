@@ -63,6 +63,7 @@ def model_card(record: dict) -> str:
         f"schema version `{record['feature_schema']['version']}`",
         f"- Estimator: {record.get('config', {}).get('kind', '?')} "
         f"({record.get('config', {}).get('n_estimators', '?')} trees), seed {record.get('seed')}",
+        f"- Hyperparameters: {_hyperparameters(cv)}",
         f"- Training rows: {record.get('training_rows')} "
         f"(sha256 of labels {str(record.get('training_data_sha256'))[:16]}...), "
         f"censored values: `{record.get('censored_policy')}`",
@@ -106,3 +107,12 @@ def load_model(directory: Path) -> SavedModel:
             f"{installed}; retrain the model (or install scikit-learn=={trained})."
         )
     return SavedModel(joblib.load(path), FeatureSchema.from_dict(meta["feature_schema"]), meta)
+
+
+def _hyperparameters(cv: dict) -> str:
+    tuning = cv.get("hyperparameters", {})
+    if not tuning.get("searched"):
+        return "defaults (no search)"
+    return (
+        f"{tuning['best_params']}, chosen by {tuning['scheme']} (MAE {tuning['best_cv_mae']:.3f})"
+    )
