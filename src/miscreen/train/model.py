@@ -49,6 +49,15 @@ class MedianExtraTreesRegressor(ExtraTreesRegressor):
         return np.median(per_tree_predictions(self, X), axis=0)
 
 
+# Interval half-width = q x (tree spread + SPREAD_FLOOR x median calibration spread). The
+# floor keeps intervals from following the spread too closely: far from the training data
+# the trees disagree more than the errors grow. Chosen on the training split alone, by
+# nested DOI-grouped CV of the whole interval procedure: the narrowest intervals whose
+# coverage stays within 2 points of nominal at 80 % and 95 % (floor x0.25: coverage
+# 0.791/0.950, mean 80 % width 4.97; x0.5: 0.803/0.948, 4.61; x1: 0.808/0.962, 4.30;
+# x2: 0.831/0.967, 4.19; constant width: 0.810/0.967, 4.35).
+SPREAD_FLOOR = 1.0
+
 # Hyperparameters searched by grouped CV on the training split when ``model.tune`` is on.
 # Small on purpose: a few hundred labelled rows cannot support a wide search without
 # fitting the CV folds themselves.
@@ -119,10 +128,10 @@ class ConformalRegressor(RegressorMixin, BaseEstimator):
     ``fit`` computes out-of-fold absolute residuals (grouped folds when ``groups`` are
     given, so one publication never informs its own calibration), then refits on all
     rows. The interval half-width at level ``alpha`` is the corresponding quantile of those
-    residuals, scaled per sample by a difficulty estimate (the spread between fold models)
-    so that harder candidates get wider intervals: the spread of the individual trees'
-    predictions, always measured on rows the model did not see (out-of-fold rows during
-    calibration, new rows at prediction time).
+    residuals, scaled per sample by a difficulty estimate so that harder candidates get
+    wider intervals: the spread of the individual trees' predictions plus a floor
+    (``SPREAD_FLOOR``), always measured on rows the model did not see (out-of-fold rows
+    during calibration, new rows at prediction time).
 
     It also remembers the training rows (scaled) to flag predictions outside the training
     domain: nearest-neighbour distance above the 95th percentile of the training rows' own
@@ -152,7 +161,7 @@ class ConformalRegressor(RegressorMixin, BaseEstimator):
             oof[test_idx] = est.predict(X[test_idx])
             spread[test_idx] = tree_spread(est, X[test_idx])
         self.oof_predictions_ = oof
-        self.spread_floor_ = float(np.median(spread)) * 0.25 + 1e-9
+        self.spread_floor_ = float(np.median(spread)) * SPREAD_FLOOR + 1e-9
         self.residuals_ = np.abs(y - oof)
         self.scores_ = self.residuals_ / (spread + self.spread_floor_)
         self.estimator_ = clone(base).fit(X, y)
