@@ -111,3 +111,18 @@ def test_fit_records_and_applies_the_tuned_hyperparameters():
     assert model.estimator_.get_params()["model__max_features"] == chosen["model__max_features"]
     _, untuned = fit_conformal(features, labels, cfg.model_copy(update={"tune": False}), seed=0)
     assert untuned["hyperparameters"] == {"searched": False}
+
+
+def test_ensemble_adds_composition_neighbours_when_element_fractions_are_named():
+    from miscreen.train.model import element_fraction_columns
+
+    names = ["comp:MagpieData mean Number", "comp:Li", "cell:volume_per_atom", "comp:S", "li:Li"]
+    assert element_fraction_columns(names) == [1, 3]
+    with_names = make_regressor("ensemble", 10, feature_names=names)[-1]
+    assert [name for name, _ in with_names.estimators] == ["et", "hgb", "knn"]
+    assert [name for name, _ in make_regressor("ensemble", 10)[-1].estimators] == ["et", "hgb"]
+    # the neighbours see only the fractions: rows equal in them get the same neighbours
+    X = np.array([[1.0, 0.5, 9.0, 0.5, 3.0], [2.0, 0.1, 1.0, 0.9, 3.0], [3.0, 0.5, 5.0, 0.5, 1.0]])
+    knn = dict(with_names.estimators)["knn"].set_params(kneighborsregressor__n_neighbors=1)
+    knn.fit(X[:2], [1.0, -5.0])
+    assert knn.predict(X[2:])[0] == pytest.approx(1.0)

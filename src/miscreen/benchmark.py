@@ -66,17 +66,18 @@ def run_obelix_benchmark(cfg: Config, out_dir: Path, kinds: tuple[str, ...] = MO
     chosen = result["routing"]["structure_rows"]["model"]
     params = cv[chosen].get("hyperparameters", {}).get("best_params", {})
     X = features[chosen].loc[labelled[S.ID]].to_numpy(float)
+    names = list(features[chosen].columns)
     yt = labelled[S.TARGET].to_numpy(float)
     groups = doi_groups(labelled.set_index(S.ID))
     kfold = KFold(5, shuffle=True, random_state=cfg.seed)
-    result["cv_mae"] = _cv_mae(cfg, X, yt, kfold, params=params)
-    result["grouped_cv_mae"] = _cv_mae(cfg, X, yt, GroupKFold(5), groups, params=params)
+    result["cv_mae"] = _cv_mae(cfg, names, X, yt, kfold, params=params)
+    result["grouped_cv_mae"] = _cv_mae(cfg, names, X, yt, GroupKFold(5), groups, params=params)
     result["cv_model"] = chosen
     result["cv_hyperparameters"] = params
     result["model_kind_grouped_cv_mae"] = {
-        kind: _cv_mae(cfg, X, yt, GroupKFold(5), groups, kind) for kind in kinds
+        kind: _cv_mae(cfg, names, X, yt, GroupKFold(5), groups, kind) for kind in kinds
     }
-    result["leave_one_family_out_mae"] = _lofo(cfg, labelled, X, yt, params)
+    result["leave_one_family_out_mae"] = _lofo(cfg, labelled, names, X, yt, params)
     result["published_baselines"] = PUBLISHED
     result["targets"] = {
         k: {"target": v, "value": result[k], "met": _met(k, result[k], v)}
@@ -93,15 +94,17 @@ def _met(key: str, value: float, target: float) -> bool:
     return value >= target if key.endswith("spearman") else value <= target
 
 
-def _cv_mae(cfg, X, y, splitter, groups=None, kind=None, params: dict | None = None) -> float:
+def _cv_mae(cfg, names, X, y, splitter, groups=None, kind=None, params=None) -> float:
     """CV MAE of the configured model (with ``params``) or of another kind at its defaults."""
-    model = make_regressor(kind or cfg.model.kind, cfg.model.n_estimators, cfg.seed)
+    model = make_regressor(kind or cfg.model.kind, cfg.model.n_estimators, cfg.seed, names)
     model.set_params(**(params or {}))
     pred = cross_val_predict(model, X, y, cv=splitter, groups=groups)
     return float(np.mean(np.abs(pred - y)))
 
 
-def _lofo(cfg: Config, labelled: pd.DataFrame, X: np.ndarray, y: np.ndarray, params: dict) -> dict:
+def _lofo(
+    cfg: Config, labelled: pd.DataFrame, names: list, X: np.ndarray, y: np.ndarray, params: dict
+) -> dict:
     """MAE on each family with >= MIN_FAMILY_ROWS training rows when it is left out."""
     out = {}
     counts = labelled[S.FAMILY].value_counts()
@@ -109,7 +112,7 @@ def _lofo(cfg: Config, labelled: pd.DataFrame, X: np.ndarray, y: np.ndarray, par
         if family == "unknown":
             continue
         held = (labelled[S.FAMILY] == family).to_numpy()
-        model = make_regressor(cfg.model.kind, cfg.model.n_estimators, cfg.seed)
+        model = make_regressor(cfg.model.kind, cfg.model.n_estimators, cfg.seed, names)
         pred = model.set_params(**params).fit(X[~held], y[~held]).predict(X[held])
         out[family] = {"mae": float(np.mean(np.abs(pred - y[held]))), "n": int(held.sum())}
         log.info("leave out %s (%d rows): MAE %.3f", family, held.sum(), out[family]["mae"])

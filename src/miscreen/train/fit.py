@@ -27,7 +27,7 @@ def fit_conformal(
     X = features.to_numpy(dtype=float)
     y = labels[S.TARGET].to_numpy(dtype=float)
     groups = doi_groups(labels)
-    estimator = make_regressor(cfg.kind, cfg.n_estimators, seed)
+    estimator = make_regressor(cfg.kind, cfg.n_estimators, seed, list(features.columns))
     # one BLAS/OpenMP thread: these models are small, and OpenMP threads spinning on a busy
     # or shared node (HPC allocations, CI) can slow gradient boosting down many times over
     with threadpool_limits(limits=1):
@@ -50,6 +50,10 @@ def tune(
     every candidate's CV MAE (recorded in ``model.json``)."""
     from sklearn.model_selection import GridSearchCV
 
+    known = estimator.get_params()
+    grid = {name: values for name, values in grid.items() if name in known}
+    if not grid:
+        return {"searched": False}
     search = GridSearchCV(
         estimator,
         grid,
