@@ -85,3 +85,22 @@ def test_large_candidate_tables_stay_small(run_dir):
     )  # fmt: skip
     assert len(re.findall(r"<tr>", html)) < 60
     assert f"Top 25 candidates of {n}" in html
+
+
+def test_saved_importances_are_reused_only_for_the_same_model(run_dir):
+    from miscreen.report.importance import IMPORTANCE_CSV, run_importances
+
+    path = run_dir / IMPORTANCE_CSV
+    original = store.read_table(path)
+    manifest = store.read_json(run_dir / "manifest.json")
+    test = store.read_table(run_dir / "test_predictions.csv")
+    try:
+        marked = original.assign(importance_mean=123.0)
+        store.write_table(marked, path)
+        assert (run_importances(run_dir, manifest, test)["importance_mean"] == 123.0).all()
+        store.write_table(marked.assign(model_sha256="0" * 64), path)  # another model's
+        redone = run_importances(run_dir, manifest, test)
+        assert (redone["importance_mean"] != 123.0).all()
+        assert set(redone["model_sha256"]) == set(original["model_sha256"])
+    finally:
+        store.write_table(original, path)

@@ -94,12 +94,16 @@ def run_importances(run_dir: Path, manifest: dict, test: pd.DataFrame) -> pd.Dat
     """The run's importances: read from the run folder, else computed and saved there;
     None (with the reason logged) when the run has no usable model or OBELiX rows."""
     path = Path(run_dir) / IMPORTANCE_CSV
-    if path.exists():
-        return store.read_table(path)
     model_dir = composition_model_dir(manifest)
     if model_dir is None or not (model_dir / "model.json").is_file():
         log.warning("no composition model recorded for %s: skipping importances", run_dir)
-        return None
+        return store.read_table(path) if path.exists() else None
+    sha = str(store.read_json(model_dir / "model.json").get("model_sha256"))
+    if path.exists():
+        cached = store.read_table(path)
+        if "model_sha256" in cached and set(cached["model_sha256"].astype(str)) == {sha}:
+            return cached
+        log.info("%s was computed for another model: recomputing", path)
     from miscreen.featurize import featurize_records
     from miscreen.train.persist import load_model
 
@@ -113,6 +117,7 @@ def run_importances(run_dir: Path, manifest: dict, test: pd.DataFrame) -> pd.Dat
     y = records.set_index(S.ID).loc[features.index, S.TARGET].to_numpy(float)
     table = permutation_table(saved.estimator, features, y, seed=int(manifest.get("seed", 0)))
     table["model"] = str(model_dir)
+    table["model_sha256"] = sha
     table["rows"] = len(y)
     store.write_table(table, path)
     return table
