@@ -9,7 +9,13 @@ from threadpoolctl import threadpool_limits
 from miscreen import schema as S
 from miscreen.config import ModelConfig
 from miscreen.train.evaluate import regression_metrics
-from miscreen.train.model import SEARCH_GRIDS, ConformalRegressor, cv_splits, make_regressor
+from miscreen.train.model import (
+    SEARCH_GRIDS,
+    ConformalRegressor,
+    cv_scheme,
+    cv_splits,
+    make_regressor,
+)
 
 
 def doi_groups(labels: pd.DataFrame) -> np.ndarray:
@@ -38,7 +44,7 @@ def fit_conformal(
         model = ConformalRegressor(estimator, n_folds=cfg.cv_folds, seed=seed)
         model.fit(X, y, groups=groups)
     cv = regression_metrics(y, model.oof_predictions_, prefix="cv_")
-    cv["cv_scheme"] = f"GroupKFold({cfg.cv_folds}) by DOI on the training split"
+    cv["cv_scheme"] = f"{cv_scheme(groups, cfg.cv_folds)} on the training split"
     cv["hyperparameters"] = tuning or {"searched": False}
     return model, cv
 
@@ -54,13 +60,9 @@ def tune(
     grid = {name: values for name, values in grid.items() if name in known}
     if not grid:
         return {"searched": False}
+    splits = cv_splits(X, y, groups, folds, seed)
     search = GridSearchCV(
-        estimator,
-        grid,
-        scoring="neg_mean_absolute_error",
-        cv=cv_splits(X, y, groups, folds, seed),
-        refit=False,
-        n_jobs=1,
+        estimator, grid, scoring="neg_mean_absolute_error", cv=splits, refit=False, n_jobs=1
     )
     search.fit(X, y)
     results = [
@@ -71,7 +73,7 @@ def tune(
     ]
     return {
         "searched": True,
-        "scheme": f"GridSearchCV, GroupKFold({folds}) by DOI, MAE, training split only",
+        "scheme": f"GridSearchCV, {cv_scheme(groups, folds)}, MAE, training split only",
         "best_params": search.best_params_,
         "best_cv_mae": float(-search.best_score_),
         "candidates": results,
