@@ -137,10 +137,9 @@ Li10GeP2S12 cell. Measured: log10 σ = {{ "%.2f"|format(case.measured_log10_sigm
 %}, {% endif %}{% endfor %}.</p>
 <p class="note">The strict hold-out removed {{ case.strict.heldout_rows - case.standard.heldout_rows
 }} more training rows, {{ case.strict.heldout_rows_with_structure -
-case.standard.heldout_rows_with_structure }} of them with a CIF. Pool rows with structures are
-scored by the structure model (trained on rows with CIFs only), so when no removed row has a
-CIF that model, and the ranking of structure rows, is the same under both hold-outs; only the
-composition model changes.</p>
+case.standard.heldout_rows_with_structure }} of them with a CIF. Both models train on every
+labelled row (rows without a CIF have no position-based descriptors), so both change between
+the hold-outs.</p>
 <img alt="LGPS in the pool" src="data:image/png;base64,{{ figs.case_standard }}">
 <img alt="LGPS in the pool, strict" src="data:image/png;base64,{{ figs.case_strict }}">
 {% for name, v in [("standard", case.standard), ("strict", case.strict)] %}
