@@ -11,19 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from miscreen.cli import app
+from tests.small_config import small_config
 
-SMALL = """
-run_name: {name}
-seed: 0
-results_dir: {root}/results
-models_dir: {root}/models
-features: {{preset: composition}}
-model: {{kind: extra_trees, n_estimators: 40, cv_folds: 3}}
-candidates:
+CANDIDATES = """
   - kind: pymatgen
   - kind: csv
     path: {root}/cands.csv
-screen: {{top_k: 5}}
 """
 
 
@@ -41,7 +34,7 @@ def small_run(tmp_path_factory):
     outputs = []
     for name in ("a", "b"):
         cfg = root / f"{name}.yaml"
-        cfg.write_text(SMALL.format(name=name, root=root))
+        cfg.write_text(small_config(root, name, CANDIDATES.format(root=root), "{top_k: 5}"))
         result = runner.invoke(app, ["run", str(cfg)])
         assert result.exit_code == 0, result.output + repr(result.exception)
         outputs.append(root / "results" / name)

@@ -15,6 +15,7 @@ from miscreen.cases import lgps
 from miscreen.cli import app
 from miscreen.config import Config, DataConfig, JsonlSource
 from miscreen.pipeline import load_candidates
+from tests.small_config import small_config
 
 GE_P_S_THIO = {"o4u", "yy9", "mvq", "2yl", "5qm", "3jh", "j3x", "kmr"}
 CASE_KEYS = {
@@ -120,15 +121,7 @@ def test_dedup_removes_cross_source_copies_only(pool_files, mp_rows):
     assert set(pool[S.ID]) == {r["material_id"] for r in mp_rows} | {"copy-3"}
 
 
-CASE = """
-run_name: lgps-small
-seed: 0
-results_dir: {root}/results
-models_dir: {root}/models
-data: {{train: obelix, train_split: all, test_split: null, exclude_families: [LGPS]}}
-features: {{preset: composition}}
-model: {{kind: extra_trees, n_estimators: 40, cv_folds: 3}}
-candidates:
+CASE_CANDIDATES = """
   - kind: pymatgen
     names: [Li10GeP2S12, LiFePO4, Li2O]
   - kind: obelix
@@ -141,8 +134,8 @@ candidates:
     path: {second}
     id_field: row
     id_prefix: copy-
-screen: {{top_k: 5}}
 """
+CASE_DATA = "{train: obelix, train_split: all, test_split: null, exclude_families: [LGPS]}"
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +143,8 @@ def small_case(tmp_path_factory, pool_files):
     root = tmp_path_factory.mktemp("case")
     first, second = pool_files
     cfg = root / "case.yaml"
-    cfg.write_text(CASE.format(root=root, first=first, second=second))
+    cands = CASE_CANDIDATES.format(first=first, second=second)
+    cfg.write_text(small_config(root, "lgps-small", cands, "{top_k: 5}", CASE_DATA))
     result = CliRunner().invoke(app, ["case", "lgps", str(cfg)])
     assert result.exit_code == 0, result.output + repr(result.exception)
     return root / "results" / "lgps-small", result.output

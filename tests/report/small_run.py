@@ -8,23 +8,17 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from miscreen.cli import app
+from tests.small_config import small_config
 
-SMALL = """
-run_name: small
-seed: 0
-results_dir: {root}/results
-models_dir: {root}/models
-features: {{preset: composition}}
-model: {{kind: extra_trees, n_estimators: 40, cv_folds: 3}}
-candidates:
+CANDIDATES = """
   - kind: pymatgen
   - kind: obelix
     split: test
     families: [argyrodites, garnet, LGPS]
   - kind: csv
     path: {root}/cands.csv
-screen: {{top_k: 5, max_e_above_hull: 0.1}}
 """
+SCREEN = "{top_k: 5, max_e_above_hull: 0.1}"
 
 
 def small_run(root: Path) -> Path:
@@ -35,7 +29,7 @@ def small_run(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "cands.csv").write_text("id,composition\nok1,Li6PS5Cl\nno-li,NaCl\n")
     cfg = root / "small.yaml"
-    cfg.write_text(SMALL.format(root=root))
+    cfg.write_text(small_config(root, "small", CANDIDATES.format(root=root), SCREEN))
     result = CliRunner().invoke(app, ["run", str(cfg)])
     assert result.exit_code == 0, result.output + repr(result.exception)
     return run_dir
