@@ -126,3 +126,18 @@ def test_ensemble_adds_composition_neighbours_when_element_fractions_are_named()
     knn = dict(with_names.estimators)["knn"].set_params(kneighborsregressor__n_neighbors=1)
     knn.fit(X[:2], [1.0, -5.0])
     assert knn.predict(X[2:])[0] == pytest.approx(1.0)
+
+
+def test_too_few_rows_for_the_neighbours_is_a_clear_error():
+    import pandas as pd
+
+    from miscreen import schema as S
+    from miscreen.config import ModelConfig
+    from miscreen.train.fit import fit_conformal
+
+    X, y = _data(12)
+    features = pd.DataFrame(X, columns=["comp:Li", "comp:S", "comp:P", "cell:volume"])
+    labels = pd.DataFrame({S.TARGET: y, S.DOI: [f"doi-{i}" for i in range(12)]})
+    cfg = ModelConfig(kind="ensemble", n_estimators=10, cv_folds=3)
+    with pytest.raises(ValueError, match="neighbours need 10 rows in every CV training fold"):
+        fit_conformal(features, labels, cfg, seed=0)

@@ -10,6 +10,7 @@ from miscreen import schema as S
 from miscreen.config import ModelConfig
 from miscreen.train.evaluate import regression_metrics
 from miscreen.train.model import (
+    NEIGHBOURS_K,
     SEARCH_GRIDS,
     ConformalRegressor,
     cv_scheme,
@@ -34,10 +35,11 @@ def fit_conformal(
     y = labels[S.TARGET].to_numpy(dtype=float)
     groups = doi_groups(labels)
     estimator = make_regressor(cfg.kind, cfg.n_estimators, seed, list(features.columns))
+    grid = SEARCH_GRIDS.get(cfg.kind, {}) if cfg.tune else {}
+    _check_enough_rows(estimator, grid, cv_splits(X, y, groups, cfg.cv_folds, seed), cfg.kind)
     # one BLAS/OpenMP thread: these models are small, and OpenMP threads spinning on a busy
     # or shared node (HPC allocations, CI) can slow gradient boosting down many times over
     with threadpool_limits(limits=1):
-        grid = SEARCH_GRIDS.get(cfg.kind, {}) if cfg.tune else {}
         tuning = tune(estimator, grid, X, y, groups, cfg.cv_folds, seed) if grid else None
         if tuning:
             estimator.set_params(**tuning["best_params"])
@@ -78,3 +80,19 @@ def tune(
         "best_cv_mae": float(-search.best_score_),
         "candidates": results,
     }
+
+
+def _check_enough_rows(estimator, grid: dict, splits: list, kind: str) -> None:
+    """The composition neighbours need k rows in every CV training fold: say so plainly
+    instead of letting scikit-learn fail deep inside cross-validation."""
+    params = estimator.get_params()
+    if NEIGHBOURS_K not in params:
+        return
+    needed = max(grid.get(NEIGHBOURS_K, [params[NEIGHBOURS_K]]))
+    smallest = min(len(train) for train, _ in splits)
+    if smallest < needed:
+        raise ValueError(
+            f"too few labelled rows for model.kind {kind}: its composition neighbours need "
+            f"{needed} rows in every CV training fold, the smallest has {smallest}. Use "
+            f"model.kind: extra_trees, fewer model.cv_folds, or more labelled rows"
+        )

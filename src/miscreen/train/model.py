@@ -65,6 +65,7 @@ SPREAD_FLOOR = 1.0
 # Hyperparameters searched by grouped CV on the training split when ``model.tune`` is on.
 # Small on purpose: a few hundred labelled rows cannot support a wide search without
 # fitting the CV folds themselves.
+NEIGHBOURS_K = "model__knn__kneighborsregressor__n_neighbors"  # the ensemble's kNN member
 SEARCH_GRIDS: dict[str, dict[str, list]] = {
     "extra_trees": {"model__max_features": [1.0, 0.5, 0.3]},
     "random_forest": {"model__max_features": [0.3, 0.5, 1.0]},
@@ -74,7 +75,7 @@ SEARCH_GRIDS: dict[str, dict[str, list]] = {
     },
     "ensemble": {
         "model__et__max_features": [1.0, 0.5],
-        "model__knn__kneighborsregressor__n_neighbors": [5, 10],
+        NEIGHBOURS_K: [5, 10],
     },
 }
 
