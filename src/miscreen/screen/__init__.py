@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -63,11 +65,19 @@ def predict_frame(estimator, features: pd.DataFrame, interval: float) -> pd.Data
     )
 
 
-def exclusion_reason(row: pd.Series, filters: Filters) -> str:
-    """The first filter that removes this candidate, or '' when it passes."""
+@lru_cache(maxsize=65536)
+def _elements(composition: str) -> frozenset[str] | None:
+    """Element symbols of a composition string; None when it does not parse."""
     try:
-        elements = {el.symbol for el in Composition(row[S.COMPOSITION]).elements}
+        return frozenset(el.symbol for el in Composition(composition).elements)
     except Exception:
+        return None
+
+
+def exclusion_reason(row: Mapping, filters: Filters) -> str:
+    """The first filter that removes this candidate (a row as a mapping), or '' when it passes."""
+    elements = _elements(str(row[S.COMPOSITION]))
+    if elements is None:
         return "unparsable composition"
     missing = [e for e in filters.require_elements if e not in elements]
     if missing:
@@ -112,7 +122,10 @@ def rank_candidates(
         raise ValueError(f"supply_risk_weight must be >= 0, got {supply_risk_weight}")
     out = add_criteria(frame)
     out[SCORE] = out[SCORE_COLUMNS[score]] - supply_risk_weight * out[SUPPLY_RISK].fillna(0.0)
-    reasons = out.apply(exclusion_reason, axis=1, filters=filters)
+    rows = out.reindex(columns=[S.COMPOSITION, LI_FRACTION, S.E_HULL, S.BAND_GAP, NSITES])
+    reasons = pd.Series(
+        [exclusion_reason(r, filters) for r in rows.to_dict("records")], index=out.index, dtype=str
+    )
     no_pred = out[PRED].isna()
     reasons = reasons.where(~no_pred | (reasons != ""), "no prediction (see failures.csv)")
     out[EXCLUDED] = reasons
@@ -126,14 +139,19 @@ def rank_candidates(
             out[col] = math.nan
     out.loc[eligible, PARETO] = pareto_front(out.loc[eligible], PARETO_OBJECTIVES)
     n_ranked = len(order)
-    out["why"] = [_why(r, score, supply_risk_weight, n_ranked) for _, r in out.iterrows()]
+    shown = out.reindex(columns=WHY_COLUMNS).to_dict("records")
+    out["why"] = [_why(r, score, supply_risk_weight, n_ranked) for r in shown]
     return out.sort_values([RANK, S.ID], na_position="last").reset_index(drop=True)
 
 
 SCORE_COLUMNS = {"mean": PRED, "lower": LOWER, "upper": UPPER}
+WHY_COLUMNS = [
+    EXCLUDED, RANK, SCORE, PRED, LOWER, UPPER, OUT_OF_DOMAIN, S.E_HULL, S.BAND_GAP,
+    SUPPLY_RISK, SUPPLY_DRIVER, COST, LI_FRACTION, PARETO,
+]  # fmt: skip
 
 
-def _why(row: pd.Series, score: str, weight: float, n_ranked: int) -> str:
+def _why(row: Mapping, score: str, weight: float, n_ranked: int) -> str:
     """The main criteria values behind a row's place, or the filter that removed it."""
     if row.get(EXCLUDED):
         return f"excluded: {row[EXCLUDED]}"
