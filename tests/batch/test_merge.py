@@ -99,11 +99,14 @@ class KilledAfter(LocalBackend):
         super().__init__(*args)
         self.n = n
 
-    def map(self, chunks):
-        for done, result in enumerate(super().map(chunks)):
-            if done == self.n:
-                raise Killed
-            yield result
+    def map(self, tasks):
+        def until_killed():
+            for started, task in enumerate(tasks):
+                if started == self.n:
+                    raise Killed
+                yield task
+
+        yield from super().map(until_killed())
 
 
 class Counting(LocalBackend):
@@ -111,8 +114,8 @@ class Counting(LocalBackend):
 
     computed = 0
 
-    def map(self, chunks):
-        for result in super().map(chunks):
+    def map(self, tasks):
+        for result in super().map(tasks):
             self.computed += 1
             yield result
 

@@ -10,7 +10,7 @@ import pytest
 
 from miscreen import schema as S
 from miscreen.batch import ShardSpec, parse_shard, shard_from_env, shard_of
-from miscreen.batch.sources import iter_chunks, plan_shard
+from miscreen.batch.sources import iter_chunks, plan_shard, read_chunk
 from miscreen.config import StoreSource
 from miscreen.store.structures import read_store
 
@@ -64,12 +64,31 @@ def test_store_streams_in_chunks_that_cover_each_shard_once(batch_run):
     seen = []
     for i in range(3):
         plan = plan_shard(cfg, ShardSpec(i, 3))
-        chunks = list(iter_chunks(plan, 7))
+        chunks = [read_chunk(pieces, plan.columns) for pieces in iter_chunks(plan, 7)]
         assert all(len(c) == 7 for c in chunks[:-1]) and 0 < len(chunks[-1]) <= 7
         assert sum(len(c) for c in chunks) == plan.total
         ids = [i for c in chunks for i in c[S.ID]]
         assert all(shard_of(x, 3) == i for x in ids)
         seen += ids
     assert sorted(seen) == sorted(whole[S.ID])
-    unsharded = pd.concat(iter_chunks(plan_shard(cfg, ShardSpec(0, 1)), 7), ignore_index=True)
+    plan = plan_shard(cfg, ShardSpec(0, 1))
+    unsharded = pd.concat([read_chunk(p, plan.columns) for p in iter_chunks(plan, 7)])
+    unsharded = unsharded.reset_index(drop=True)
     pd.testing.assert_frame_equal(unsharded, whole)  # same rows, columns and dtypes
+
+
+def test_store_rows_read_only_their_rows_across_row_groups(tmp_path):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from miscreen.batch.sources import StoreRows
+
+    table = pa.table({S.ID: [f"c{i}" for i in range(23)], "x": np.arange(23.0)})
+    path = tmp_path / "structures.parquet"
+    pq.write_table(table, path, row_group_size=5)  # groups of 5, 5, 5, 5, 3
+    assert pq.ParquetFile(path).metadata.num_row_groups == 5
+    positions = np.array([1, 4, 5, 13, 21, 22])  # groups 0, 0, 1, 2, 4, 4: group 3 unread
+    rows = StoreRows(str(path), positions).read()
+    assert rows[S.ID].tolist() == ["c1", "c4", "c5", "c13", "c21", "c22"]
+    assert rows["x"].tolist() == positions.astype(float).tolist()

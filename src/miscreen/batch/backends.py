@@ -1,8 +1,12 @@
-"""Where chunks are predicted: in this process (``local``) or on a Dask cluster (``dask``).
+"""Where chunks are screened: in this process (``local``) or on a Dask cluster (``dask``).
 
-The unit of work is :func:`predict_chunk`: records in, predictions (without the structure
-column) and failures out. Dask workers load the model directory themselves, once per worker
-process (models are sha256-verified joblib files), so only records travel over the network.
+The unit of work is :func:`screen_chunk`: read the chunk's rows, predict them
+(:func:`predict_chunk`: predictions without the structure column, and failures) and write
+the chunk's checkpoint files. Dask workers do all of it themselves, and load the model
+directory once per worker process (models are sha256-verified joblib files), so only chunk
+addresses and row counts travel over the network and the client stays idle; the structure
+store, the models and the results folder must be on a filesystem the workers share, as on
+any HPC cluster.
 """
 
 from __future__ import annotations
@@ -11,13 +15,15 @@ import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
 
-from miscreen import pipeline
+from miscreen import pipeline, store
 from miscreen import schema as S
+from miscreen.batch.sources import Piece, read_chunk
 from miscreen.config import DaskConfig
 from miscreen.screen import LOWER, OUT_OF_DOMAIN, PRED, UNCERTAINTY, UPPER
 from miscreen.screen.criteria import add_criteria
@@ -27,7 +33,26 @@ log = logging.getLogger(__name__)
 
 PREDICTION_COLUMNS = (PRED, LOWER, UPPER, UNCERTAINTY, "domain_distance", OUT_OF_DOMAIN, "model")
 
-ChunkResult = tuple[int, pd.DataFrame, pd.DataFrame]
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """One chunk to screen: its number, where its rows are, and its checkpoint files."""
+
+    k: int
+    pieces: list[Piece]
+    columns: list[str]
+    table: Path
+    failures: Path
+
+
+@dataclass(frozen=True)
+class ChunkDone:
+    """A screened chunk whose checkpoint files are written: its number and row counts."""
+
+    k: int
+    rows: int
+    failures: int
+
 
 _MODELS: dict[tuple[str, int], dict[str, SavedModel]] = {}
 
@@ -56,6 +81,14 @@ def predict_chunk(
     return predicted.drop(columns=[S.STRUCTURE]), failures.reset_index(drop=True)
 
 
+def screen_chunk(model_dir: str, interval: float, task: ChunkTask) -> ChunkDone:
+    """Read, predict and checkpoint one chunk (failures first: the table marks it done)."""
+    predicted, failures = predict_chunk(model_dir, read_chunk(task.pieces, task.columns), interval)
+    store.write_table(failures, task.failures)
+    store.write_table(predicted, task.table)
+    return ChunkDone(task.k, len(predicted), len(failures))
+
+
 def _row_criteria(predicted: pd.DataFrame) -> pd.DataFrame:
     """The screen stage's row-wise criteria (site counts, supply risk, Li fraction, ...),
     computed on the worker while the structures are at hand; merging keeps them and only
@@ -64,9 +97,9 @@ def _row_criteria(predicted: pd.DataFrame) -> pd.DataFrame:
 
 
 class Backend(Protocol):
-    """Maps :func:`predict_chunk` over numbered chunks; results may come in any order."""
+    """Maps :func:`screen_chunk` over chunk tasks; chunks may finish in any order."""
 
-    def map(self, chunks: Iterator[tuple[int, pd.DataFrame]]) -> Iterator[ChunkResult]: ...
+    def map(self, tasks: Iterator[ChunkTask]) -> Iterator[ChunkDone]: ...
 
 
 class LocalBackend:
@@ -76,9 +109,9 @@ class LocalBackend:
         self.model_dir = str(Path(model_dir).resolve())
         self.interval = interval
 
-    def map(self, chunks: Iterator[tuple[int, pd.DataFrame]]) -> Iterator[ChunkResult]:
-        for k, records in chunks:
-            yield (k, *predict_chunk(self.model_dir, records, self.interval))
+    def map(self, tasks: Iterator[ChunkTask]) -> Iterator[ChunkDone]:
+        for task in tasks:
+            yield screen_chunk(self.model_dir, self.interval, task)
 
 
 class DaskBackend:
@@ -95,33 +128,28 @@ class DaskBackend:
         threads = sum(self.client.nthreads().values())
         return max(2, threads * self.per_thread)
 
-    def map(self, chunks: Iterator[tuple[int, pd.DataFrame]]) -> Iterator[ChunkResult]:
+    def map(self, tasks: Iterator[ChunkTask]) -> Iterator[ChunkDone]:
         from distributed import as_completed
 
-        def submit(k: int, records: pd.DataFrame) -> Any:
-            key = f"miscreen-chunk-{k}-{uuid.uuid4().hex}"
+        def submit(task: ChunkTask) -> Any:
+            key = f"miscreen-chunk-{task.k}-{uuid.uuid4().hex}"
             return self.client.submit(
-                _numbered, k, self.model_dir, records, self.interval, key=key, pure=False
+                screen_chunk, self.model_dir, self.interval, task, key=key, pure=False
             )
 
         pending = as_completed()
         for _ in range(self.in_flight()):
-            nxt = next(chunks, None)
+            nxt = next(tasks, None)
             if nxt is None:
                 break
-            pending.add(submit(*nxt))
+            pending.add(submit(nxt))
         for future in pending:
-            k, predicted, failures = future.result()
+            done = future.result()
             future.release()
-            nxt = next(chunks, None)
+            nxt = next(tasks, None)
             if nxt is not None:
-                pending.add(submit(*nxt))
-            yield k, predicted, failures
-
-
-def _numbered(k: int, model_dir: str, records: pd.DataFrame, interval: float) -> ChunkResult:
-    """:func:`predict_chunk` tagged with its chunk number (runs on a Dask worker)."""
-    return (k, *predict_chunk(model_dir, records, interval))
+                pending.add(submit(nxt))
+            yield done
 
 
 @contextmanager

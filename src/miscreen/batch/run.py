@@ -28,7 +28,7 @@ import pandas as pd
 
 from miscreen import pipeline, store
 from miscreen import schema as S
-from miscreen.batch.backends import Backend
+from miscreen.batch.backends import Backend, ChunkTask
 from miscreen.batch.progress import ChunkProgress
 from miscreen.batch.shards import ShardSpec
 from miscreen.batch.sources import ShardPlan, fingerprint, iter_chunks, plan_shard
@@ -92,14 +92,15 @@ def _chunk_files(parts: Path, k: int) -> tuple[Path, Path]:
 
 def _todo(
     plan: ShardPlan, chunk_size: int, parts: Path, progress: ChunkProgress
-) -> Iterator[tuple[int, pd.DataFrame]]:
-    """Numbered chunks still to predict; checkpointed ones are counted and skipped."""
-    for k, chunk in enumerate(iter_chunks(plan, chunk_size)):
+) -> Iterator[ChunkTask]:
+    """Chunks still to screen; checkpointed ones are counted and skipped."""
+    for k, pieces in enumerate(iter_chunks(plan, chunk_size)):
         table, fails = _chunk_files(parts, k)
         if table.exists() and fails.exists():
-            progress.advance(len(chunk), len(store.read_table(fails)), resumed=True)
+            rows = min(chunk_size, plan.total - k * chunk_size)
+            progress.advance(rows, len(store.read_table(fails)), resumed=True)
             continue
-        yield k, chunk
+        yield ChunkTask(k, pieces, plan.columns, table, fails)
 
 
 def screen_shard(cfg: Config, shard: ShardSpec, backend: Backend) -> ShardResult:
@@ -118,13 +119,8 @@ def screen_shard(cfg: Config, shard: ShardSpec, backend: Backend) -> ShardResult
     chunk_size = cfg.batch.chunk_size
     n_chunks = -(-plan.total // chunk_size)
     with ChunkProgress(f"screen shard {shard}", plan.total, n_chunks) as progress:
-        for k, predicted, failures in backend.map(
-            _todo(plan, chunk_size, paths["parts"], progress)
-        ):
-            table, fails = _chunk_files(paths["parts"], k)
-            store.write_table(failures, fails)
-            store.write_table(predicted, table)
-            progress.advance(len(predicted), len(failures))
+        for done in backend.map(_todo(plan, chunk_size, paths["parts"], progress)):
+            progress.advance(done.rows, done.failures)
     return _finish_shard(cfg, shard, plan, key, models, n_chunks)
 
 

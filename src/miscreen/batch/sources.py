@@ -1,9 +1,11 @@
-"""Candidate sources read in batches, deduplicated and cut down to one shard's rows.
+"""Candidate sources, deduplicated and cut down to one shard's rows, then into chunks.
 
-A structure store (``kind: store``) streams from its Parquet table in batches, so a pool of
-any size never sits in memory; the other sources are small by nature and load whole through
-``pipeline.load_source``. A cheap first pass over the ids decides which rows the shard owns
-(first source wins for a repeated id, as in an unsharded run) and how many there are.
+A cheap first pass over the ids decides which rows the shard owns (first source wins for a
+repeated id, as in an unsharded run) and how many there are. A chunk is a list of pieces
+that say where its rows are: for a structure store (``kind: store``) the row positions in
+its Parquet table, read where the chunk is predicted (a Dask worker reads its own rows; a
+pool of any size never sits in the client's memory); the other sources are small by nature,
+load whole through ``pipeline.load_source`` and travel as the rows themselves.
 """
 
 from __future__ import annotations
@@ -32,13 +34,50 @@ from miscreen.store.structures import STRUCTURES, read_store
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class StoreRows:
+    """Rows of a structure store's Parquet table, by position; read only when needed."""
+
+    path: str
+    positions: np.ndarray  # increasing row positions in the table
+
+    def read(self) -> pd.DataFrame:
+        """Just these rows: only the row groups that hold them are read."""
+        import pyarrow.parquet as pq
+
+        with pq.ParquetFile(self.path) as pf:
+            meta = pf.metadata
+            sizes = np.array([meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
+            starts = np.concatenate([[0], np.cumsum(sizes)])
+            group_of = np.searchsorted(starts, self.positions, side="right") - 1
+            groups = np.unique(group_of)
+            begins = np.concatenate([[0], np.cumsum(sizes[groups])[:-1]])  # in what is read
+            local = self.positions - starts[group_of] + begins[np.searchsorted(groups, group_of)]
+            table = pf.read_row_groups([int(g) for g in groups]).take(local)
+        return S.ensure_record_columns(table.to_pandas())
+
+
+Piece = StoreRows | pd.DataFrame
+
+
+def read_chunk(pieces: list[Piece], columns: list[str]) -> pd.DataFrame:
+    """A chunk's records in ``columns`` order, from its pieces (in source order)."""
+    frames = [p.read() if isinstance(p, StoreRows) else p for p in pieces]
+    frames = [f.reindex(columns=columns) for f in frames]
+    return (
+        pd.concat(frames, ignore_index=True)
+        if len(frames) > 1
+        else frames[0].reset_index(drop=True)
+    )
+
+
 @dataclass
 class SourceStream:
-    """One candidate source: its columns, ids, a batch reader, load failures and inputs."""
+    """One candidate source: its columns, ids, how to get rows, load failures and inputs."""
 
     columns: list[str]
     ids: list[str]
-    batches: Callable[[int], Iterator[pd.DataFrame]]
+    piece: Callable[[np.ndarray], Piece]  # row positions -> where to read them
     failures: pd.DataFrame
     inputs: list[dict]
 
@@ -66,36 +105,32 @@ def store_table(path: Path) -> Path:
 
 
 def open_store(source: StoreSource) -> SourceStream:
-    """Stream a structure store's table in row batches (never the whole table at once)."""
+    """A structure store: only its ids are read here; rows are read chunk by chunk."""
     import pyarrow.parquet as pq
 
     table = store_table(source.path)
     names = pq.read_schema(table).names
     columns = names + [c for c in S.RECORD_COLUMNS if c not in names]
     ids = pq.read_table(table, columns=[S.ID]).column(S.ID).to_pylist()
-
-    def batches(size: int) -> Iterator[pd.DataFrame]:
-        with pq.ParquetFile(table) as pf:
-            for batch in pf.iter_batches(batch_size=size):
-                yield S.ensure_record_columns(batch.to_pandas())
-
+    path = str(table.resolve())
     inputs = [{"path": str(source.path)}]
-    return SourceStream(columns, [str(i) for i in ids], batches, S.empty_failures(), inputs)
+    return SourceStream(
+        columns,
+        [str(i) for i in ids],
+        lambda positions: StoreRows(path, positions),
+        S.empty_failures(),
+        inputs,
+    )
 
 
 def open_loaded(source: CandidateSource) -> SourceStream:
-    """A small source, loaded whole by the pipeline and sliced into batches."""
+    """A small source, loaded whole by the pipeline; its chunks carry their rows."""
     loaded = pipeline.load_source(source)
     records = loaded.records
-
-    def batches(size: int) -> Iterator[pd.DataFrame]:
-        for start in range(0, len(records), size):
-            yield records.iloc[start : start + size]
-
     return SourceStream(
         list(records.columns),
         [str(i) for i in records[S.ID]],
-        batches,
+        lambda positions: records.iloc[positions],
         loaded.failures,
         loaded.inputs,
     )
@@ -163,26 +198,17 @@ def plan_shard(cfg: Config, shard: ShardSpec) -> ShardPlan:
     )
 
 
-def iter_chunks(plan: ShardPlan, chunk_size: int) -> Iterator[pd.DataFrame]:
-    """The shard's rows in chunks of ``chunk_size`` (the last may be smaller), in source order.
+def iter_chunks(plan: ShardPlan, chunk_size: int) -> Iterator[list[Piece]]:
+    """The shard's rows in chunks of ``chunk_size`` (the last may be smaller), in source
+    order, each as the pieces to read it from (see :func:`read_chunk`).
 
     Chunk boundaries depend only on the plan and the chunk size, so a resumed run cuts the
     same chunks as the killed one.
     """
-    buffer: list[pd.DataFrame] = []
-    held = 0
-    for stream, keep in zip(plan.streams, plan.keep, strict=True):
-        offset = 0
-        for batch in stream.batches(chunk_size):
-            mask = keep[offset : offset + len(batch)]
-            offset += len(batch)
-            if mask.any():
-                buffer.append(batch.loc[mask].reindex(columns=plan.columns))
-                held += int(mask.sum())
-            while held >= chunk_size:
-                merged = pd.concat(buffer, ignore_index=True)
-                yield merged.iloc[:chunk_size].reset_index(drop=True)
-                rest = merged.iloc[chunk_size:]
-                buffer, held = ([rest] if len(rest) else []), len(rest)
-    if held:
-        yield pd.concat(buffer, ignore_index=True)
+    owned = [np.flatnonzero(keep) for keep in plan.keep]
+    stream_of = np.repeat(np.arange(len(owned)), [len(p) for p in owned])
+    positions = np.concatenate(owned) if owned else np.zeros(0, dtype=int)
+    for start in range(0, len(positions), chunk_size):
+        streams = stream_of[start : start + chunk_size]
+        rows = positions[start : start + chunk_size]
+        yield [plan.streams[i].piece(rows[streams == i]) for i in np.unique(streams)]
