@@ -27,10 +27,12 @@ def test_benchmark_writes_every_metric(tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["test_n"] == 121 and m["test_n_cif_subset"] == 67
     assert m["test_n_uncensored"] == 113
-    for key in ("test_mae", "test_rmse", "test_r2", "test_spearman", "cv_mae", "grouped_cv_mae"):
+    keys = ("test_mae", "test_rmse", "test_r2", "test_spearman", "cv_mae", "grouped_cv_mae")
+    for key in (*keys, "grouped_cv_spearman"):
         assert isinstance(m[key], float), key
     # grouped CV keeps each publication in one fold: it is harder than shuffled folds
     assert m["grouped_cv_mae"] > m["cv_mae"]
+    assert 0.3 < m["grouped_cv_spearman"] <= 1.0  # out-of-fold ranks follow the measurements
     assert 0.5 < m["coverage_80"] <= m["coverage_95"] <= 1.0
     families = m["leave_one_family_out_mae"]
     assert {"NASICON", "garnet", "perovskites", "argyrodites", "LGPS"} <= set(families)
