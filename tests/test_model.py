@@ -80,11 +80,13 @@ def test_missing_model_dir_is_clear(tmp_path):
 
 def test_tuning_picks_the_grid_point_with_the_lowest_grouped_cv_error():
     from miscreen.train.fit import tune
+    from miscreen.train.model import cv_scheme, cv_splits
 
     X, y = _data(200)
     groups = np.repeat(np.arange(40), 5)  # 40 "publications" of 5 rows
     grid = {"model__max_iter": [1, 100]}  # one boosting step cannot fit y; a hundred can
-    result = tune(make_regressor("hist_gradient_boosting"), grid, X, y, groups, 4, 0)
+    splits, scheme = cv_splits(X, y, groups, 4, 0), cv_scheme(groups, 4)
+    result = tune(make_regressor("hist_gradient_boosting"), grid, X, y, splits, scheme)
     assert result["best_params"] == {"model__max_iter": 100}
     maes = {c["params"]["model__max_iter"]: c["cv_mae"] for c in result["candidates"]}
     assert maes[100] < maes[1] and result["best_cv_mae"] == pytest.approx(maes[100])

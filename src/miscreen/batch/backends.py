@@ -77,7 +77,10 @@ def predict_chunk(
     known = {*base, *PREDICTION_COLUMNS, S.STRUCTURE}
     extra = [c for c in predicted.columns if c not in known]
     columns = base + list(PREDICTION_COLUMNS) + extra
-    predicted = _row_criteria(predicted.reindex(columns=[*columns, S.STRUCTURE]))
+    # the screen stage's row-wise criteria (site counts, supply risk, Li fraction, ...) are
+    # added here, while the structures are at hand; merging keeps them and only ranks, so
+    # the serial part of a sharded run stays small
+    predicted = add_criteria(predicted.reindex(columns=[*columns, S.STRUCTURE]))
     return predicted.drop(columns=[S.STRUCTURE]), failures.reset_index(drop=True)
 
 
@@ -87,13 +90,6 @@ def screen_chunk(model_dir: str, interval: float, task: ChunkTask) -> ChunkDone:
     store.write_table(failures, task.failures)
     store.write_table(predicted, task.table)
     return ChunkDone(task.k, len(predicted), len(failures))
-
-
-def _row_criteria(predicted: pd.DataFrame) -> pd.DataFrame:
-    """The screen stage's row-wise criteria (site counts, supply risk, Li fraction, ...),
-    computed on the worker while the structures are at hand; merging keeps them and only
-    ranks, so the serial part of a sharded run stays small."""
-    return add_criteria(predicted)
 
 
 class Backend(Protocol):

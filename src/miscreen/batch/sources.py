@@ -63,12 +63,7 @@ Piece = StoreRows | pd.DataFrame
 def read_chunk(pieces: list[Piece], columns: list[str]) -> pd.DataFrame:
     """A chunk's records in ``columns`` order, from its pieces (in source order)."""
     frames = [p.read() if isinstance(p, StoreRows) else p for p in pieces]
-    frames = [f.reindex(columns=columns) for f in frames]
-    return (
-        pd.concat(frames, ignore_index=True)
-        if len(frames) > 1
-        else frames[0].reset_index(drop=True)
-    )
+    return pd.concat([f.reindex(columns=columns) for f in frames], ignore_index=True)
 
 
 @dataclass

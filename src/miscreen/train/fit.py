@@ -36,33 +36,32 @@ def fit_conformal(
     groups = doi_groups(labels)
     estimator = make_regressor(cfg.kind, cfg.n_estimators, seed, list(features.columns))
     grid = SEARCH_GRIDS.get(cfg.kind, {}) if cfg.tune else {}
-    _check_enough_rows(estimator, grid, cv_splits(X, y, groups, cfg.cv_folds, seed), cfg.kind)
+    splits = cv_splits(X, y, groups, cfg.cv_folds, seed)
+    _check_enough_rows(estimator, grid, splits, cfg.kind)
     # one BLAS/OpenMP thread: these models are small, and OpenMP threads spinning on a busy
     # or shared node (HPC allocations, CI) can slow gradient boosting down many times over
+    scheme = cv_scheme(groups, cfg.cv_folds)
     with threadpool_limits(limits=1):
-        tuning = tune(estimator, grid, X, y, groups, cfg.cv_folds, seed) if grid else None
+        tuning = tune(estimator, grid, X, y, splits, scheme) if grid else None
         if tuning:
             estimator.set_params(**tuning["best_params"])
         model = ConformalRegressor(estimator, n_folds=cfg.cv_folds, seed=seed)
         model.fit(X, y, groups=groups)
     cv = regression_metrics(y, model.oof_predictions_, prefix="cv_")
-    cv["cv_scheme"] = f"{cv_scheme(groups, cfg.cv_folds)} on the training split"
+    cv["cv_scheme"] = f"{scheme} on the training split"
     cv["hyperparameters"] = tuning or {"searched": False}
     return model, cv
 
 
-def tune(
-    estimator, grid: dict, X: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int, seed: int
-) -> dict:
-    """Grid search by DOI-grouped CV MAE on the training rows -> the chosen parameters and
-    every candidate's CV MAE (recorded in ``model.json``)."""
+def tune(estimator, grid: dict, X: np.ndarray, y: np.ndarray, splits: list, scheme: str) -> dict:
+    """Grid search by CV MAE over ``splits`` (DOI-grouped folds of the training rows, described
+    by ``scheme``) -> the chosen parameters and every candidate's CV MAE (for ``model.json``)."""
     from sklearn.model_selection import GridSearchCV
 
     known = estimator.get_params()
     grid = {name: values for name, values in grid.items() if name in known}
     if not grid:
         return {"searched": False}
-    splits = cv_splits(X, y, groups, folds, seed)
     search = GridSearchCV(
         estimator, grid, scoring="neg_mean_absolute_error", cv=splits, refit=False, n_jobs=1
     )
@@ -75,7 +74,7 @@ def tune(
     ]
     return {
         "searched": True,
-        "scheme": f"GridSearchCV, {cv_scheme(groups, folds)}, MAE, training split only",
+        "scheme": f"GridSearchCV, {scheme}, MAE, training split only",
         "best_params": search.best_params_,
         "best_cv_mae": float(-search.best_score_),
         "candidates": results,
