@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from miscreen.batch import LocalBackend, ShardSpec, merge_shards, screen_shard
+from miscreen.batch import LocalBackend, ShardError, ShardSpec, merge_shards, screen_shard
+from miscreen.batch.backends import screen_chunk
 from miscreen.batch.run import shard_paths
 from miscreen.cli import app
 
@@ -156,3 +158,28 @@ def test_merge_names_missing_shards_and_changed_inputs_redo_a_shard(batch_run):
 def test_bad_shard_option_is_a_usage_error(batch_run):
     result = runner.invoke(app, ["screen", str(batch_run.config("bad")), "--shard", "3/3"])
     assert result.exit_code == 2 and "out of range" in result.output
+
+
+class OtherDisk(LocalBackend):
+    """Workers that write their checkpoints to their own disk, not the shared results."""
+
+    def __init__(self, elsewhere, *args) -> None:
+        super().__init__(*args)
+        self.elsewhere = elsewhere
+
+    def map(self, tasks):
+        for task in tasks:
+            local = replace(
+                task,
+                table=self.elsewhere / task.table.name,
+                failures=self.elsewhere / task.failures.name,
+            )
+            yield screen_chunk(self.model_dir, self.interval, local)
+
+
+def test_checkpoints_the_client_cannot_see_are_a_clear_error(batch_run, tmp_path):
+    cfg = batch_run.load("otherdisk", chunk=30)
+    backend = OtherDisk(tmp_path, cfg.model_dir, cfg.model.interval)
+    with pytest.raises(ShardError, match="filesystem the client and all workers share"):
+        screen_shard(cfg, ShardSpec(0, 1), backend)
+    assert list(tmp_path.glob("chunk-000000*.parquet"))  # the worker's work is kept there

@@ -92,3 +92,13 @@ def test_store_rows_read_only_their_rows_across_row_groups(tmp_path):
     rows = StoreRows(str(path), positions).read()
     assert rows[S.ID].tolist() == ["c1", "c4", "c5", "c13", "c21", "c22"]
     assert rows["x"].tolist() == positions.astype(float).tolist()
+
+
+def test_a_store_the_worker_cannot_see_is_a_clear_error(tmp_path):
+    import numpy as np
+
+    from miscreen.batch.sources import StoreRows
+
+    missing = tmp_path / "elsewhere" / "structures.parquet"
+    with pytest.raises(FileNotFoundError, match=f"{missing}.*filesystem the client"):
+        StoreRows(str(missing), np.arange(3)).read()

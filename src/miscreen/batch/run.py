@@ -120,8 +120,20 @@ def screen_shard(cfg: Config, shard: ShardSpec, backend: Backend) -> ShardResult
     n_chunks = -(-plan.total // chunk_size)
     with ChunkProgress(f"screen shard {shard}", plan.total, n_chunks) as progress:
         for done in backend.map(_todo(plan, chunk_size, paths["parts"], progress)):
+            _check_visible(paths["parts"], done.k)
             progress.advance(done.rows, done.failures)
     return _finish_shard(cfg, shard, plan, key, models, n_chunks)
+
+
+def _check_visible(parts: Path, k: int) -> None:
+    """A chunk's checkpoint, written by whoever screened it, must be visible here."""
+    missing = [p for p in _chunk_files(parts, k) if not p.exists()]
+    if missing:
+        raise ShardError(
+            f"chunk {k} was screened but its checkpoint {missing[0]} is not visible here: the "
+            "workers write checkpoints into the results folder themselves, so it must be on a "
+            "filesystem the client and all workers share, at the same path (results_dir)"
+        )
 
 
 def _reset_if_stale(paths: dict[str, Path], key: str) -> None:

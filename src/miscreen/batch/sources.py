@@ -11,6 +11,7 @@ load whole through ``pipeline.load_source`` and travel as the rows themselves.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,12 @@ class StoreRows:
         """Just these rows: only the row groups that hold them are read."""
         import pyarrow.parquet as pq
 
+        if not Path(self.path).is_file():
+            raise FileNotFoundError(
+                f"structure store table {self.path} is not visible on {socket.gethostname()}: "
+                "whoever screens a chunk (a Dask worker too) reads its rows from the store, so "
+                "put the store on a filesystem the client and all workers share, at the same path"
+            )
         with pq.ParquetFile(self.path) as pf:
             meta = pf.metadata
             sizes = np.array([meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
