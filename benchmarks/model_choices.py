@@ -76,8 +76,8 @@ def candidates(names: list[str]) -> dict[str, Callable[[], Pipeline]]:
 
         return build
 
-    out = {k: kind(k) for k in ("ensemble", "extra_trees", "random_forest")}
-    out["hist_gradient_boosting"] = kind("hist_gradient_boosting")
+    kinds = ("ensemble", "extra_trees", "random_forest", "hist_gradient_boosting")
+    out = {k: kind(k) for k in kinds}
     for name, member in gbm_members().items():
 
         def alone(member: Callable[[], object] = member) -> Pipeline:

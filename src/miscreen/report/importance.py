@@ -96,8 +96,11 @@ def run_importances(run_dir: Path, manifest: dict, test: pd.DataFrame) -> pd.Dat
     path = Path(run_dir) / IMPORTANCE_CSV
     model_dir = composition_model_dir(manifest)
     if model_dir is None or not (model_dir / "model.json").is_file():
+        if path.exists():
+            log.info("%s: its model is gone; showing the importances saved with the run", path)
+            return store.read_table(path)
         log.warning("no composition model recorded for %s: skipping importances", run_dir)
-        return store.read_table(path) if path.exists() else None
+        return None
     sha = str(store.read_json(model_dir / "model.json").get("model_sha256"))
     if path.exists():
         cached = store.read_table(path)
