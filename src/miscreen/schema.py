@@ -9,10 +9,15 @@ A *records* table has one row per material (training entry or candidate):
   cell) where known,
 - labelled tables also carry ``log10_sigma``, ``censored``, ``family``, ``doi``.
 
+A *predictions* table adds :data:`PREDICTION_COLUMNS`; a ranked *candidates* table adds
+:data:`RANK`, :data:`SCORE`, :data:`EXCLUDED` and :data:`WHY`.
+
 A *failures* table has ``id``, ``source``, ``stage``, ``reason``.
 """
 
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 
@@ -26,6 +31,7 @@ LATTICE = ("a", "b", "c", "alpha", "beta", "gamma")
 Z = "z"
 TARGET = "log10_sigma"
 CENSORED = "censored"
+CENSOR_BOUND = "censor_bound"
 FAMILY = "family"
 DOI = "doi"
 E_HULL = "e_above_hull"
@@ -33,6 +39,29 @@ BAND_GAP = "band_gap"
 
 RECORD_COLUMNS = (ID, SOURCE, FORMULA, COMPOSITION, STRUCTURE, SPACEGROUP, *LATTICE, Z)
 FAILURE_COLUMNS = (ID, SOURCE, "stage", "reason")
+
+# predictions (screen.predict_frame and the routing of rows to models)
+PRED = "predicted_log10_sigma"
+LOWER = "lower"
+UPPER = "upper"
+UNCERTAINTY = "uncertainty"
+DOMAIN_DISTANCE = "domain_distance"
+OUT_OF_DOMAIN = "out_of_domain"
+MODEL = "model"
+HAS_STRUCTURE = "has_structure"
+PREDICTION_COLUMNS = (PRED, LOWER, UPPER, UNCERTAINTY, DOMAIN_DISTANCE, OUT_OF_DOMAIN, MODEL)
+
+# ranking (screen.rank_candidates)
+RANK = "rank"
+SCORE = "score"
+EXCLUDED = "excluded_reason"
+WHY = "why"
+
+# test predictions: what an evaluation keeps per labelled row
+TEST_PREDICTION_COLUMNS = (
+    ID, FORMULA, FAMILY, TARGET, CENSORED, HAS_STRUCTURE, MODEL, PRED, LOWER, UPPER,
+    UNCERTAINTY, OUT_OF_DOMAIN,
+)  # fmt: skip
 
 
 def empty_failures() -> pd.DataFrame:
@@ -50,3 +79,25 @@ def ensure_record_columns(df: pd.DataFrame) -> pd.DataFrame:
         if col not in out.columns:
             out[col] = pd.NA
     return out
+
+
+def has_structure(records: pd.DataFrame) -> pd.Series:
+    """True where a row carries a structure (a non-empty ``structure`` value)."""
+    if STRUCTURE not in records:
+        return pd.Series(False, index=records.index)
+    col = records[STRUCTURE]
+    return col.notna() & (col.astype(str) != "")
+
+
+def as_float(value: object) -> float:
+    """``value`` as a float, or NaN when it is missing or not a number."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def concat(*frames: pd.DataFrame) -> pd.DataFrame:
+    """Concatenate the non-empty frames; all empty: the first (so its columns survive)."""
+    parts = [df for df in frames if not df.empty]
+    return pd.concat(parts, ignore_index=True) if parts else frames[0]
