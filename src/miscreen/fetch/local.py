@@ -36,17 +36,20 @@ def structure_record(id_: str, source: str, structure: Structure, **extra: objec
         S.FORMULA: reduced.reduced_formula,
         S.COMPOSITION: reduced.formula,
         S.STRUCTURE: structure_to_json(structure),
-        S.SPACEGROUP: _spacegroup(structure),
+        S.SPACEGROUP: _spacegroup(structure, f"{source} {id_}"),
         **dict(zip(S.LATTICE, (*lat.abc, *lat.angles), strict=True)),
         S.Z: float(factor),
         **extra,
     }
 
 
-def _spacegroup(structure: Structure) -> float:
+def _spacegroup(structure: Structure, where: str) -> float:
+    """Space-group number (symprec 0.1), or NaN with a warning naming ``where`` when spglib
+    cannot find the symmetry (e.g. atoms too close together)."""
     try:
         return float(structure.get_space_group_info(symprec=0.1)[1])
-    except Exception:  # spglib gives up on some disordered cells: leave unknown
+    except ValueError as exc:  # pymatgen's SymmetryUndeterminedError
+        log.warning("%s: space group left unknown: %s: %s", where, type(exc).__name__, exc)
         return math.nan
 
 
@@ -214,7 +217,7 @@ def _csv_row(r: pd.Series, base: Path, rid: str, source: str, where: str) -> dic
         S.STRUCTURE: None,
     }
     for col in (S.SPACEGROUP, *S.LATTICE, S.Z):
-        row[col] = _float(r.get(col, ""))
+        row[col] = S.as_float(r.get(col, ""))
     return row
 
 
@@ -232,10 +235,3 @@ def _target(raw: str, log_scale: bool, where: str) -> dict:
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from exc
     return {S.TARGET: value, S.CENSORED: censored, "censor_bound": bound}
-
-
-def _float(text: object) -> float:
-    try:
-        return float(str(text))
-    except ValueError:
-        return math.nan

@@ -106,13 +106,20 @@ def api_key() -> str:
 
 
 def normalize_id(value: Any) -> str:
-    """A material id in the classic ``mp-1234`` form (the API may send ``mp-aaaaaaff``)."""
-    text = str(value)
+    """A material id in the classic ``mp-1234`` form (the API may send ``mp-aaaaaaff``);
+    an id emmet-core cannot read is kept as sent, with a warning naming it."""
     try:
         from emmet.core.mpid import AlphaID
-
+    except ImportError as exc:
+        raise ImportError(
+            f"reading Materials Project ids needs the emmet-core package ({exc}); install it "
+            "with `pip install emmet-core` (it comes with `pip install mp-api`)"
+        ) from exc
+    text = str(value)
+    try:
         return str(AlphaID(text).formatted)
-    except Exception:
+    except (ValueError, TypeError) as exc:
+        log.warning("material id %r kept as sent: emmet-core cannot read it (%s)", text, exc)
         return text
 
 
@@ -200,7 +207,7 @@ def docs_to_frames(
     """Convert a page of summary docs; bad ones become failures naming the page and id."""
     rows, failures = [], []
     for n, doc in enumerate(docs):
-        rid = normalize_id(doc.get("material_id", f"doc{n}"))
+        rid = normalize_id(doc["material_id"]) if "material_id" in doc else f"doc{n}"
         try:
             rows.append(doc_to_record(doc, source, db_version))
         except (ValueError, KeyError, TypeError) as exc:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 from collections.abc import Mapping
 from functools import lru_cache
@@ -31,6 +32,8 @@ import pandas as pd
 from pymatgen.core import Composition
 
 from miscreen import schema as S
+
+log = logging.getLogger(__name__)
 
 SUPPLY_RISK = "supply_risk"
 HHI_PRODUCTION = "hhi_production"
@@ -154,15 +157,30 @@ def add_criteria(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+# what pymatgen raises for a formula it cannot read (AttributeError: unknown element
+# symbols such as "Xx2"; ZeroDivisionError: all amounts zero, "Li0O0")
+BAD_FORMULA_ERRORS = (ValueError, AttributeError, ZeroDivisionError)
+
+
 def _add_composition_criteria(out: pd.DataFrame) -> pd.DataFrame:
+    """Supply, cost and Li-fraction columns; a row whose formula pymatgen cannot read gets
+    NaN and a warning naming its id (the filters also say so in ``excluded_reason``)."""
     metrics, fractions = [], []
-    for comp in out[S.COMPOSITION]:
+    ids = out[S.ID] if S.ID in out else pd.Series(out.index, index=out.index)
+    for rid, comp in zip(ids, out[S.COMPOSITION], strict=True):
         try:
-            metrics.append(supply_metrics(str(comp)))
-            fractions.append(li_fraction(str(comp)))
-        except Exception:  # unparsable: the filters say so in excluded_reason
-            metrics.append({})
-            fractions.append(math.nan)
+            row_metrics, fraction = supply_metrics(str(comp)), li_fraction(str(comp))
+        except BAD_FORMULA_ERRORS as exc:
+            log.warning(
+                "row %s: composition %r unreadable, supply risk and cost left empty (%s: %s)",
+                rid,
+                comp,
+                type(exc).__name__,
+                exc,
+            )
+            row_metrics, fraction = {}, math.nan
+        metrics.append(row_metrics)  # one entry per row, even when only one call failed
+        fractions.append(fraction)
     table = pd.DataFrame(metrics, index=out.index)
     for col in (SUPPLY_RISK, HHI_PRODUCTION, HHI_RESERVE, COST):
         out[col] = pd.to_numeric(table.get(col), errors="coerce") if col in table else math.nan

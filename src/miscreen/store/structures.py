@@ -236,15 +236,22 @@ def _read_parts(paths: list[Path], failures: bool) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _parse(structure_json: object) -> Any:
-    """A pymatgen ``Structure`` from the store's JSON, or None if absent or unparsable."""
+def _parse(structure_json: object, where: str) -> Any:
+    """A pymatgen ``Structure`` from the store's JSON, or None if absent or unparsable (then
+    a warning names ``where``, the record, since it is left out of duplicate matching)."""
     from pymatgen.core import Structure
 
     if not isinstance(structure_json, str):
         return None
     try:
         return Structure.from_dict(json.loads(structure_json))
-    except Exception:
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        log.warning(
+            "%s: structure unreadable (%s: %s); not checked for cross-source duplicates",
+            where,
+            type(exc).__name__,
+            exc,
+        )
         return None
 
 
@@ -267,7 +274,10 @@ def flag_cross_source_duplicates(records: pd.DataFrame, vol_tol: float = 0.1) ->
     for members in groups.values():
         if len({out.at[i, S.SOURCE] for i in members}) < 2:
             continue
-        parsed = {i: _parse(out.at[i, S.STRUCTURE]) for i in members}
+        parsed = {
+            i: _parse(out.at[i, S.STRUCTURE], f"record {out.at[i, S.ID]} ({out.at[i, S.SOURCE]})")
+            for i in members
+        }
         vpa = {i: st.volume / st.num_sites for i, st in parsed.items() if st is not None}
         originals: list[int] = []
         for i in vpa:
