@@ -30,12 +30,14 @@ install: $(STAMP) ## Create .venv with the pinned dependencies and miscreen itse
 screen: $(STAMP) ## Run the whole pipeline on CONFIG (default configs/default.yaml)
 	$(VENV)/bin/miscreen run $(CONFIG)
 
-test: $(STAMP) ## Run the test suite
+test: $(STAMP) ## Run the layer contract (lint-imports), then the test suite
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
-lint: $(STAMP) ## ruff check and format check
+lint: $(STAMP) ## ruff check, format check and the layer contract (lint-imports)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP) ## Speed/accuracy benchmarks (writes results/bench/)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

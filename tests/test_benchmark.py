@@ -41,5 +41,4 @@ def test_benchmark_writes_every_metric(tmp_path):
     assert m["published_baselines"]["random_forest_test_mae"] == 1.54
     assert "| test MAE, rows with CIFs |" in (out / "table.md").read_text()
     assert "target test_mae 1.1" in res.output
-    card = (tmp_path / "models" / "benchmark-obelix" / "composition" / "MODEL_CARD.md").read_text()
-    assert "composition" in card and "OBELiX" in card
+    assert not (tmp_path / "models").exists()  # a benchmark trains in memory only

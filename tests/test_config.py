@@ -40,3 +40,20 @@ def test_candidate_sources_are_discriminated(tmp_path):
 def test_missing_file_is_clear(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_data_and_cache_folders_come_from_the_config_unless_the_environment_says(
+    tmp_path, monkeypatch
+):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"data_dir: {tmp_path}/d\ncache_dir: {tmp_path}/c\n")
+    monkeypatch.delenv("MISCREEN_DATA_DIR", raising=False)
+    monkeypatch.delenv("MISCREEN_CACHE_DIR", raising=False)
+    cfg = load_config(path)
+    assert cfg.data_path == tmp_path / "d" and cfg.cache_path == tmp_path / "c"
+    assert load_config(tmp_path / "c.yaml").folders()["feature_cache"] == str(tmp_path / "c")
+    (tmp_path / "d.yaml").write_text(f"data_dir: {tmp_path}/d\n")
+    assert load_config(tmp_path / "d.yaml").cache_path == tmp_path / "d" / "cache" / "features"
+    monkeypatch.setenv("MISCREEN_DATA_DIR", str(tmp_path / "env"))
+    monkeypatch.setenv("MISCREEN_CACHE_DIR", str(tmp_path / "envcache"))
+    assert cfg.data_path == tmp_path / "env" and cfg.cache_path == tmp_path / "envcache"

@@ -4,6 +4,7 @@ input rows end up in failures.csv instead of stopping the run."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from miscreen.cli import app
-from tests.small_config import small_config
+from tests.conftest import small_config
 
 CANDIDATES = """
   - kind: pymatgen
@@ -151,3 +152,15 @@ def test_cli_reports_config_errors(tmp_path):
     cfg.write_text("run_nam: typo\n")
     res = CliRunner().invoke(app, ["run", str(cfg)])
     assert res.exit_code == 2 and "unknown key 'run_nam'" in res.output
+
+
+def test_manifest_records_folders_and_models_carry_a_card(small_run):
+    root, (run, _) = small_run
+    manifest = json.loads((run / "manifest.json").read_text())
+    folders = manifest["stages"]["train"]["folders"]
+    assert Path(folders["data"]) == Path(os.environ["MISCREEN_DATA_DIR"])
+    assert Path(folders["feature_cache"]).is_dir()  # the run cached its features there
+    assert folders["models"] == str(root / "models" / "a")
+    card = (root / "models" / "a" / "composition" / "MODEL_CARD.md").read_text()
+    assert "composition" in card and "OBELiX" in card
+    assert not list((root / "models").glob(".a.*"))  # no staging folder left behind

@@ -18,34 +18,35 @@ from sklearn.model_selection import GroupKFold, KFold, cross_val_predict
 
 from miscreen import pipeline, store
 from miscreen import schema as S
+from miscreen.catalog import RunCatalog
 from miscreen.config import MODEL_KINDS, Config
+from miscreen.featurize import featurize_records
 from miscreen.fetch.labels import apply_censoring
-from miscreen.train.evaluate import coverage
+from miscreen.fetch.sources import load_labelled
+from miscreen.train.evaluate import PUBLISHED_BASELINES, coverage, test_metrics
 from miscreen.train.fit import doi_groups
 from miscreen.train.model import make_regressor
+from miscreen.train.models import model_plan
 
 log = logging.getLogger(__name__)
 
-PUBLISHED = {
-    "random_forest_test_mae": 1.54,
-    "random_forest_test_mae_cif_subset": 1.82,
-    "median_test_mae": 2.16,
-    "experimental_noise": 0.41,
-}
+TABLE = "table.md"
 TARGETS = {"test_mae": 1.10, "test_mae_cif_subset": 1.40, "test_spearman": 0.80}
 MIN_FAMILY_ROWS = 20
 
 
 def run_obelix_benchmark(cfg: Config, out_dir: Path, kinds: tuple[str, ...] = MODEL_KINDS) -> dict:
-    """Train the configured models on the official train split and evaluate everything."""
-    train = pipeline.load_labelled(cfg, "train")
-    test = pipeline.load_labelled(cfg, "test")
-    models, cv, _ = pipeline.train_models(cfg, train)
-    result: dict = {"routing": cv.pop("routing"), "grouped_cv_by_model": cv}
+    """Train the configured models on the official train split (in memory: nothing is
+    written to ``models/``) and evaluate everything."""
+    train = load_labelled(cfg, "train")
+    test = load_labelled(cfg, "test")
+    models = pipeline.train(cfg, train)
+    cv = models.cv
+    result: dict = {"routing": models.routing, "grouped_cv_by_model": cv}
 
-    pred80, _ = pipeline.predict_records(models, test.records, 0.8, cfg.features.jobs)
-    pred95, _ = pipeline.predict_records(models, test.records, 0.95, cfg.features.jobs)
-    result |= pipeline.evaluate(pred80, 0.8)
+    pred80, _ = pipeline.predict(cfg, models, test.records, 0.8)
+    pred95, _ = pipeline.predict(cfg, models, test.records, 0.95)
+    result |= test_metrics(pred80, 0.8)
     y = pred95[S.TARGET].to_numpy(float)
     result["coverage_80"] = result.pop("test_coverage_80")
     result["coverage_95"] = coverage(y, pred95["lower"].to_numpy(), pred95["upper"].to_numpy())
@@ -59,9 +60,10 @@ def run_obelix_benchmark(cfg: Config, out_dir: Path, kinds: tuple[str, ...] = MO
     result["test_mae_out_of_domain"] = float(err[ood].mean()) if ood.any() else None
 
     labelled = apply_censoring(train.records, cfg.data.censored).reset_index(drop=True)
+    options = pipeline.feature_options(cfg)
     features = {
-        name: pipeline.featurize(labelled, preset, cfg.features.jobs)[0]
-        for name, preset in pipeline.model_plan(cfg).items()
+        name: featurize_records(labelled, preset, options)[0]
+        for name, preset in model_plan(cfg.features.preset).items()
     }
     chosen = result["routing"]["structure_rows"]["model"]
     params = cv[chosen].get("hyperparameters", {}).get("best_params", {})
@@ -81,15 +83,16 @@ def run_obelix_benchmark(cfg: Config, out_dir: Path, kinds: tuple[str, ...] = MO
         for kind in kinds
     }
     result["leave_one_family_out_mae"] = _lofo(cfg, labelled, names, X, yt, params)
-    result["published_baselines"] = PUBLISHED
+    result["published_baselines"] = PUBLISHED_BASELINES
     result["targets"] = {
         k: {"target": v, "value": result[k], "met": _met(k, result[k], v)}
         for k, v in TARGETS.items()
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    store.write_json(out_dir / "metrics.json", result)
-    store.write_text(out_dir / "table.md", format_table(result))
-    store.write_table(pred80.drop(columns=[S.STRUCTURE]), out_dir / "test_predictions.csv")
+    out = RunCatalog(out_dir)
+    store.write_json(out.metrics, result)
+    store.write_text(out.file(TABLE), format_table(result))
+    store.write_table(pred80.drop(columns=[S.STRUCTURE]), out.test_predictions)
     return result
 
 

@@ -5,11 +5,14 @@ Unknown keys and bad values are errors that name the key and the file.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from miscreen.catalog import ModelCatalog, RunCatalog
 
 
 class _Strict(BaseModel):
@@ -71,6 +74,8 @@ class DataConfig(_Strict):
 class FeaturesConfig(_Strict):
     preset: Literal["composition", "structure", "li_conductor", "full"] = "full"
     jobs: int | None = Field(default=None, ge=1)
+    # wall-clock limit per structure; a structure over it goes to failures, the rest go on
+    time_limit_s: float = Field(default=60.0, gt=0)
 
 
 ModelKind = Literal["extra_trees", "random_forest", "hist_gradient_boosting", "ensemble"]
@@ -137,6 +142,10 @@ class Config(_Strict):
     seed: int = 0
     results_dir: Path = Path("results")
     models_dir: Path = Path("models")
+    # downloaded data files; the environment variable MISCREEN_DATA_DIR overrides it
+    data_dir: Path = Path("data")
+    # feature cache (default <data_dir>/cache/features); MISCREEN_CACHE_DIR overrides it
+    cache_dir: Path | None = None
     data: DataConfig = DataConfig()
     features: FeaturesConfig = FeaturesConfig()
     model: ModelConfig = ModelConfig()
@@ -151,6 +160,42 @@ class Config(_Strict):
     @property
     def model_dir(self) -> Path:
         return self.models_dir / self.run_name
+
+    @property
+    def run(self) -> RunCatalog:
+        """The run folder's artifacts."""
+        return RunCatalog(self.run_dir)
+
+    @property
+    def models(self) -> ModelCatalog:
+        """The model folder's artifacts."""
+        return ModelCatalog(self.model_dir)
+
+    @property
+    def data_path(self) -> Path:
+        """Where downloaded data files go: ``MISCREEN_DATA_DIR``, else ``data_dir``."""
+        return Path(os.environ.get("MISCREEN_DATA_DIR") or self.data_dir)
+
+    @property
+    def cache_path(self) -> Path:
+        """The feature cache: ``MISCREEN_CACHE_DIR``, else ``cache_dir``, else
+        ``<data path>/cache/features``."""
+        env = os.environ.get("MISCREEN_CACHE_DIR")
+        if env:
+            return Path(env)
+        return (
+            self.cache_dir if self.cache_dir is not None else self.data_path / "cache" / "features"
+        )
+
+    def folders(self) -> dict[str, str]:
+        """The resolved folders of this run, for the manifest."""
+        return {
+            "results": str(self.run_dir),
+            "models": str(self.model_dir),
+            "data": str(self.data_path),
+            "feature_cache": str(self.cache_path),
+            "mirrors": os.environ.get("MISCREEN_MIRROR", ""),
+        }
 
 
 class ConfigError(ValueError):

@@ -3,7 +3,7 @@
 Training: 150 OBELiX train rows (composition preset, 20 trees). Candidates: pymatgen's
 examples, 120 Li structures of the mp-2018 snapshot (JSONL), a structure store of 60
 matbench-dielectric Li structures, and a CSV with bad rows and an id repeated from the JSONL.
-The reference is ``pipeline.screen_stage``: the unsharded, in-memory screen.
+The reference is ``miscreen run``: train, then the unsharded screen, then the report.
 """
 
 from __future__ import annotations
@@ -111,13 +111,14 @@ def _write_candidates(root: Path) -> None:
 
 @pytest.fixture(scope="session")
 def batch_run(tmp_path_factory: pytest.TempPathFactory) -> BatchRun:
-    from miscreen import pipeline
+    from typer.testing import CliRunner
+
+    from miscreen.cli import app
 
     root = tmp_path_factory.mktemp("batch")
     _write_training(root)
     _write_candidates(root)
     run = BatchRun(root, root / "results" / "reference" / "batch")
-    cfg = run.load("reference")
-    pipeline.train_stage(cfg)
-    pipeline.screen_stage(cfg)
+    result = CliRunner().invoke(app, ["run", str(run.config("reference"))])
+    assert result.exit_code == 0, result.output + repr(result.exception)
     return run

@@ -14,8 +14,8 @@ from miscreen import schema as S
 from miscreen.cases import lgps
 from miscreen.cli import app
 from miscreen.config import Config, DataConfig, JsonlSource
-from miscreen.pipeline import load_candidates
-from tests.small_config import small_config
+from miscreen.fetch.sources import load_candidates
+from tests.conftest import small_config
 
 GE_P_S_THIO = {"o4u", "yy9", "mvq", "2yl", "5qm", "3jh", "j3x", "kmr"}
 CASE_KEYS = {

@@ -1,6 +1,7 @@
 """Sharded, chunked, resumable screening for pools of any size, locally, in SLURM job
 arrays, or on a Dask cluster. The science stays in ``pipeline``/``screen``; this package
-only cuts the pool into shards and chunks, checkpoints them and merges the results.
+only cuts the pool into shards and chunks, checkpoints them and merges the results. It is
+the one screening path: ``miscreen run`` screens through :func:`screen_all` too.
 
 - :func:`screen_shard`: predict one shard (``i/N``) chunk by chunk; idempotent.
 - :func:`merge_shards`: rank every shard's predictions together into ``candidates.csv``.
@@ -15,7 +16,14 @@ from typing import Literal
 
 import pandas as pd
 
-from miscreen.batch.backends import Backend, DaskBackend, LocalBackend, dask_client, predict_chunk
+from miscreen.batch.backends import (
+    Backend,
+    DaskBackend,
+    LocalBackend,
+    Predictor,
+    dask_client,
+    predict_chunk,
+)
 from miscreen.batch.run import ShardError, ShardResult, finished_shards, merge_shards, screen_shard
 from miscreen.batch.shards import ShardSpec, parse_shard, shard_from_env, shard_of
 from miscreen.config import Config
@@ -24,6 +32,7 @@ __all__ = [
     "Backend",
     "DaskBackend",
     "LocalBackend",
+    "Predictor",
     "ShardError",
     "ShardResult",
     "ShardSpec",
@@ -47,15 +56,14 @@ def backend_for(
 ) -> Iterator[Backend]:
     """The chunk executor: ``name`` (default ``batch.backend``); Dask clients are closed after."""
     name = name or cfg.batch.backend
+    predictor = Predictor.from_config(cfg)
     if name == "local":
-        yield LocalBackend(cfg.model_dir, cfg.model.interval)
+        yield LocalBackend(predictor)
         return
     if name != "dask":
         raise ValueError(f"unknown backend {name!r}: use local or dask")
     with dask_client(cfg.batch.dask, scheduler) as client:
-        yield DaskBackend(
-            client, cfg.model_dir, cfg.model.interval, cfg.batch.dask.chunks_per_worker
-        )
+        yield DaskBackend(client, predictor, cfg.batch.dask.chunks_per_worker)
 
 
 def screen_all(cfg: Config, backend: Backend) -> pd.DataFrame:

@@ -2,11 +2,12 @@
 
 The unit of work is :func:`screen_chunk`: read the chunk's rows, predict them
 (:func:`predict_chunk`: predictions without the structure column, and failures) and write
-the chunk's checkpoint files. Dask workers do all of it themselves, and load the model
-directory once per worker process (models are sha256-verified joblib files), so only chunk
-addresses and row counts travel over the network and the client stays idle; the structure
-store, the models and the results folder must be on a filesystem the workers share, as on
-any HPC cluster.
+the chunk's checkpoint files. A :class:`Predictor` names the model folder, the interval and
+the featurization options (feature cache, per-structure time limit). Dask workers do all of
+it themselves and load the model directory once per worker process (sha256-verified joblib
+files), so only chunk addresses and row counts travel and the client stays idle; the
+structure store, the models and the results folder must be on a filesystem the workers
+share, as on any HPC cluster.
 """
 
 from __future__ import annotations
@@ -21,17 +22,39 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from miscreen import pipeline, store
 from miscreen import schema as S
+from miscreen import store
 from miscreen.batch.sources import Piece, read_chunk
-from miscreen.config import DaskConfig
-from miscreen.screen import LOWER, OUT_OF_DOMAIN, PRED, UNCERTAINTY, UPPER
+from miscreen.catalog import ModelCatalog
+from miscreen.config import Config, DaskConfig
+from miscreen.featurize import FeatureOptions
 from miscreen.screen.criteria import add_criteria
-from miscreen.train.persist import SavedModel
+from miscreen.screen.predict import predict_records
+from miscreen.train.models import TrainResult, load_models
 
 log = logging.getLogger(__name__)
 
-PREDICTION_COLUMNS = (PRED, LOWER, UPPER, UNCERTAINTY, "domain_distance", OUT_OF_DOMAIN, "model")
+
+@dataclass(frozen=True)
+class Predictor:
+    """What screening a chunk needs besides its rows: the model folder (loaded once per
+    process), the interval and the featurization options. Small enough to ship to workers."""
+
+    model_dir: str
+    interval: float
+    features: FeatureOptions
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Predictor:
+        return cls(
+            str(Path(cfg.model_dir).resolve()),
+            cfg.model.interval,
+            FeatureOptions(
+                jobs=cfg.features.jobs,
+                cache_dir=Path(cfg.cache_path).resolve(),
+                time_limit=cfg.features.time_limit_s,
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -54,29 +77,29 @@ class ChunkDone:
     failures: int
 
 
-_MODELS: dict[tuple[str, int], dict[str, SavedModel]] = {}
+_MODELS: dict[tuple[str, int], TrainResult] = {}
 
 
-def cached_models(model_dir: str) -> dict[str, SavedModel]:
+def cached_models(model_dir: str) -> TrainResult:
     """The run's models, loaded once per process (reloaded when ``routing.json`` changes)."""
-    path = Path(model_dir)
-    marker = path / pipeline.COMPOSITION_MODEL / "model.json"
-    key = (str(path.resolve()), marker.stat().st_mtime_ns if marker.exists() else 0)
+    catalog = ModelCatalog(Path(model_dir))
+    marker = catalog.routing
+    key = (str(catalog.root.resolve()), marker.stat().st_mtime_ns if marker.exists() else 0)
     if key not in _MODELS:
         _MODELS.clear()
-        _MODELS[key] = pipeline.load_models(path)
+        _MODELS[key] = load_models(catalog)
     return _MODELS[key]
 
 
-def predict_chunk(
-    model_dir: str, records: pd.DataFrame, interval: float
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def predict_chunk(predictor: Predictor, records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Predict one chunk -> (records without structures + prediction columns, failures)."""
-    predicted, failures = pipeline.predict_records(cached_models(model_dir), records, interval)
+    predicted, failures = predict_records(
+        cached_models(predictor.model_dir), records, predictor.interval, predictor.features
+    )
     base = [c for c in records.columns if c != S.STRUCTURE]
-    known = {*base, *PREDICTION_COLUMNS, S.STRUCTURE}
+    known = {*base, *S.PREDICTION_COLUMNS, S.STRUCTURE}
     extra = [c for c in predicted.columns if c not in known]
-    columns = base + list(PREDICTION_COLUMNS) + extra
+    columns = base + list(S.PREDICTION_COLUMNS) + extra
     # the screen stage's row-wise criteria (site counts, supply risk, Li fraction, ...) are
     # added here, while the structures are at hand; merging keeps them and only ranks, so
     # the serial part of a sharded run stays small
@@ -84,9 +107,9 @@ def predict_chunk(
     return predicted.drop(columns=[S.STRUCTURE]), failures.reset_index(drop=True)
 
 
-def screen_chunk(model_dir: str, interval: float, task: ChunkTask) -> ChunkDone:
+def screen_chunk(predictor: Predictor, task: ChunkTask) -> ChunkDone:
     """Read, predict and checkpoint one chunk (failures first: the table marks it done)."""
-    predicted, failures = predict_chunk(model_dir, read_chunk(task.pieces, task.columns), interval)
+    predicted, failures = predict_chunk(predictor, read_chunk(task.pieces, task.columns))
     store.write_table(failures, task.failures)
     store.write_table(predicted, task.table)
     return ChunkDone(task.k, len(predicted), len(failures))
@@ -101,22 +124,20 @@ class Backend(Protocol):
 class LocalBackend:
     """Chunks one after another in this process (featurization honours SLURM_CPUS_PER_TASK)."""
 
-    def __init__(self, model_dir: Path, interval: float) -> None:
-        self.model_dir = str(Path(model_dir).resolve())
-        self.interval = interval
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
 
     def map(self, tasks: Iterator[ChunkTask]) -> Iterator[ChunkDone]:
         for task in tasks:
-            yield screen_chunk(self.model_dir, self.interval, task)
+            yield screen_chunk(self.predictor, task)
 
 
 class DaskBackend:
     """Chunks on a Dask cluster, at most ``in_flight`` at once so memory stays bounded."""
 
-    def __init__(self, client: Any, model_dir: Path, interval: float, per_thread: int = 2) -> None:
+    def __init__(self, client: Any, predictor: Predictor, per_thread: int = 2) -> None:
         self.client = client
-        self.model_dir = str(Path(model_dir).resolve())
-        self.interval = interval
+        self.predictor = predictor
         self.per_thread = per_thread
 
     def in_flight(self) -> int:
@@ -129,9 +150,7 @@ class DaskBackend:
 
         def submit(task: ChunkTask) -> Any:
             key = f"miscreen-chunk-{task.k}-{uuid.uuid4().hex}"
-            return self.client.submit(
-                screen_chunk, self.model_dir, self.interval, task, key=key, pure=False
-            )
+            return self.client.submit(screen_chunk, self.predictor, task, key=key, pure=False)
 
         pending = as_completed()
         for _ in range(self.in_flight()):

@@ -26,17 +26,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from miscreen import pipeline, store
 from miscreen import schema as S
+from miscreen import store
 from miscreen.batch.backends import Backend, ChunkTask
 from miscreen.batch.progress import ChunkProgress
 from miscreen.batch.shards import ShardSpec
 from miscreen.batch.sources import ShardPlan, fingerprint, iter_chunks, plan_shard
+from miscreen.catalog import unique_inputs
 from miscreen.config import Config
+from miscreen.screen import Filters, rank_candidates
+from miscreen.train.models import model_digests
 
 log = logging.getLogger(__name__)
-
-SHARDS = "shards"
 
 
 class ShardError(RuntimeError):
@@ -54,7 +55,7 @@ class ShardResult:
 
 
 def shard_dir(cfg: Config) -> Path:
-    return cfg.run_dir / SHARDS
+    return cfg.run.shards
 
 
 def shard_paths(cfg: Config, shard: ShardSpec) -> dict[str, Path]:
@@ -69,8 +70,9 @@ def shard_paths(cfg: Config, shard: ShardSpec) -> dict[str, Path]:
 
 
 def model_digest(cfg: Config) -> dict[str, str]:
-    """sha256 of every model the run uses (loading verifies them)."""
-    return {n: m.meta["model_sha256"] for n, m in pipeline.load_models(cfg.model_dir).items()}
+    """sha256 of the model serving each row kind, as ``model.json`` records it (workers
+    verify the files against it when they load them)."""
+    return model_digests(cfg.models)
 
 
 def run_key(cfg: Config, shard_count: int, models: dict[str, str], inputs: list[dict]) -> str:
@@ -235,14 +237,40 @@ def merge_shards(cfg: Config, count: int | None = None) -> pd.DataFrame:
         tables.append(store.read_table(paths["table"]))
         failures.append(store.read_table(paths["failures"]))
     predicted = _concat(tables)
-    return pipeline.write_screen_outputs(
+    return write_screen_outputs(
         cfg,
         predicted,
         pd.concat(failures, ignore_index=True),
         {
-            "inputs": pipeline.unique_inputs(states[0]["inputs"]),
+            "inputs": unique_inputs(states[0]["inputs"]),
             "model_sha256": states[0]["model_sha256"],
             "shards": len(states),
             "chunk_size": states[0]["chunk_size"],
         },
     )
+
+
+def write_screen_outputs(
+    cfg: Config, predicted: pd.DataFrame, failures: pd.DataFrame, provenance: dict
+) -> pd.DataFrame:
+    """Rank predictions globally and write candidates.csv/.parquet, failures and manifest:
+    the one place screen outputs are written."""
+    ranked = rank_candidates(
+        predicted,
+        Filters.from_config(cfg.screen),
+        cfg.screen.score,
+        cfg.screen.supply_risk_weight,
+    )
+    lead = [S.RANK, S.ID, S.SOURCE, S.FORMULA, S.PRED, S.UNCERTAINTY]
+    columns = lead + [c for c in ranked.columns if c not in lead and c != S.STRUCTURE]
+    store.write_table(ranked[columns], cfg.run.candidates_csv)
+    store.write_table(ranked[columns], cfg.run.candidates_parquet)
+    cfg.run.write_failures("screen", failures)
+    entry = {
+        **provenance,
+        "candidates": len(ranked),
+        "ranked": int(ranked[S.RANK].notna().sum()),
+        "folders": cfg.folders(),
+    }
+    cfg.run.update_manifest(cfg.model_dump(mode="json"), cfg.seed, "screen", entry)
+    return ranked

@@ -62,7 +62,7 @@ def render(
     s = cfg.batch.slurm
     n = shards or s.shards
     workdir = (workdir or Path.cwd()).resolve()
-    log_dir = (workdir / cfg.run_dir / "slurm").resolve()
+    log_dir = (workdir / cfg.run.slurm).resolve()
     config = shlex.quote(str(Path(config_path).resolve()))
     throttle = f"%{s.max_parallel}" if s.max_parallel else ""
     env = [
@@ -96,7 +96,7 @@ def write_scripts(cfg: Config, scripts: Scripts, workdir: Path | None = None) ->
     """Write both scripts under ``results/<run>/slurm/`` (the log folder is created too)."""
     from miscreen import store
 
-    folder = (workdir or Path.cwd()) / cfg.run_dir / "slurm"
+    folder = (workdir or Path.cwd()) / cfg.run.slurm
     folder.mkdir(parents=True, exist_ok=True)
     array = store.write_text(folder / "screen-array.sh", scripts.array)
     merge = store.write_text(folder / "merge.sh", scripts.merge)

@@ -5,7 +5,7 @@ repeated id, as in an unsharded run) and how many there are. A chunk is a list o
 that say where its rows are: for a structure store (``kind: store``) the row positions in
 its Parquet table, read where the chunk is predicted (a Dask worker reads its own rows; a
 pool of any size never sits in the client's memory); the other sources are small by nature,
-load whole through ``pipeline.load_source`` and travel as the rows themselves.
+load whole through ``fetch.sources.load_source`` and travel as the rows themselves.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from miscreen import pipeline
 from miscreen import schema as S
 from miscreen.batch.shards import ShardSpec, shard_mask
 from miscreen.config import (
@@ -30,6 +29,7 @@ from miscreen.config import (
     JsonlSource,
     StoreSource,
 )
+from miscreen.fetch.sources import first_seen, load_source
 from miscreen.store.structures import STRUCTURES, read_store
 
 log = logging.getLogger(__name__)
@@ -125,9 +125,9 @@ def open_store(source: StoreSource) -> SourceStream:
     )
 
 
-def open_loaded(source: CandidateSource) -> SourceStream:
-    """A small source, loaded whole by the pipeline; its chunks carry their rows."""
-    loaded = pipeline.load_source(source)
+def open_loaded(source: CandidateSource, data_dir: Path | None = None) -> SourceStream:
+    """A small source, loaded whole; its chunks carry their rows."""
+    loaded = load_source(source, data_dir)
     records = loaded.records
     return SourceStream(
         list(records.columns),
@@ -138,9 +138,11 @@ def open_loaded(source: CandidateSource) -> SourceStream:
     )
 
 
-def open_source(source: CandidateSource) -> SourceStream:
+def open_source(source: CandidateSource, data_dir: Path | None = None) -> SourceStream:
     """Open one configured candidate source for batch reading."""
-    return open_store(source) if isinstance(source, StoreSource) else open_loaded(source)
+    if isinstance(source, StoreSource):
+        return open_store(source)
+    return open_loaded(source, data_dir)
 
 
 def _stat(path: Path) -> dict:
@@ -172,15 +174,11 @@ def fingerprint(cfg: Config) -> list[dict]:
 
 def plan_shard(cfg: Config, shard: ShardSpec) -> ShardPlan:
     """Open every source and decide which rows this shard screens."""
-    streams = [open_source(s) for s in cfg.candidates]
+    streams = [open_source(s, cfg.data_path) for s in cfg.candidates]
     seen: set[str] = set()
     keep, columns, failures, dropped = [], [], [], 0
     for stream in streams:
-        first = np.zeros(len(stream.ids), dtype=bool)
-        for pos, id_ in enumerate(stream.ids):
-            if id_ not in seen:
-                seen.add(id_)
-                first[pos] = True
+        first = first_seen(stream.ids, seen)
         dropped += int((~first).sum())
         keep.append(first & shard_mask(stream.ids, shard))
         columns += [c for c in stream.columns if c not in columns]

@@ -14,17 +14,22 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
+import jinja2
 import numpy as np
 import pandas as pd
 from pymatgen.core import Composition
 
 from miscreen import pipeline, store
 from miscreen import schema as S
+from miscreen.catalog import RunCatalog, unique_inputs
 from miscreen.config import Config
-from miscreen.screen import RANK, rank_candidates
+from miscreen.fetch.sources import Loaded, load_candidates, load_obelix_split
+from miscreen.report import build_report, fmt
+from miscreen.report.figures import pool_rank_figure, save_figure
+from miscreen.screen import RANK, Filters, rank_candidates
 from miscreen.store.structures import DUPLICATE_OF, flag_cross_source_duplicates
+from miscreen.train.models import COMPOSITION_MODEL, save_models
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +38,7 @@ THIO_LISICON = "thio-LISICON"
 GE_P_S = frozenset({"Ge", "P", "S"})
 MEASURED_SIGMA_S_CM = 0.012
 MEASURED_LOG10_SIGMA = math.log10(MEASURED_SIGMA_S_CM)
-MEASURED_SOURCE = "N. Kamaya et al., A lithium superionic conductor, Nat. Mater. 10, 682 (2011)"
+MEASURED_SOURCE = "N. Kamaya et al., A lithium superionic conductor, Nat. Mater. 10, 682 (2011)."
 TARGETS = {"Ge": "Li10GeP2S12", "Si": "Li10SiP2S12", "Sn": "Li10SnP2S12"}
 REFERENCE_ID = "pymatgen:Li10GeP2S12"
 HOLDOUTS = ("standard", "strict")
@@ -55,10 +60,11 @@ class Screened:
 
 
 def elements_of(composition: object) -> frozenset[str]:
-    """Element symbols of a formula (empty when it does not parse)."""
+    """Element symbols of a formula (empty, with a warning, when it does not parse)."""
     try:
         return frozenset(el.symbol for el in Composition(str(composition)).elements)
-    except Exception:
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
+        log.warning("LGPS case: composition %r does not parse (%s); no elements", composition, exc)
         return frozenset()
 
 
@@ -77,7 +83,8 @@ def matches_formula(composition: object, target: str, atol: float = 0.01) -> boo
     off-stoichiometric or disordered cells of the same phase count)."""
     try:
         comp = Composition(str(composition)).fractional_composition
-    except Exception:
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
+        log.warning("LGPS case: composition %r does not parse (%s); no match", composition, exc)
         return False
     goal = Composition(target).fractional_composition
     if {e.symbol for e in comp.elements} != {e.symbol for e in goal.elements}:
@@ -95,23 +102,15 @@ def deduplicate_pool(records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]
     return flagged[~dup].reset_index(drop=True), flagged[dup].reset_index(drop=True)
 
 
-def has_structure(records: pd.DataFrame) -> pd.Series:
-    """True where a row carries a structure."""
-    col = records.get(S.STRUCTURE, pd.Series(None, index=records.index))
-    return col.notna() & (col.astype(str) != "")
-
-
-def training_data(cfg: Config, strict: bool) -> tuple[pipeline.Loaded, pd.DataFrame]:
+def training_data(cfg: Config, strict: bool) -> tuple[Loaded, pd.DataFrame]:
     """-> (training rows with the hold-out removed, the held-out rows)."""
     if cfg.data.train != "obelix":
         raise ValueError("the LGPS case trains on OBELiX: set data.train to 'obelix'")
-    loaded = pipeline.load_obelix_split(cfg.data.train_split)
+    loaded = load_obelix_split(cfg.data.train_split, data_dir=cfg.data_path)
     held = holdout_mask(loaded.records, strict) | loaded.records[S.FAMILY].isin(
         cfg.data.exclude_families
     )
-    train = pipeline.Loaded(
-        loaded.records[~held].reset_index(drop=True), loaded.failures, loaded.inputs
-    )
+    train = Loaded(loaded.records[~held].reset_index(drop=True), loaded.failures, loaded.inputs)
     return train, loaded.records[held].reset_index(drop=True)
 
 
@@ -123,27 +122,25 @@ def variant_config(cfg: Config, name: str) -> Config:
 
 
 def screen_variant(cfg: Config, name: str, pool: pd.DataFrame) -> tuple[Screened, pd.DataFrame]:
-    """Train under one hold-out, predict its held-out rows and rank the pool."""
+    """Train under one hold-out (its models saved to ``models/<run>[-strict]`` for the
+    report's importances), predict its held-out rows and rank the pool."""
     vcfg = variant_config(cfg, name)
     train, heldout = training_data(cfg, strict=name == "strict")
-    models, cv, train_fail = pipeline.train_models(vcfg, train)
-    interval = cfg.model.interval
-    held_pred, held_fail = pipeline.predict_records(models, heldout, interval)
-    held_pred["has_structure"] = has_structure(held_pred)
-    predicted, pool_fail = pipeline.predict_records(models, pool, interval)
+    models = save_models(pipeline.train(vcfg, train), vcfg.models)
+    held_metrics, held_pred, held_fail = pipeline.evaluate(
+        cfg, models, Loaded(heldout, S.empty_failures())
+    )
+    predicted, pool_fail = pipeline.predict(cfg, models, pool)
     ranked = rank_candidates(
         predicted,
-        pipeline.screen_filters(cfg),
+        Filters.from_config(cfg.screen),
         cfg.screen.score,
         cfg.screen.supply_risk_weight,
     )
-    metrics = {
-        "cv_mae": cv[pipeline.COMPOSITION_MODEL]["cv_mae"],
-        "cv_n": cv[pipeline.COMPOSITION_MODEL]["cv_n"],
-        "routing": cv["routing"],
-        **pipeline.evaluate(held_pred, interval),
-    }
-    fails = pd.concat([train.failures, train_fail, held_fail, pool_fail], ignore_index=True)
+    cv = models.cv[COMPOSITION_MODEL]
+    metrics = {"cv_mae": cv["cv_mae"], "cv_n": cv["cv_n"], "routing": models.routing}
+    metrics |= held_metrics
+    fails = pd.concat([train.failures, models.failures, held_fail, pool_fail], ignore_index=True)
     return Screened(name, metrics, held_pred, ranked, len(train.records)), fails
 
 
@@ -188,7 +185,7 @@ def variant_summary(v: Screened) -> dict:
     return {
         "training_rows": v.training_rows,
         "heldout_rows": len(v.heldout),
-        "heldout_rows_with_structure": int(v.heldout["has_structure"].astype(bool).sum()),
+        "heldout_rows_with_structure": int(v.heldout[S.HAS_STRUCTURE].astype(bool).sum()),
         "heldout_ids": sorted(v.heldout[S.ID].astype(str)),
         "heldout_families": sorted(v.heldout[S.FAMILY].dropna().unique().tolist()),
         "lgps": ref,
@@ -248,10 +245,10 @@ def case_summary(standard: Screened, strict: Screened, pool_size: int, n_dup: in
     }
 
 
-def build_pool(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame, pipeline.Loaded]:
+def build_pool(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame, Loaded]:
     """-> (deduplicated pool, removed duplicates, everything loaded) from the config's
     candidate sources; sources listed earlier win a duplicate."""
-    loaded = pipeline.load_candidates(cfg)
+    loaded = load_candidates(cfg)
     pool, dups = deduplicate_pool(loaded.records)
     log.info("pool: %d records, %d cross-source duplicates removed", len(pool), len(dups))
     return pool, dups, loaded
@@ -270,9 +267,8 @@ def run_case(cfg: Config) -> dict:
         failures.append(fails)
     summary = case_summary(variants["standard"], variants["strict"], len(pool), len(dups))
     summary["runtime_s"] = round(time.perf_counter() - started, 1)
-    write_outputs(cfg, variants, dups, pd.concat(failures, ignore_index=True), loaded, summary)
-    from miscreen.report import build_report
-
+    failures = pd.concat(failures, ignore_index=True)
+    write_outputs(cfg, variants, dups, failures, loaded, summary)
     build_report(run_dir, top_k=cfg.screen.top_k)
     return summary
 
@@ -282,41 +278,92 @@ def write_outputs(
     variants: dict[str, Screened],
     dups: pd.DataFrame,
     failures: pd.DataFrame,
-    loaded: pipeline.Loaded,
+    loaded: Loaded,
     summary: dict,
 ) -> None:
-    """Write the run folder in the layout ``miscreen.report`` reads."""
-    run_dir = cfg.run_dir
+    """Write the run folder (through its catalog) and the case's report section."""
+    run = cfg.run
     std, strict = variants["standard"], variants["strict"]
-    for ranked, name in ((std.ranked, pipeline.CANDIDATES_PARQUET), (strict.ranked, None)):
-        table = ranked.drop(columns=[S.STRUCTURE], errors="ignore")
-        store.write_table(table, run_dir / (name or STRICT_CANDIDATES))
     table = std.ranked.drop(columns=[S.STRUCTURE], errors="ignore")
-    store.write_table(table, run_dir / pipeline.CANDIDATES_CSV)
-    keep = [S.ID, S.FORMULA, S.FAMILY, S.TARGET, S.CENSORED, "has_structure", "model",
-            "predicted_log10_sigma", "lower", "upper", "uncertainty", "out_of_domain"]  # fmt: skip
-    store.write_table(std.heldout[keep], run_dir / pipeline.TEST_PREDICTIONS)
-    both = pd.concat([v.heldout[keep].assign(holdout=v.name) for v in variants.values()])
-    store.write_table(both, run_dir / HELDOUT_PREDICTIONS)
+    store.write_table(table, run.candidates_parquet)
+    store.write_table(table, run.candidates_csv)
+    strict_table = strict.ranked.drop(columns=[S.STRUCTURE], errors="ignore")
+    store.write_table(strict_table, run.file(STRICT_CANDIDATES))
+    store.write_table(std.heldout, run.test_predictions)
+    both = pd.concat([v.heldout.assign(holdout=v.name) for v in variants.values()])
+    store.write_table(both, run.file(HELDOUT_PREDICTIONS))
     dup_cols = [S.ID, S.SOURCE, S.FORMULA, DUPLICATE_OF]
-    store.write_table(dups.reindex(columns=dup_cols), run_dir / POOL_DUPLICATES)
-    failures = failures.drop_duplicates().reset_index(drop=True)
-    store.write_table(failures.reindex(columns=list(S.FAILURE_COLUMNS)), run_dir / "failures.csv")
+    store.write_table(dups.reindex(columns=dup_cols), run.file(POOL_DUPLICATES))
+    run.write_failures("case", failures)
     metrics = {**std.metrics, "evaluation_set": "held-out LGPS family (standard hold-out)"}
-    store.write_json(run_dir / pipeline.METRICS, metrics)
-    store.write_json(run_dir / CASE_JSON, summary)
-    manifest = store.base_manifest(cfg.model_dump(mode="json"), cfg.seed)
-    manifest["stages"] = {
-        "case": {
-            "case": "lgps",
-            "inputs": list({e.get("path"): e for e in loaded.inputs}.values()),
-            "models": {v: str(variant_config(cfg, v).model_dir) for v in HOLDOUTS},
-            "finished_at": store.now_utc(),
-        }
+    store.write_json(run.metrics, metrics)
+    store.write_json(run.file(CASE_JSON), summary)
+    entry = {
+        "case": "lgps",
+        "inputs": unique_inputs(loaded.inputs),
+        "models": {v: str(variant_config(cfg, v).model_dir) for v in HOLDOUTS},
+        "folders": cfg.folders(),
     }
-    store.write_json(run_dir / pipeline.MANIFEST, manifest)
+    run.update_manifest(cfg.model_dump(mode="json"), cfg.seed, "case", entry)
+    run.write_section("lgps", case_section(summary, std.ranked, strict.ranked, run), order=60)
 
 
-def case_section_path(run_dir: Path) -> Path:
-    """Where a run folder keeps its LGPS case summary."""
-    return Path(run_dir) / CASE_JSON
+SECTION = jinja2.Environment(autoescape=True).from_string(
+    """<h2 id="lgps">Case study: rediscovering Li10GeP2S12</h2>
+<p>The model was trained on OBELiX with every LGPS-family entry held out
+({{ case.standard.training_rows }} training rows, {{ case.standard.heldout_rows }} held out).
+It then screened {{ case.pool_size }} deduplicated Li structures ({{
+case.pool_duplicates_removed }} cross-source duplicates removed): Materials Project 2018 and
+matbench-dielectric snapshots, the held-out LGPS-family entries with CIFs and pymatgen's
+Li10GeP2S12 cell. Measured: log10 σ = {{ "%.2f"|format(case.measured_log10_sigma) }}
+(12 mS/cm; {{ case.measured_source }})</p>
+<table><tr><th>hold-out</th><th>LGPS rank</th><th>percentile</th><th>pred. log10 σ</th>
+<th>interval</th><th>covers measured</th><th>Si analogue ranks</th><th>Sn analogue ranks</th>
+<th>held-out MAE</th></tr>
+{% for name, v in [("standard (LGPS family)", case.standard),
+                   ("strict (+ Ge–P–S thio-LISICON)", case.strict)] %}
+<tr><td>{{ name }}</td><td class="num">{{ v.lgps.rank }} / {{ case.pool_ranked }}</td>
+<td class="num">{{ v.lgps.percentile }} %</td>
+<td class="num">{{ fmt(v.lgps.pred_log10_sigma) }}</td>
+<td class="num">[{{ fmt(v.lgps.interval[0]) }}, {{ fmt(v.lgps.interval[1]) }}]</td>
+<td>{{ v.lgps_covers_measured }}</td>
+<td>{{ ranks(v.analogues.Si) }}</td><td>{{ ranks(v.analogues.Sn) }}</td>
+<td class="num">{{ fmt(v.metrics.test_mae) }}</td></tr>{% endfor %}</table>
+<p>Held-out LGPS-family entries with CIFs in the pool (standard hold-out), by rank:
+{% for r in case.standard.heldout_family_in_pool %}{{ r.formula }} #{{ r.rank }}{% if not loop.last
+%}, {% endif %}{% endfor %}.</p>
+<p class="note">The strict hold-out removed {{ case.strict.heldout_rows - case.standard.heldout_rows
+}} more training rows, {{ case.strict.heldout_rows_with_structure -
+case.standard.heldout_rows_with_structure }} of them with a CIF. Both models train on every
+labelled row (rows without a CIF have no position-based descriptors), so both change between
+the hold-outs.</p>
+{% for fig in figures %}<img alt="LGPS in the pool" src="data:image/png;base64,{{ fig }}">
+{% endfor %}
+{% for name, v in [("standard", case.standard), ("strict", case.strict)] %}
+<h3>Top 20 under the {{ name }} hold-out</h3>
+<table><tr><th>rank</th><th>formula</th><th>id</th><th>source</th><th>why</th></tr>
+{% for r in v.top20 %}<tr><td class="num">{{ r.rank }}</td><td>{{ r.formula }}</td>
+<td>{{ r.id }}</td><td>{{ r.source }}</td><td class="why">{{ r.why }}</td></tr>{% endfor %}
+</table>{% endfor %}
+<p class="note">Numbers as produced; nothing was tuned on the LGPS result (model settings
+come from cross-validation on training data). Full numbers: <code>case.json</code>.</p>
+"""
+)
+
+
+def case_section(case: dict, standard: pd.DataFrame, strict: pd.DataFrame, run: RunCatalog) -> str:
+    """The case's report section (HTML fragment), with its figures saved under figures/."""
+    figures = []
+    for name, ranked in (("standard", standard), ("strict", strict)):
+        marks = {
+            f"{el} analogue" if el != "Ge" else "Li10GeP2S12": [a["id"] for a in rows]
+            for el, rows in case[name]["analogues"].items()
+        }
+        fig = pool_rank_figure(ranked, marks, MEASURED_LOG10_SIGMA, "LGPS measured (Kamaya 2011)")
+        fig.axes[0].set_title(f"LGPS in the pool — {name} hold-out")
+        figures.append(save_figure(fig, run.figures, f"lgps_{name}"))
+    return SECTION.render(case=case, figures=figures, fmt=fmt, ranks=_ranks)
+
+
+def _ranks(rows: list[dict]) -> str:
+    return ", ".join(str(r.get("rank")) for r in rows) if rows else "not in pool"

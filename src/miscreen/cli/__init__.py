@@ -69,6 +69,8 @@ def train(
     """Train and evaluate the models of CONFIG, or train on any labelled CSV (--data, --out)."""
     from miscreen import pipeline
     from miscreen.config import Config, DataConfig, FeaturesConfig
+    from miscreen.fetch.sources import load_labelled
+    from miscreen.train.models import save_models
 
     if data is not None:
         if out is None:
@@ -80,17 +82,16 @@ def train(
             data=DataConfig(train=data, target=target, test_split=None),
             features=FeaturesConfig(preset=preset),  # type: ignore[arg-type]
         )
-        train_data = pipeline.load_labelled(cfg, "all")
+        train_data = load_labelled(cfg, "all")
         if train_data.records.empty:
             typer.secho(f"error: no usable rows in {data}", fg="red", err=True)
             raise typer.Exit(1)
-        _, metrics, _ = pipeline.train_models(cfg, train_data)
+        result = save_models(pipeline.train(cfg, train_data), cfg.models)
         for f in train_data.failures.itertuples():
             typer.secho(f"warning: skipped {f.id}: {f.reason}", fg="yellow", err=True)
-        routing = metrics.pop("routing")
-        for name, m in metrics.items():
+        for name, m in result.cv.items():
             typer.echo(f"{name} model: {m['cv_n']} rows, CV MAE {m['cv_mae']:.3f} -> {out / name}")
-        for kind, choice in routing.items():
+        for kind, choice in result.routing.items():
             typer.echo(f"{kind.replace('_', ' ')} use the {choice['model']} model")
         return
     if config is None:
@@ -115,16 +116,22 @@ def predict(
     interval: Annotated[float, typer.Option(help="central interval level")] = 0.8,
 ) -> None:
     """Predict log10 conductivity with its interval for every row of a CSV or JSONL."""
-    from miscreen import pipeline, store
+    from miscreen import store
+    from miscreen.catalog import ModelCatalog
+    from miscreen.config import Config
+    from miscreen.featurize import FeatureOptions
     from miscreen.fetch import local
     from miscreen.schema import STRUCTURE
+    from miscreen.screen.predict import predict_records
+    from miscreen.train.models import load_models
 
-    models = pipeline.load_models(model)
+    models = load_models(ModelCatalog(model))
     if input.suffix == ".csv":
         records, failures = local.load_candidate_csv(input)
     else:
         records, failures = local.load_jsonl(input, require_elements=())
-    predicted, fails = pipeline.predict_records(models, records, interval)
+    options = FeatureOptions(cache_dir=Config().cache_path)
+    predicted, fails = predict_records(models, records, interval, options)
     for f in [*failures.itertuples(), *fails.itertuples()]:
         typer.secho(f"warning: skipped {f.id}: {f.reason}", fg="yellow", err=True)
     store.write_table(predicted.drop(columns=[STRUCTURE]), out)

@@ -23,11 +23,12 @@ def obelix(
 ) -> None:
     """Evaluate on the official OBELiX split: test metrics, CV, grouped CV, leave-one-family-
     out, interval coverage; writes OUT/metrics.json and OUT/table.md."""
-    from miscreen.benchmark import run_obelix_benchmark
+    from miscreen.benchmark import TABLE, run_obelix_benchmark
+    from miscreen.catalog import RunCatalog
 
     cfg = load_config_or_exit(config).model_copy(update={"run_name": out.name})
     result = run_obelix_benchmark(cfg, out, tuple(k.strip() for k in kinds.split(",") if k))
-    typer.echo((out / "table.md").read_text())
+    typer.echo(RunCatalog(out).file(TABLE).read_text())
     for key, t in result["targets"].items():
         state = "met" if t["met"] else "missed"
         typer.echo(f"target {key} {t['target']}: {t['value']:.3f} ({state})")

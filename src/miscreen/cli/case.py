@@ -40,4 +40,4 @@ def lgps(
     cfg = load_config_or_exit(config)
     summary = run_case(cfg)
     typer.echo(json.dumps({k: summary.get(k) for k in HEADLINE}, indent=1))
-    typer.echo(f"wrote {cfg.run_dir / CASE_JSON} and {cfg.run_dir / 'report.html'}")
+    typer.echo(f"wrote {cfg.run.file(CASE_JSON)} and {cfg.run.report}")

@@ -25,6 +25,7 @@ from miscreen.featurize.registry import PRESETS, FeatureSchema, feature_schema
 
 __all__ = [
     "PRESETS",
+    "FeatureOptions",
     "FeatureResult",
     "FeatureSchema",
     "feature_schema",
@@ -86,15 +87,29 @@ def featurize_table(
     )
 
 
+@dataclass(frozen=True)
+class FeatureOptions:
+    """How a run featurizes: worker processes, the feature cache, the per-structure limit."""
+
+    jobs: int | None = None
+    cache_dir: Path | None = None
+    time_limit: float | None = engine.TIME_LIMIT_S
+
+
 def featurize_records(
     records: pd.DataFrame,
     preset: str = "composition",
-    *,
-    jobs: int | None = None,
-    cache_dir: Path | None = None,
+    options: FeatureOptions | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, FeatureSchema]:
     """-> (features indexed by id with columns ``schema.names``, failures, schema)."""
-    res = featurize_table(records, preset, jobs=jobs, cache_dir=cache_dir)
+    options = options or FeatureOptions()
+    res = featurize_table(
+        records,
+        preset,
+        jobs=options.jobs,
+        cache_dir=options.cache_dir,
+        time_limit=options.time_limit,
+    )
     return res.features, res.failures, res.schema
 
 

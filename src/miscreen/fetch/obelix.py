@@ -51,17 +51,21 @@ def parsed_cifs(archive: Path) -> dict[str, str | Exception]:
 
 
 def load_obelix(
-    split: Split = "all", with_structures: bool = True
+    split: Split = "all", with_structures: bool = True, data_dir: Path | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Load an official OBELiX split -> (records, failures).
 
     Compositions come from ``True Composition`` (parseable for every row upstream); rows
     whose CIF exists get ``structure``; lattice parameters and space group come from the
-    table for every row.
+    table for every row. Downloads, when needed, go to ``data_dir``.
     """
-    csv_path = fetch_file("obelix", f"{split}.csv")
+    csv_path = fetch_file("obelix", f"{split}.csv", folder=data_dir)
     raw = pd.read_csv(csv_path, dtype={"ID": str}, keep_default_na=False)
-    cifs = parsed_cifs(fetch_file("obelix", "all_cifs.tar.gz")) if with_structures else {}
+    cifs = (
+        parsed_cifs(fetch_file("obelix", "all_cifs.tar.gz", folder=data_dir))
+        if with_structures
+        else {}
+    )
     rows: list[dict[str, object]] = []
     failures: list[dict[str, str]] = []
     for i, r in raw.iterrows():
@@ -86,9 +90,9 @@ def load_obelix(
                 S.FORMULA: comp.reduced_formula,
                 S.COMPOSITION: comp.formula,
                 S.STRUCTURE: structure,
-                S.SPACEGROUP: _num(r["Space group #"]),
-                **{k: _num(r[k]) for k in S.LATTICE},
-                S.Z: _num(r["Z"]),
+                S.SPACEGROUP: S.as_float(r["Space group #"]),
+                **{k: S.as_float(r[k]) for k in S.LATTICE},
+                S.Z: S.as_float(r["Z"]),
                 S.TARGET: log10_sigma,
                 S.CENSORED: censored,
                 "censor_bound": bound,
@@ -106,10 +110,3 @@ def load_obelix(
         len(failures),
     )
     return records, pd.DataFrame(failures, columns=list(S.FAILURE_COLUMNS))
-
-
-def _num(value: object) -> float:
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return float("nan")

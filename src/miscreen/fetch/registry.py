@@ -8,11 +8,12 @@ A file whose sha256 does not match is never used.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from miscreen.store import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -119,16 +120,9 @@ class DataNotFoundError(FileNotFoundError):
     """A registered file could be found neither in the cache, a mirror, nor upstream."""
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def data_dir() -> Path:
-    return Path(os.environ.get("MISCREEN_DATA_DIR", "data"))
+    """The default data folder: ``MISCREEN_DATA_DIR``, else ``data`` (a run passes its own)."""
+    return Path(os.environ.get("MISCREEN_DATA_DIR") or "data")
 
 
 def mirror_dirs() -> list[Path]:
@@ -163,13 +157,17 @@ def _download(spec: RemoteFile, dest_dir: Path, retries: int = 3) -> Path:
     return Path(fetcher.fetch(spec.filename, downloader=downloader))
 
 
-def fetch_file(dataset: str, filename: str, *, download: bool = True) -> Path:
-    """Return a local, hash-verified path to ``filename`` of ``dataset``."""
+def fetch_file(
+    dataset: str, filename: str, *, download: bool = True, folder: Path | None = None
+) -> Path:
+    """Return a local, hash-verified path to ``filename`` of ``dataset``; downloads go to
+    ``folder`` (default :func:`data_dir`)."""
     ds = DATASETS.get(dataset)
     if ds is None:
         raise KeyError(f"unknown dataset {dataset!r}; registered: {', '.join(DATASETS)}")
     spec = ds.file(filename)
-    cached = data_dir() / ds.name / spec.filename
+    folder = Path(folder) if folder is not None else data_dir()
+    cached = folder / ds.name / spec.filename
     if _matches(cached, spec):
         return cached
     for mirror in mirror_dirs():
@@ -179,7 +177,7 @@ def fetch_file(dataset: str, filename: str, *, download: bool = True) -> Path:
     tried = [str(cached)] + [str(m / ds.name / spec.filename) for m in mirror_dirs()]
     if download and spec.url:
         try:
-            return _download(spec, data_dir() / ds.name)
+            return _download(spec, folder / ds.name)
         except Exception as exc:  # network errors, hash mismatch: all mean "not available"
             reason = f"download from {spec.url} failed: {exc}"
     else:

@@ -15,8 +15,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-PRED = "predicted_log10_sigma"
-MEASURED = "log10_sigma"
+from miscreen import schema as S
+from miscreen.schema import PRED
+from miscreen.schema import TARGET as MEASURED
 
 
 def save_figure(fig: plt.Figure, folder: Path | None, name: str) -> str:
@@ -35,13 +36,13 @@ def save_figure(fig: plt.Figure, folder: Path | None, name: str) -> str:
 def parity_figure(test: pd.DataFrame) -> plt.Figure:
     """Measured vs predicted log10 sigma with the interval as error bars."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    has_cif = test["has_structure"].astype(bool)
+    has_cif = test[S.HAS_STRUCTURE].astype(bool)
     for mask, label, color in (
         (has_cif, "with CIF", "tab:blue"),
         (~has_cif, "composition only", "tab:orange"),
     ):
         sub = test[mask]
-        yerr = np.vstack([sub[PRED] - sub["lower"], sub["upper"] - sub[PRED]])
+        yerr = np.vstack([sub[PRED] - sub[S.LOWER], sub[S.UPPER] - sub[PRED]])
         ax.errorbar(
             sub[MEASURED], sub[PRED], yerr=yerr, fmt="o", ms=4, alpha=0.7,
             elinewidth=0.6, color=color, label=f"{label} ({len(sub)})",
@@ -84,7 +85,7 @@ def importance_figure(importances: pd.DataFrame, top: int = 15) -> plt.Figure:
 def pareto_figure(candidates: pd.DataFrame, max_points: int = 20_000) -> plt.Figure:
     """Predicted conductivity vs supply risk of the ranked candidates, Pareto front marked;
     colour shows energy above hull where known (grey: unknown)."""
-    ranked = candidates[candidates["rank"].notna()]
+    ranked = candidates[candidates[S.RANK].notna()]
     if len(ranked) > max_points:  # keep big runs quick: the front plus a sample
         front = ranked[ranked["pareto_optimal"].astype(bool)]
         rest = ranked.drop(front.index).sample(max_points, random_state=0)
@@ -107,15 +108,18 @@ def pareto_figure(candidates: pd.DataFrame, max_points: int = 20_000) -> plt.Fig
     return fig
 
 
-def case_rank_figure(
-    ranked: pd.DataFrame, marks: dict[str, list[str]], measured: float | None = None
+def pool_rank_figure(
+    ranked: pd.DataFrame,
+    marks: dict[str, list[str]],
+    measured: float | None = None,
+    measured_label: str = "measured",
 ) -> plt.Figure:
     """Histogram of the pool's predictions with the named rows (label -> ids) marked."""
-    pool = ranked[ranked["rank"].notna()]
+    pool = ranked[ranked[S.RANK].notna()]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.hist(pool[PRED], bins=50, color="0.75", label=f"pool ({len(pool)})")
     colors = iter(["tab:red", "tab:blue", "tab:purple", "tab:green"])
-    by_id = pool.set_index("id")
+    by_id = pool.set_index(S.ID)
     for label, ids in marks.items():
         ids = [i for i in ids if i in by_id.index]
         if ids:
@@ -124,7 +128,7 @@ def case_rank_figure(
                 ax.axvline(by_id.at[i, PRED], color=color, lw=1.5,
                            label=label if j == 0 else None)  # fmt: skip
     if measured is not None:
-        ax.axvline(measured, color="k", ls="--", lw=1, label="LGPS measured (Kamaya 2011)")
+        ax.axvline(measured, color="k", ls="--", lw=1, label=measured_label)
     ax.set(xlabel="predicted log10 σ (S/cm)", ylabel="pool structures")
     ax.legend(fontsize=8, loc="upper left")
     return fig

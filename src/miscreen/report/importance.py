@@ -15,22 +15,22 @@ import pandas as pd
 
 from miscreen import schema as S
 from miscreen import store
+from miscreen.catalog import ModelCatalog, ModelFolder, RunCatalog
+from miscreen.train.models import COMPOSITION_MODEL
 
 log = logging.getLogger(__name__)
 
-IMPORTANCE_CSV = "feature_importance.csv"
 
-
-def composition_model_dir(manifest: dict) -> Path | None:
+def composition_model(manifest: dict) -> ModelFolder | None:
     """The composition model a run used, found from the model paths its manifest records
-    (keyed by model name or by row kind); None when none exists on disk."""
+    (a model folder, or a run's folder of models); None when none exists on disk."""
     stages = manifest.get("stages", {})
     paths = [Path(p) for p in (stages.get("train", {}).get("models") or {}).values()]
     paths += [Path(p) for p in (stages.get("case", {}).get("models") or {}).values()]
-    candidates = [c for p in paths for c in (p, p / "composition", p.parent / "composition")]
-    for path in candidates:
-        if path.name == "composition" and (path / "model.json").is_file():
-            return path
+    for path in paths:
+        for folder in (ModelFolder(path), ModelCatalog(path).model(COMPOSITION_MODEL)):
+            if folder.name == COMPOSITION_MODEL and folder.meta.is_file():
+                return folder
     return None
 
 
@@ -90,18 +90,18 @@ def evaluation_records(test: pd.DataFrame) -> pd.DataFrame:
     return records.drop(columns=[S.TARGET]).merge(test[[S.ID, S.TARGET]], on=S.ID)
 
 
-def run_importances(run_dir: Path, manifest: dict, test: pd.DataFrame) -> pd.DataFrame | None:
+def run_importances(run: RunCatalog, manifest: dict, test: pd.DataFrame) -> pd.DataFrame | None:
     """The run's importances: read from the run folder, else computed and saved there;
     None (with the reason logged) when the run has no usable model or OBELiX rows."""
-    path = Path(run_dir) / IMPORTANCE_CSV
-    model_dir = composition_model_dir(manifest)
-    if model_dir is None or not (model_dir / "model.json").is_file():
+    path = run.importances
+    folder = composition_model(manifest)
+    if folder is None:
         if path.exists():
             log.info("%s: its model is gone; showing the importances saved with the run", path)
             return store.read_table(path)
-        log.warning("no composition model recorded for %s: skipping importances", run_dir)
+        log.warning("no composition model recorded for %s: skipping importances", run.root)
         return None
-    sha = str(store.read_json(model_dir / "model.json").get("model_sha256"))
+    sha = str(store.read_json(folder.meta).get("model_sha256"))
     if path.exists():
         cached = store.read_table(path)
         if "model_sha256" in cached and set(cached["model_sha256"].astype(str)) == {sha}:
@@ -110,7 +110,7 @@ def run_importances(run_dir: Path, manifest: dict, test: pd.DataFrame) -> pd.Dat
     from miscreen.featurize import featurize_records
     from miscreen.train.persist import load_model
 
-    saved = load_model(model_dir)
+    saved = load_model(folder)
     records = evaluation_records(test)
     if len(records) < 5:
         log.warning("%d OBELiX evaluation rows: too few for importances", len(records))
@@ -119,7 +119,7 @@ def run_importances(run_dir: Path, manifest: dict, test: pd.DataFrame) -> pd.Dat
     saved.schema.check(schema)
     y = records.set_index(S.ID).loc[features.index, S.TARGET].to_numpy(float)
     table = permutation_table(saved.estimator, features, y, seed=int(manifest.get("seed", 0)))
-    table["model"] = str(model_dir)
+    table["model"] = str(folder.root)
     table["model_sha256"] = sha
     table["rows"] = len(y)
     store.write_table(table, path)

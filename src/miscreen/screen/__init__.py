@@ -1,4 +1,5 @@
-"""Screen candidates: predict with intervals, apply filters, rank, and say why."""
+"""Screen candidates: predict with intervals (``screen.predict``), apply filters, rank, and
+say why."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pandas as pd
 from pymatgen.core import Composition
 
 from miscreen import schema as S
+from miscreen.config import ScreenConfig
 from miscreen.screen.criteria import (
     COST,
     LI_FRACTION,
@@ -24,14 +26,8 @@ from miscreen.screen.criteria import (
     pareto_front,
 )
 
-PRED = "predicted_log10_sigma"
-LOWER = "lower"
-UPPER = "upper"
-UNCERTAINTY = "uncertainty"
-OUT_OF_DOMAIN = "out_of_domain"
-RANK = "rank"
-EXCLUDED = "excluded_reason"
-SCORE = "score"
+PRED, LOWER, UPPER, UNCERTAINTY = S.PRED, S.LOWER, S.UPPER, S.UNCERTAINTY
+OUT_OF_DOMAIN, RANK, EXCLUDED, SCORE = S.OUT_OF_DOMAIN, S.RANK, S.EXCLUDED, S.SCORE
 
 
 @dataclass(frozen=True)
@@ -43,59 +39,50 @@ class Filters:
     max_sites: int | None = None
     min_li_fraction: float | None = None  # atomic fraction of Li, 0..1
 
-
-def predict_frame(estimator, features: pd.DataFrame, interval: float) -> pd.DataFrame:
-    """Predictions, a central ``interval`` (e.g. 0.8) and the out-of-domain flag per row.
-
-    ``uncertainty`` is the half-width of that interval in log10 S/cm.
-    """
-    X = features.to_numpy(dtype=float)
-    pred, lo, hi = estimator.predict_interval(X, alpha=interval)
-    dist, outside = estimator.domain_distance(X)
-    return pd.DataFrame(
-        {
-            PRED: pred,
-            LOWER: lo,
-            UPPER: hi,
-            UNCERTAINTY: (hi - lo) / 2,
-            "domain_distance": dist,
-            OUT_OF_DOMAIN: outside,
-        },
-        index=features.index,
-    )
+    @classmethod
+    def from_config(cls, cfg: ScreenConfig) -> Filters:
+        """The filters of a run's ``screen`` settings."""
+        return cls(
+            require_elements=cfg.require_elements,
+            exclude_elements=cfg.exclude_elements,
+            max_e_above_hull=cfg.max_e_above_hull,
+            min_band_gap=cfg.min_band_gap,
+            max_sites=cfg.max_sites,
+            min_li_fraction=cfg.min_li_fraction,
+        )
 
 
 @lru_cache(maxsize=65536)
-def _elements(composition: str) -> frozenset[str] | None:
-    """Element symbols of a composition string; None when it does not parse."""
+def _elements(composition: str) -> frozenset[str] | str:
+    """Element symbols of a composition string, or why it does not parse."""
     try:
         return frozenset(el.symbol for el in Composition(composition).elements)
-    except Exception:
-        return None
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
+        return f"unparsable composition {composition!r}: {type(exc).__name__}: {exc}"
 
 
 def exclusion_reason(row: Mapping, filters: Filters) -> str:
     """The first filter that removes this candidate (a row as a mapping), or '' when it passes."""
     elements = _elements(str(row[S.COMPOSITION]))
-    if elements is None:
-        return "unparsable composition"
+    if isinstance(elements, str):
+        return elements
     missing = [e for e in filters.require_elements if e not in elements]
     if missing:
         return f"lacks required element(s) {', '.join(missing)}"
     banned = sorted(elements & set(filters.exclude_elements))
     if banned:
         return f"contains excluded element(s) {', '.join(banned)}"
-    li = _num(row.get(LI_FRACTION))
+    li = S.as_float(row.get(LI_FRACTION))
     if filters.min_li_fraction is not None and math.isfinite(li) and li < filters.min_li_fraction:
         return f"Li fraction {li:.3f} < min_li_fraction {filters.min_li_fraction}"
-    e_hull = _num(row.get(S.E_HULL))
+    e_hull = S.as_float(row.get(S.E_HULL))
     if filters.max_e_above_hull is not None and math.isfinite(e_hull):
         if e_hull > filters.max_e_above_hull:
             return f"e_above_hull {e_hull:.3f} > {filters.max_e_above_hull} eV/atom"
-    gap = _num(row.get(S.BAND_GAP))
+    gap = S.as_float(row.get(S.BAND_GAP))
     if filters.min_band_gap is not None and math.isfinite(gap) and gap < filters.min_band_gap:
         return f"band_gap {gap:.2f} < {filters.min_band_gap} eV"
-    nsites = _num(row.get(NSITES))
+    nsites = S.as_float(row.get(NSITES))
     if filters.max_sites is not None and math.isfinite(nsites) and nsites > filters.max_sites:
         return f"{int(nsites)} sites > max_sites {filters.max_sites}"
     return ""
@@ -140,7 +127,7 @@ def rank_candidates(
     out.loc[eligible, PARETO] = pareto_front(out.loc[eligible], PARETO_OBJECTIVES)
     n_ranked = len(order)
     shown = out.reindex(columns=WHY_COLUMNS).to_dict("records")
-    out["why"] = [_why(r, score, supply_risk_weight, n_ranked) for r in shown]
+    out[S.WHY] = [_why(r, score, supply_risk_weight, n_ranked) for r in shown]
     return out.sort_values([RANK, S.ID], na_position="last").reset_index(drop=True)
 
 
@@ -169,7 +156,7 @@ def _why(row: Mapping, score: str, weight: float, n_ranked: int) -> str:
         (COST, "cost", "{:.0f} USD/kg"),
         (LI_FRACTION, "Li fraction", "{:.2f}"),
     ):
-        value = _num(row.get(col))
+        value = S.as_float(row.get(col))
         if math.isfinite(value):
             text = fmt.format(value)
             if col == SUPPLY_RISK and row.get(SUPPLY_DRIVER):
@@ -180,10 +167,3 @@ def _why(row: Mapping, score: str, weight: float, n_ranked: int) -> str:
     if bool(row.get(PARETO)):
         parts.append("Pareto-optimal")
     return "; ".join(parts)
-
-
-def _num(value: object) -> float:
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan

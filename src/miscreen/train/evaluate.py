@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy.stats import spearmanr
 
+from miscreen import schema as S
+
 METRICS = ("mae", "rmse", "r2", "spearman")
+
+# Published results on OBELiX's official test split (MAE in log10 S/cm): Therrien et al.,
+# Digital Discovery (2026), arXiv:2502.14234.
+PUBLISHED_BASELINES = {
+    "random_forest_test_mae": 1.54,
+    "random_forest_test_mae_cif_subset": 1.82,
+    "median_test_mae": 2.16,
+    "experimental_noise": 0.41,
+}
+BASELINE_LABELS = {
+    "random_forest_test_mae": "random forest (OBELiX paper), all 121 test rows",
+    "random_forest_test_mae_cif_subset": "random forest (OBELiX paper), 67 test rows with CIFs",
+    "median_test_mae": "predicting the median",
+    "experimental_noise": "experimental repeat noise",
+}
 
 
 def regression_metrics(
@@ -35,3 +53,21 @@ def regression_metrics(
 def coverage(y_true: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
     y_true = np.asarray(y_true, dtype=float)
     return float(np.mean((y_true >= lower) & (y_true <= upper))) if len(y_true) else float("nan")
+
+
+def test_metrics(predicted: pd.DataFrame, interval: float) -> dict:
+    """Metrics of predicted labelled rows: all rows, the CIF subset, and without censored
+    rows, plus the coverage of the ``interval``."""
+    ok = predicted[S.PRED].notna()
+    p = predicted[ok]
+    y, yhat = p[S.TARGET].to_numpy(float), p[S.PRED].to_numpy(float)
+    cif = S.has_structure(p).to_numpy()
+    unc = ~p[S.CENSORED].astype(bool).to_numpy()
+    out = regression_metrics(y, yhat, prefix="test_")
+    out |= regression_metrics(y[cif], yhat[cif], prefix="test_", suffix="_cif_subset")
+    out |= regression_metrics(y[unc], yhat[unc], prefix="test_", suffix="_uncensored")
+    out[f"test_coverage_{round(interval * 100)}"] = coverage(
+        y, p[S.LOWER].to_numpy(float), p[S.UPPER].to_numpy(float)
+    )
+    out["test_rows_without_prediction"] = int((~ok).sum())
+    return out

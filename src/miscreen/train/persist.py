@@ -8,45 +8,49 @@ from elsewhere is never unpickled blindly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import joblib
 
 from miscreen import store
+from miscreen.catalog import ModelFolder
 from miscreen.featurize import FeatureSchema
-
-MODEL_FILE = "model.joblib"
-META_FILE = "model.json"
 
 
 @dataclass(frozen=True)
-class SavedModel:
+class TrainedModel:
+    """A fitted model, its feature schema and its provenance (``meta``: name, preset,
+    config, CV metrics; once saved also ``model_sha256`` and package versions)."""
+
     estimator: Any  # a fitted ConformalRegressor
     schema: FeatureSchema
     meta: dict
+
+    @property
+    def name(self) -> str:
+        return str(self.meta["model"])
 
 
 class ModelLoadError(RuntimeError):
     """A model directory that must not be used; the message says why and what to do."""
 
 
-def save_model(directory: Path, estimator: Any, schema: FeatureSchema, meta: dict) -> Path:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / MODEL_FILE
-    with store.atomic_path(path) as tmp:
-        joblib.dump(estimator, tmp, compress=3)
+def save_model(folder: ModelFolder, model: TrainedModel) -> TrainedModel:
+    """Write the estimator, ``model.json`` and the model card; -> the model with the saved
+    file's sha256 in its metadata."""
+    folder.root.mkdir(parents=True, exist_ok=True)
+    with store.atomic_path(folder.estimator) as tmp:
+        joblib.dump(model.estimator, tmp, compress=3)
     record = {
-        **meta,
-        "feature_schema": schema.to_dict(),
-        "model_file": MODEL_FILE,
-        "model_sha256": store.sha256_file(path),
+        **model.meta,
+        "feature_schema": model.schema.to_dict(),
+        "model_file": folder.estimator.name,
+        "model_sha256": store.sha256_file(folder.estimator),
         "packages": store.package_versions(),
     }
-    store.write_json(directory / META_FILE, record)
-    store.write_text(directory / "MODEL_CARD.md", model_card(record))
-    return directory
+    store.write_json(folder.meta, record)
+    store.write_text(folder.card, model_card(record))
+    return TrainedModel(model.estimator, model.schema, record)
 
 
 def model_card(record: dict) -> str:
@@ -83,16 +87,23 @@ def model_card(record: dict) -> str:
     return "\n".join(lines)
 
 
-def load_model(directory: Path) -> SavedModel:
-    directory = Path(directory)
-    meta_path = directory / META_FILE
+def model_digest(folder: ModelFolder) -> str:
+    """The sha256 ``model.json`` records for the estimator file (nothing is unpickled)."""
+    if not folder.meta.is_file():
+        raise ModelLoadError(f"{folder.root} is not a miscreen model directory (no model.json)")
+    return str(store.read_json(folder.meta).get("model_sha256"))
+
+
+def load_model(folder: ModelFolder) -> TrainedModel:
+    directory = folder.root
+    meta_path = folder.meta
     if not meta_path.is_file():
         raise ModelLoadError(
-            f"{directory} is not a miscreen model directory (no {META_FILE}); "
+            f"{directory} is not a miscreen model directory (no {meta_path.name}); "
             f"train one with `miscreen train` or `make screen`"
         )
     meta = store.read_json(meta_path)
-    path = directory / meta.get("model_file", MODEL_FILE)
+    path = folder.estimator
     actual = store.sha256_file(path) if path.is_file() else "missing"
     if actual != meta.get("model_sha256"):
         raise ModelLoadError(
@@ -106,7 +117,7 @@ def load_model(directory: Path) -> SavedModel:
             f"{directory} was trained with scikit-learn {trained}, this environment has "
             f"{installed}; retrain the model (or install scikit-learn=={trained})."
         )
-    return SavedModel(joblib.load(path), FeatureSchema.from_dict(meta["feature_schema"]), meta)
+    return TrainedModel(joblib.load(path), FeatureSchema.from_dict(meta["feature_schema"]), meta)
 
 
 def _hyperparameters(cv: dict) -> str:

@@ -1,0 +1,153 @@
+"""The run catalog: one place that names every artifact of a run folder and a model folder.
+
+Stages, case studies, benchmarks and batch code ask a :class:`RunCatalog` or
+:class:`ModelCatalog` for paths; no artifact's file name is spelled anywhere else. The few
+writers that several stages share (failures, manifest, report sections) live here too and
+write atomically through :mod:`miscreen.store`.
+
+Run folder (``results/<run_name>/``)::
+
+    candidates.csv / candidates.parquet   ranked candidates
+    metrics.json, test_predictions.csv    evaluation on the test split
+    failures.csv                          every row that could not be used, with a reason
+    stages/<stage>_failures.parquet       the same, per stage
+    manifest.json                         config, inputs + sha256, versions, per-stage entries
+    report.html, figures/                 the report
+    sections/<order>-<name>.html          report sections contributed by other stages
+    feature_importance.csv                permutation importances (cached)
+    shards/, slurm/                       batch screening state and job scripts
+    extra files a case study names through :meth:`RunCatalog.file`
+
+Model folder (``models/<run_name>/``)::
+
+    routing.json                          which model serves which row kind
+    <model>/model.joblib, model.json, MODEL_CARD.md
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from miscreen import schema as S
+from miscreen import store
+
+log = logging.getLogger(__name__)
+
+_SECTION_NAME = re.compile(r"^[a-z0-9_-]+$")
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """One trained model: estimator file, metadata and model card."""
+
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def estimator(self) -> Path:
+        return self.root / "model.joblib"
+
+    @property
+    def meta(self) -> Path:
+        return self.root / "model.json"
+
+    @property
+    def card(self) -> Path:
+        return self.root / "MODEL_CARD.md"
+
+
+@dataclass(frozen=True)
+class ModelCatalog:
+    """A trained run's model folder: its models and their routing."""
+
+    root: Path
+
+    @property
+    def routing(self) -> Path:
+        return self.root / "routing.json"
+
+    def model(self, name: str) -> ModelFolder:
+        return ModelFolder(self.root / name)
+
+
+@dataclass(frozen=True)
+class RunCatalog:
+    """A run folder and every artifact in it."""
+
+    root: Path
+
+    candidates_csv = property(lambda self: self.root / "candidates.csv")
+    candidates_parquet = property(lambda self: self.root / "candidates.parquet")
+    metrics = property(lambda self: self.root / "metrics.json")
+    test_predictions = property(lambda self: self.root / "test_predictions.csv")
+    failures = property(lambda self: self.root / "failures.csv")
+    manifest = property(lambda self: self.root / "manifest.json")
+    report = property(lambda self: self.root / "report.html")
+    figures = property(lambda self: self.root / "figures")
+    sections = property(lambda self: self.root / "sections")
+    importances = property(lambda self: self.root / "feature_importance.csv")
+    shards = property(lambda self: self.root / "shards")
+    slurm = property(lambda self: self.root / "slurm")
+    stages = property(lambda self: self.root / "stages")
+
+    def stage_failures(self, stage: str) -> Path:
+        return self.stages / f"{stage}_failures.parquet"
+
+    def file(self, name: str) -> Path:
+        """A further artifact a stage or case study owns (its module names it once)."""
+        if Path(name).name != name:
+            raise ValueError(f"artifact names are plain file names, got {name!r}")
+        return self.root / name
+
+    # ------------------------------------------------------------ shared writers
+
+    def write_failures(self, stage: str, failures: pd.DataFrame) -> None:
+        """Keep one stage's failures and rewrite the union of all stages as failures.csv."""
+        failures = failures.reindex(columns=list(S.FAILURE_COLUMNS)).drop_duplicates()
+        store.write_table(failures.reset_index(drop=True), self.stage_failures(stage))
+        for f in failures.itertuples(index=False):
+            log.warning("skipped %s (%s, %s): %s", f.id, f.source, f.stage, f.reason)
+        parts = [store.read_table(p) for p in sorted(self.stages.glob("*_failures.parquet"))]
+        store.write_table(S.concat(S.empty_failures(), *parts), self.failures)
+
+    def update_manifest(self, config: dict[str, Any], seed: int, stage: str, entry: dict) -> None:
+        """Record one stage's entry (inputs, models, counts) in ``manifest.json``."""
+        manifest = store.read_json(self.manifest) if self.manifest.exists() else {}
+        base = store.base_manifest(config, seed)
+        manifest.update({k: v for k, v in base.items() if k != "created_at"})
+        manifest.setdefault("created_at", base["created_at"])
+        manifest.setdefault("stages", {})[stage] = {**entry, "finished_at": store.now_utc()}
+        store.write_json(self.manifest, manifest)
+
+    def write_section(self, name: str, html: str, order: int = 50) -> Path:
+        """A report section contributed by a stage or case study: an HTML fragment that
+        ``miscreen.report`` embeds, in ``order``, after its own sections."""
+        if not _SECTION_NAME.match(name):
+            raise ValueError(f"section names are lower-case words, got {name!r}")
+        for old in self.sections.glob(f"*-{name}.html"):
+            old.unlink()
+        return store.write_text(self.sections / f"{order:02d}-{name}.html", html)
+
+    def read_sections(self) -> list[str]:
+        """The contributed report sections, in order."""
+        return [p.read_text(encoding="utf-8") for p in sorted(self.sections.glob("*.html"))]
+
+
+def unique_inputs(entries: list[dict]) -> list[dict]:
+    """Input-file entries without repeats (by path), in first-seen order."""
+    seen, out = set(), []
+    for e in entries:
+        key = e.get("path")
+        if key not in seen:
+            seen.add(key)
+            out.append(e)
+    return out

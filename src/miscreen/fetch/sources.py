@@ -1,0 +1,152 @@
+"""The configured data sources as records tables: labelled training/test rows and candidate
+pools (OBELiX, pymatgen examples, JSONL, CIF folders, CSV, structure stores).
+
+Every loader returns a :class:`Loaded` (records, failures, input files with sha256), and
+candidate ids are de-duplicated in one place, :func:`first_seen` (first source wins).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from miscreen import schema as S
+from miscreen import store
+from miscreen.config import (
+    CandidateSource,
+    CifDirSource,
+    Config,
+    CsvSource,
+    JsonlSource,
+    ObelixSource,
+    PymatgenSource,
+    StoreSource,
+)
+from miscreen.fetch import local
+from miscreen.fetch.obelix import load_obelix
+from miscreen.fetch.registry import DATASETS, fetch_file
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Loaded:
+    """Records plus the failures and input files met while loading them."""
+
+    records: pd.DataFrame
+    failures: pd.DataFrame
+    inputs: list[dict] = field(default_factory=list)
+
+    def __add__(self, other: Loaded) -> Loaded:
+        return Loaded(
+            S.concat(self.records, other.records),
+            S.concat(self.failures, other.failures),
+            self.inputs + other.inputs,
+        )
+
+
+def first_seen(ids: Iterable[object], seen: set[str]) -> np.ndarray:
+    """Mask of the ids met for the first time (not in ``seen``, not earlier in ``ids``);
+    adds them to ``seen``. The one de-duplication rule: the first source wins."""
+    keep = []
+    for id_ in map(str, ids):
+        keep.append(id_ not in seen)
+        seen.add(id_)
+    return np.array(keep, dtype=bool)
+
+
+def obelix_inputs(split: str, data_dir: Path | None = None) -> list[dict]:
+    """The OBELiX files behind a split, with sha256 and upstream URL (for manifests)."""
+    return [
+        {
+            **store.file_entry(fetch_file("obelix", name, folder=data_dir)),
+            "url": DATASETS["obelix"].file(name).url,
+        }
+        for name in (f"{split}.csv", "all_cifs.tar.gz")
+    ]
+
+
+def load_obelix_split(
+    split: str,
+    exclude_families: tuple[str, ...] = (),
+    families: tuple[str, ...] = (),
+    require_structure: bool = False,
+    data_dir: Path | None = None,
+) -> Loaded:
+    """One official OBELiX split, optionally limited to or without some families."""
+    records, failures = load_obelix(split, data_dir=data_dir)  # type: ignore[arg-type]
+    keep = ~records[S.FAMILY].isin(exclude_families)
+    if families:
+        keep &= records[S.FAMILY].isin(families)
+    if require_structure:
+        keep &= records[S.STRUCTURE].notna()
+    inputs = obelix_inputs(split, data_dir)
+    return Loaded(records[keep].reset_index(drop=True), failures, inputs)
+
+
+def load_labelled(cfg: Config, split: str) -> Loaded:
+    """Training or test rows named by ``data`` in the config."""
+    if cfg.data.train == "obelix":
+        return load_obelix_split(split, cfg.data.exclude_families, data_dir=cfg.data_path)
+    path = Path(cfg.data.train)
+    records, failures = local.load_labelled_csv(path, target=cfg.data.target)
+    return Loaded(records, failures, [store.file_entry(path)])
+
+
+def load_source(source: CandidateSource, data_dir: Path | None = None) -> Loaded:
+    """One candidate source of the config -> records (labels dropped)."""
+    if isinstance(source, ObelixSource):
+        loaded = load_obelix_split(
+            source.split,
+            source.exclude_families,
+            source.families,
+            source.require_structure,
+            data_dir,
+        )
+        drop = [S.TARGET, S.CENSORED, S.CENSOR_BOUND]
+        return Loaded(loaded.records.drop(columns=drop), loaded.failures, loaded.inputs)
+    if isinstance(source, PymatgenSource):
+        return Loaded(*local.load_pymatgen_examples(source.names))
+    if isinstance(source, JsonlSource):
+        if source.dataset:
+            ds = DATASETS[source.dataset]
+            path = fetch_file(ds.name, ds.files[0].filename, folder=data_dir)
+        elif source.path is not None:
+            path = source.path
+        else:
+            raise ValueError("a jsonl candidate source needs 'path' or 'dataset'")
+        records, failures = local.load_jsonl(
+            path,
+            source=source.dataset or None,
+            id_field=source.id_field,
+            id_prefix=source.id_prefix,
+            require_elements=source.require_elements,
+        )
+        return Loaded(records, failures, [store.file_entry(path)])
+    if isinstance(source, CifDirSource):
+        return Loaded(*local.load_cif_dir(source.path))
+    if isinstance(source, CsvSource):
+        records, failures = local.load_candidate_csv(source.path)
+        return Loaded(records, failures, [store.file_entry(source.path)])
+    if isinstance(source, StoreSource):
+        from miscreen.store.structures import read_store
+
+        return Loaded(read_store(source.path), S.empty_failures(), [{"path": str(source.path)}])
+    raise TypeError(f"unknown candidate source {source!r}")
+
+
+def load_candidates(cfg: Config) -> Loaded:
+    """All candidate sources, loaded whole and de-duplicated by id (first source wins)."""
+    loaded = Loaded(pd.DataFrame(columns=list(S.RECORD_COLUMNS)), S.empty_failures())
+    for source in cfg.candidates:
+        loaded = loaded + load_source(source, cfg.data_path)
+    keep = first_seen(loaded.records[S.ID], set())
+    if not keep.all():
+        log.warning("dropping %d candidates whose id appeared in an earlier source", (~keep).sum())
+    loaded.records = loaded.records.loc[keep].reset_index(drop=True)
+    return loaded

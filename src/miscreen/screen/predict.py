@@ -1,0 +1,62 @@
+"""Predict records with a run's models: each row by the model its kind is routed to."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from miscreen import schema as S
+from miscreen.featurize import FeatureOptions, featurize_records
+from miscreen.train.models import COMPOSITION_ROWS, STRUCTURE_ROWS, TrainResult
+
+
+def predict_frame(estimator, features: pd.DataFrame, interval: float) -> pd.DataFrame:
+    """Predictions, a central ``interval`` (e.g. 0.8) and the out-of-domain flag per row.
+
+    ``uncertainty`` is the half-width of that interval in log10 S/cm.
+    """
+    X = features.to_numpy(dtype=float)
+    pred, lo, hi = estimator.predict_interval(X, alpha=interval)
+    dist, outside = estimator.domain_distance(X)
+    return pd.DataFrame(
+        {
+            S.PRED: pred,
+            S.LOWER: lo,
+            S.UPPER: hi,
+            S.UNCERTAINTY: (hi - lo) / 2,
+            S.DOMAIN_DISTANCE: dist,
+            S.OUT_OF_DOMAIN: outside,
+        },
+        index=features.index,
+    )
+
+
+def predict_records(
+    models: TrainResult,
+    records: pd.DataFrame,
+    interval: float,
+    features: FeatureOptions | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predict every record with the model chosen for its row kind -> (records + prediction
+    columns, failures). The ``model`` column says which model predicted each row."""
+    features = features or FeatureOptions()
+    records = records.reset_index(drop=True)
+    with_structure = S.has_structure(records)
+    parts, failures = [], [S.empty_failures()]
+    for kind, rows in (
+        (STRUCTURE_ROWS, records[with_structure]),
+        (COMPOSITION_ROWS, records[~with_structure]),
+    ):
+        if rows.empty:
+            continue
+        model = models.for_kind(kind)
+        table, fails, schema = featurize_records(rows, model.schema.preset, features)
+        model.schema.check(schema)
+        failures.append(fails)
+        if table.empty:
+            continue
+        pred = predict_frame(model.estimator, table, interval)
+        pred[S.MODEL] = model.name
+        parts.append(pred)
+    preds = pd.concat(parts) if parts else pd.DataFrame(columns=[S.MODEL])
+    out = records.merge(preds, left_on=S.ID, right_index=True, how="left")
+    return out, S.concat(*failures)
