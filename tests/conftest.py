@@ -1,4 +1,6 @@
-"""Shared fixtures: the real data mirror at ../shared/data (CI sets MISCREEN_MIRROR)."""
+"""Shared fixtures: the real data mirror at ../shared/data (CI sets MISCREEN_MIRROR), the
+configuration of a quick test run, and one small configured run shared by the tests that
+only read a run folder (report, notebooks)."""
 
 from __future__ import annotations
 
@@ -27,3 +29,49 @@ def obelix_all(_mirror):
     from miscreen.fetch.obelix import load_obelix
 
     return load_obelix("all")
+
+
+def small_config(root: Path, name: str, candidates: str, screen: str, data: str = "") -> str:
+    """YAML of a quick run (composition preset, 40 trees, 3 folds) named ``name`` writing
+    under ``root``; ``candidates`` is the indented list under ``candidates:``, ``screen`` and
+    ``data`` are flow mappings (data optional)."""
+    lines = [
+        f"run_name: {name}",
+        "seed: 0",
+        f"results_dir: {root}/results",
+        f"models_dir: {root}/models",
+        *([f"data: {data}"] if data else []),
+        "features: {preset: composition}",
+        "model: {kind: extra_trees, n_estimators: 40, cv_folds: 3}",
+        "candidates:",
+        candidates.strip("\n"),
+        f"screen: {screen}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+SMALL_RUN_CANDIDATES = """
+  - kind: pymatgen
+  - kind: obelix
+    split: test
+    families: [argyrodites, garnet, LGPS]
+  - kind: csv
+    path: {root}/cands.csv
+"""
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory: pytest.TempPathFactory, _mirror) -> Path:
+    """The run folder of one small ``miscreen run`` (built once per session)."""
+    from typer.testing import CliRunner
+
+    from miscreen.cli import app
+
+    root = tmp_path_factory.mktemp("small-run")
+    (root / "cands.csv").write_text("id,composition\nok1,Li6PS5Cl\nno-li,NaCl\n")
+    cfg = root / "small.yaml"
+    candidates = SMALL_RUN_CANDIDATES.format(root=root)
+    cfg.write_text(small_config(root, "small", candidates, "{top_k: 5, max_e_above_hull: 0.1}"))
+    result = CliRunner().invoke(app, ["run", str(cfg)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return root / "results" / "small"

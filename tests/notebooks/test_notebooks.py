@@ -8,8 +8,6 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.report.small_run import small_run
-
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 
 
@@ -18,9 +16,8 @@ def test_there_are_notebooks():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_executes_on_a_small_run(path, tmp_path_factory, monkeypatch):
-    run_dir = small_run(tmp_path_factory.getbasetemp() / "small-run")
-    monkeypatch.setenv("MISCREEN_RUN_DIR", str(run_dir))
+def test_notebook_executes_on_a_small_run(path, small_run, monkeypatch):
+    monkeypatch.setenv("MISCREEN_RUN_DIR", str(small_run))
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={
         "metadata": {"path": str(path.parent)}}).execute()  # fmt: skip
@@ -29,5 +26,5 @@ def test_notebook_executes_on_a_small_run(path, tmp_path_factory, monkeypatch):
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 3  # parity, residuals, Pareto
     text = "".join(o.get("text", "") for o in outputs)
-    assert f"{run_dir} " in text and "Pareto-optimal candidates" in text
+    assert f"{small_run} " in text and "Pareto-optimal candidates" in text
     assert "not a case run" in text

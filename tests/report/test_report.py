@@ -10,14 +10,13 @@ import pytest
 
 from miscreen import store
 from miscreen.report import write_report
-from tests.report.small_run import small_run
 
 FIGURES = ("parity", "residuals_by_family", "importance", "pareto")
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    return small_run(tmp_path_factory.getbasetemp() / "small-run")
+def run_dir(small_run):
+    return small_run
 
 
 def test_report_has_every_section(run_dir):
@@ -88,18 +87,20 @@ def test_large_candidate_tables_stay_small(run_dir):
 
 
 def test_saved_importances_are_reused_only_for_the_same_model(run_dir):
-    from miscreen.report.importance import IMPORTANCE_CSV, run_importances
+    from miscreen.catalog import RunCatalog
+    from miscreen.report.importance import run_importances
 
-    path = run_dir / IMPORTANCE_CSV
+    run = RunCatalog(run_dir)
+    path = run.importances
     original = store.read_table(path)
     manifest = store.read_json(run_dir / "manifest.json")
     test = store.read_table(run_dir / "test_predictions.csv")
     try:
         marked = original.assign(importance_mean=123.0)
         store.write_table(marked, path)
-        assert (run_importances(run_dir, manifest, test)["importance_mean"] == 123.0).all()
+        assert (run_importances(run, manifest, test)["importance_mean"] == 123.0).all()
         store.write_table(marked.assign(model_sha256="0" * 64), path)  # another model's
-        redone = run_importances(run_dir, manifest, test)
+        redone = run_importances(run, manifest, test)
         assert (redone["importance_mean"] != 123.0).all()
         assert set(redone["model_sha256"]) == set(original["model_sha256"])
     finally:

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from miscreen.catalog import ModelFolder
 from miscreen.featurize import FeatureSchema
 from miscreen.train.model import ConformalRegressor, MedianExtraTreesRegressor, make_regressor
-from miscreen.train.persist import ModelLoadError, load_model, save_model
+from miscreen.train.persist import ModelLoadError, TrainedModel, load_model, save_model
 
 
 @parametrize_with_checks(
@@ -63,19 +64,20 @@ def test_saved_model_is_verified_before_loading(tmp_path):
     X, y = _data(60)
     model = ConformalRegressor(make_regressor("extra_trees", 10), n_folds=3).fit(X, y)
     schema = FeatureSchema("composition", ("a", "b", "c", "d"), "1")
-    save_model(tmp_path / "m", model, schema, {"note": "test"})
-    loaded = load_model(tmp_path / "m")
+    folder = ModelFolder(tmp_path / "m")
+    save_model(folder, TrainedModel(model, schema, {"model": "m", "note": "test"}))
+    loaded = load_model(folder)
     np.testing.assert_allclose(loaded.estimator.predict(X), model.predict(X))
     assert loaded.schema == schema
     with open(tmp_path / "m" / "model.joblib", "ab") as fh:
         fh.write(b"tampered")
     with pytest.raises(ModelLoadError, match=r"does not match.*Refusing to unpickle"):
-        load_model(tmp_path / "m")
+        load_model(folder)
 
 
 def test_missing_model_dir_is_clear(tmp_path):
     with pytest.raises(ModelLoadError, match="not a miscreen model directory"):
-        load_model(tmp_path)
+        load_model(ModelFolder(tmp_path))
 
 
 def test_tuning_picks_the_grid_point_with_the_lowest_grouped_cv_error():
