@@ -32,7 +32,9 @@ from threadpoolctl import threadpool_limits
 from miscreen import pipeline
 from miscreen import schema as S
 from miscreen.config import load_config
+from miscreen.featurize import featurize_records
 from miscreen.fetch.labels import apply_censoring
+from miscreen.fetch.sources import load_labelled
 from miscreen.train.fit import doi_groups
 from miscreen.train.model import make_regressor
 
@@ -98,9 +100,10 @@ def candidates(names: list[str]) -> dict[str, Callable[[], Pipeline]]:
 
 def main() -> dict:
     cfg = load_config(REPO / "configs" / "default.yaml")
-    train = pipeline.load_labelled(cfg, cfg.data.train_split)
+    train = load_labelled(cfg, cfg.data.train_split)
     labelled = apply_censoring(train.records, cfg.data.censored)
-    features, _, _ = pipeline.featurize(labelled, cfg.features.preset, cfg.features.jobs)
+    options = pipeline.feature_options(cfg)
+    features, _, _ = featurize_records(labelled, cfg.features.preset, options)
     labels = labelled.set_index(S.ID).loc[features.index]
     X = features.to_numpy(dtype=float)
     y = labels[S.TARGET].to_numpy(dtype=float)

@@ -239,7 +239,7 @@ def screen_pool_local(work: Path, n: int, chunk: int) -> dict:
     cfg = fresh_run(work, f"pool-{n}-local", n, chunk)
     t0 = time.perf_counter()
     cpu0 = time.process_time()
-    batch.screen_all(cfg, batch.LocalBackend(cfg.model_dir, cfg.model.interval))
+    batch.screen_all(cfg, batch.LocalBackend(batch.Predictor.from_config(cfg)))
     seconds = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     print(f"  {n} structures, in-process: {seconds:.1f} s, {n / seconds:.1f}/s", flush=True)
@@ -270,7 +270,7 @@ def screen_pool(work: Path, n: int, workers: int, chunk: int) -> dict:
         cpu0 = sum(_cpu(p) for p in procs)
         with PeakRSS() as rss:
             t0 = time.perf_counter()
-            backend = batch.DaskBackend(client, cfg.model_dir, cfg.model.interval)
+            backend = batch.DaskBackend(client, batch.Predictor.from_config(cfg))
             ranked = batch.screen_all(cfg, backend)
             seconds = time.perf_counter() - t0
         cpu = sum(_cpu(p) for p in procs) - cpu0
