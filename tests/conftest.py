@@ -71,7 +71,8 @@ def small_run(tmp_path_factory: pytest.TempPathFactory, _mirror) -> Path:
     (root / "cands.csv").write_text("id,composition\nok1,Li6PS5Cl\nno-li,NaCl\n")
     cfg = root / "small.yaml"
     candidates = SMALL_RUN_CANDIDATES.format(root=root)
-    cfg.write_text(small_config(root, "small", candidates, "{top_k: 5, max_e_above_hull: 0.1}"))
+    text = small_config(root, "small", candidates, "{top_k: 5, max_e_above_hull: 0.1}")
+    cfg.write_text(text + "report: {importances: true}\n")
     result = CliRunner().invoke(app, ["run", str(cfg)])
     assert result.exit_code == 0, result.output + repr(result.exception)
     return root / "results" / "small"

@@ -87,6 +87,8 @@ class ModelConfig(_Strict):
     n_estimators: int = Field(default=500, ge=10)
     cv_folds: int = Field(default=5, ge=2)
     tune: bool = True  # grid-search the kind's hyperparameters by grouped CV (train split)
+    # hyperparameters applied when not tuning, e.g. those a search chose and recorded
+    hyperparameters: dict[str, float | int | str | None] = {}
     interval: float = Field(default=0.8, gt=0, lt=1)
 
 
@@ -101,6 +103,15 @@ class ScreenConfig(_Strict):
     score: Literal["mean", "lower", "upper"] = "mean"
     # subtract weight x (normalised Herfindahl-Hirschman supply risk, 0..1) from the score
     supply_risk_weight: float = Field(default=0.0, ge=0)
+    # leave out candidates that are training materials (same reduced formula, or a
+    # StructureMatcher match where both have structures); they are listed with their match
+    exclude_known: bool = False
+
+
+class ReportConfig(_Strict):
+    # permutation importances of the composition model on the test rows (about a minute
+    # or more); `miscreen report CONFIG --importances` computes them on request
+    importances: bool = False
 
 
 class SlurmConfig(_Strict):
@@ -151,6 +162,7 @@ class Config(_Strict):
     model: ModelConfig = ModelConfig()
     candidates: tuple[CandidateSource, ...] = (ObelixSource(), PymatgenSource())
     screen: ScreenConfig = ScreenConfig()
+    report: ReportConfig = ReportConfig()
     batch: BatchConfig = BatchConfig()
 
     @property

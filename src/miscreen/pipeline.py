@@ -106,9 +106,11 @@ def screen_stage(
         return batch.screen_all(cfg, executor)
 
 
-def report_stage(cfg: Config) -> Path:
-    """Render ``report.html`` from the run folder's files."""
-    return build_report(cfg.run.root, top_k=cfg.screen.top_k)
+def report_stage(cfg: Config, importances: bool | None = None) -> Path:
+    """Render ``report.html`` from the run folder's files (with permutation importances
+    when ``importances``, default ``report.importances``)."""
+    wanted = cfg.report.importances if importances is None else importances
+    return build_report(cfg.run.root, top_k=cfg.screen.top_k, importances=wanted)
 
 
 def run(cfg: Config, config_path: Path | None = None) -> Path:

@@ -269,7 +269,7 @@ def run_case(cfg: Config) -> dict:
     summary["runtime_s"] = round(time.perf_counter() - started, 1)
     failures = pd.concat(failures, ignore_index=True)
     write_outputs(cfg, variants, dups, failures, loaded, summary)
-    build_report(run_dir, top_k=cfg.screen.top_k)
+    build_report(run_dir, top_k=cfg.screen.top_k, importances=cfg.report.importances)
     return summary
 
 

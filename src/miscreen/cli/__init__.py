@@ -56,8 +56,17 @@ def run(config: ConfigArg) -> None:
 
 
 @app.command()
-def report(config: ConfigArg) -> None:
+def report(
+    config: ConfigArg,
+    importances: Annotated[
+        bool | None,
+        typer.Option(
+            "--importances/--no-importances",
+            help="compute permutation importances (default: report.importances)",
+        ),
+    ] = None,
+) -> None:
     """Render results/<run_name>/report.html from the run's outputs."""
     from miscreen.pipeline import report_stage
 
-    typer.echo(f"wrote {report_stage(load_config_or_exit(config))}")
+    typer.echo(f"wrote {report_stage(load_config_or_exit(config), importances)}")

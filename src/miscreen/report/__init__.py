@@ -199,7 +199,9 @@ def write_report(
         figs=figs,
         importances=importances,
         imp_rows=None if importances is None else importances.get("rows", pd.Series([""])).iloc[0],
-        imp_reason="no saved composition model or OBELiX evaluation rows",
+        imp_reason="not computed for this run (`miscreen report CONFIG --importances`, or "
+        "report.importances: true in the config), or no saved composition model or OBELiX "
+        "evaluation rows",
         top=top_table(candidates, top_k),
         top_columns=TOP_COLUMNS,
         score_note=score_note,
@@ -214,7 +216,7 @@ def write_report(
     )
 
 
-def build_report(run_dir: Path, top_k: int = 25) -> Path:
+def build_report(run_dir: Path, top_k: int = 25, importances: bool = True) -> Path:
     """Read a run folder's outputs and write its ``report.html`` (atomically) and
     ``figures/*.png|svg``, with every section other stages contributed."""
     run = RunCatalog(Path(run_dir))
@@ -222,7 +224,11 @@ def build_report(run_dir: Path, top_k: int = 25) -> Path:
     metrics = store.read_json(run.metrics) if run.metrics.exists() else {}
     test = store.read_table(run.test_predictions) if run.test_predictions.exists() else None
     manifest = store.read_json(run.manifest)
-    importances = run_importances(run, manifest, test) if test is not None else None
+    table = None
+    if importances and test is not None:
+        table = run_importances(run, manifest, test)
+    elif run.importances.exists():  # computed earlier: shown without recomputing
+        table = store.read_table(run.importances)
     html = write_report(
         run_name=run.root.name,
         metrics={k: v for k, v in metrics.items() if not isinstance(v, dict)},
@@ -231,7 +237,7 @@ def build_report(run_dir: Path, top_k: int = 25) -> Path:
         n_failures=len(store.read_table(run.failures)),
         provenance=manifest,
         top_k=top_k,
-        importances=importances,
+        importances=table,
         sections=run.read_sections(),
         figures_dir=run.figures,
     )

@@ -43,8 +43,11 @@ def fit_conformal(
     scheme = cv_scheme(groups, cfg.cv_folds)
     with threadpool_limits(limits=1):
         tuning = tune(estimator, grid, X, y, splits, scheme) if grid else None
-        if tuning:
+        if tuning and tuning.get("searched"):
             estimator.set_params(**tuning["best_params"])
+        elif cfg.hyperparameters:
+            estimator.set_params(**_known(estimator, cfg.hyperparameters))
+            tuning = {"searched": False, "recorded": dict(cfg.hyperparameters)}
         model = ConformalRegressor(estimator, n_folds=cfg.cv_folds, seed=seed)
         model.fit(X, y, groups=groups)
     cv = regression_metrics(y, model.oof_predictions_, prefix="cv_")
@@ -79,6 +82,18 @@ def tune(estimator, grid: dict, X: np.ndarray, y: np.ndarray, splits: list, sche
         "best_cv_mae": float(-search.best_score_),
         "candidates": results,
     }
+
+
+def _known(estimator, params: dict) -> dict:
+    """``params`` that ``estimator`` has; an unknown name is an error listing the known ones."""
+    known = estimator.get_params()
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ValueError(
+            f"model.hyperparameters {unknown} are not parameters of this model kind; "
+            f"known: {', '.join(sorted(k for k in known if '__' in k))}"
+        )
+    return params
 
 
 def _check_enough_rows(estimator, grid: dict, splits: list, kind: str) -> None:

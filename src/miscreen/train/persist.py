@@ -122,6 +122,8 @@ def load_model(folder: ModelFolder) -> TrainedModel:
 
 def _hyperparameters(cv: dict) -> str:
     tuning = cv.get("hyperparameters", {})
+    if tuning.get("recorded"):
+        return f"{tuning['recorded']}, as recorded in the config (model.hyperparameters)"
     if not tuning.get("searched"):
         return "defaults (no search)"
     return (
