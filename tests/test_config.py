@@ -13,7 +13,10 @@ def test_default_config_is_valid():
     cfg = load_config(REPO / "configs" / "default.yaml")
     assert cfg.run_name == "default"
     assert cfg.data.censored == "floor"
-    assert [c.kind for c in cfg.candidates] == ["obelix", "pymatgen"]
+    # a discovery run: both Materials Project snapshots, measured materials left out
+    assert [c.dataset for c in cfg.candidates] == ["mp-2018", "matbench-dielectric"]
+    assert cfg.screen.exclude_known and cfg.screen.max_e_above_hull == 0.05
+    assert not cfg.model.tune and cfg.model.hyperparameters  # searched once, recorded
 
 
 def test_unknown_key_names_key_and_file(tmp_path):

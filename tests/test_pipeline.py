@@ -38,6 +38,7 @@ def small_run(tmp_path_factory):
         cfg.write_text(small_config(root, name, CANDIDATES.format(root=root), "{top_k: 5}"))
         result = runner.invoke(app, ["run", str(cfg)])
         assert result.exit_code == 0, result.output + repr(result.exception)
+        (root / f"{name}.out").write_text(result.output)
         outputs.append(root / "results" / name)
     return root, outputs
 
@@ -164,3 +165,15 @@ def test_manifest_records_folders_and_models_carry_a_card(small_run):
     card = (root / "models" / "a" / "composition" / "MODEL_CARD.md").read_text()
     assert "composition" in card and "OBELiX" in card
     assert not list((root / "models").glob(".a.*"))  # no staging folder left behind
+
+
+def test_run_ends_with_the_top_candidates_and_the_report_path(small_run):
+    root, (run, _) = small_run
+    printed = (root / "a.out").read_text()
+    ranked = pd.read_csv(run / "candidates.csv").dropna(subset=["rank"])
+    assert f"Top {min(10, len(ranked))} of {len(ranked)} ranked candidates" in printed
+    first = ranked.iloc[0]
+    sigma_ms = 1e3 * 10 ** first["predicted_log10_sigma"]
+    assert f"1. {first['formula']}" in printed and f"{sigma_ms:.3g} mS/cm" in printed
+    assert str(first["why"])[:40] in printed
+    assert f"report: {run / 'report.html'}" in printed

@@ -15,6 +15,7 @@ Run folder (``results/<run_name>/``)::
     report.html, figures/                 the report
     sections/<order>-<name>.html          report sections contributed by other stages
     feature_importance.csv                permutation importances (cached)
+    known_materials.parquet               the run's measured (labelled) materials
     shards/, slurm/                       batch screening state and job scripts
     extra files a case study names through :meth:`RunCatalog.file`
 
@@ -95,6 +96,7 @@ class RunCatalog:
     figures = property(lambda self: self.root / "figures")
     sections = property(lambda self: self.root / "sections")
     importances = property(lambda self: self.root / "feature_importance.csv")
+    known_materials = property(lambda self: self.root / "known_materials.parquet")
     shards = property(lambda self: self.root / "shards")
     slurm = property(lambda self: self.root / "slurm")
     stages = property(lambda self: self.root / "stages")

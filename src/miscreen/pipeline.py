@@ -19,6 +19,7 @@ from miscreen.config import Config
 from miscreen.featurize import FeatureOptions
 from miscreen.fetch.sources import Loaded, load_labelled
 from miscreen.report import build_report
+from miscreen.screen.known import KNOWN_COLUMNS
 from miscreen.screen.predict import predict_records
 from miscreen.train.evaluate import test_metrics
 from miscreen.train.models import COMPOSITION_MODEL, TrainResult, fit_models, save_models
@@ -76,13 +77,17 @@ def train_stage(cfg: Config) -> dict:
     }
     failures = [labelled.failures, models.failures]
     inputs = list(labelled.inputs)
+    measured = [labelled.records]
     if cfg.data.test_split is not None:
         test = load_labelled(cfg, cfg.data.test_split)
         test_m, test_pred, test_fail = evaluate(cfg, models, test)
         metrics |= test_m
         failures += [test.failures, test_fail]
         inputs += test.inputs
+        measured.append(test.records)
         store.write_table(test_pred, cfg.run.test_predictions)
+    known = pd.concat(measured, ignore_index=True).reindex(columns=list(KNOWN_COLUMNS))
+    store.write_table(known.drop_duplicates(S.ID), cfg.run.known_materials)
     store.write_json(cfg.run.metrics, metrics)
     cfg.run.write_failures("train", pd.concat(failures, ignore_index=True))
     entry = {
@@ -110,7 +115,9 @@ def report_stage(cfg: Config, importances: bool | None = None) -> Path:
     """Render ``report.html`` from the run folder's files (with permutation importances
     when ``importances``, default ``report.importances``)."""
     wanted = cfg.report.importances if importances is None else importances
-    return build_report(cfg.run.root, top_k=cfg.screen.top_k, importances=wanted)
+    path = build_report(cfg.run.root, top_k=cfg.screen.top_k, importances=wanted)
+    _manifest(cfg, "report", {"report": str(path), "importances": wanted})
+    return path
 
 
 def run(cfg: Config, config_path: Path | None = None) -> Path:

@@ -25,7 +25,7 @@ def test_report_has_every_section(run_dir):
         assert f'id="{anchor}"' in html, anchor
     assert "Not available for this run" not in html  # importances were computed
     assert "random forest (OBELiX paper), all 121 test rows" in html
-    for header in ("space group", "Li fraction", "pred. log10 σ [interval]", "supply risk"):
+    for header in ("space group", "Li fraction", "pred. σ (mS/cm) [interval]", "supply risk"):
         assert header in html, header
     assert "Gaultois" in html and "Therrien" in html
     assert "<script src=" not in html and "<link " not in html
@@ -105,3 +105,33 @@ def test_saved_importances_are_reused_only_for_the_same_model(run_dir):
         assert set(redone["model_sha256"]) == set(original["model_sha256"])
     finally:
         store.write_table(original, path)
+
+
+def test_report_reads_without_a_guide(run_dir):
+    """A first paragraph in plain words, conductivity in mS/cm, folded reasons, links to the
+    sources, and row counts in their own column."""
+    html = (run_dir / "report.html").read_text()
+    candidates = pd.read_csv(run_dir / "candidates.csv")
+    ranked = candidates.dropna(subset=["rank"])
+    summary = html.split('id="summary"')[1].split("</p>")[0]
+    assert f"screened {len(candidates):,} candidate structures" in summary
+    assert f"ranked {len(ranked):,}" in summary and "decades" in summary
+    first = ranked.iloc[0]
+    assert f"{1e3 * 10 ** first['predicted_log10_sigma']:.2g} [" in html  # mS/cm
+    assert html.count("<details>") == min(5, len(ranked))  # top_k is 5 in the small run
+    doi_rows = ranked.head(5).dropna(subset=["doi"])
+    for doi in doi_rows["doi"]:
+        assert f'href="https://doi.org/{doi}"' in html
+    metrics = html.split('id="accuracy"')[1].split("</table>")[0]
+    assert ">test_n<" not in metrics and ">test_n_cif_subset<" not in metrics
+    assert re.search(
+        r">test_mae_cif_subset</td><td class=\"num\">[\d.]+</td>\s*<td class=\"num\">\d+<", metrics
+    )
+
+
+def test_links_point_to_materials_project_or_the_publication():
+    from miscreen.report import source_url
+
+    assert source_url({"id": "mp-2341"}).endswith("/materials/mp-2341")
+    assert source_url({"id": "abc", "doi": "10.1021/x"}) == "https://doi.org/10.1021/x"
+    assert source_url({"id": "mbd-12", "doi": None}) == ""

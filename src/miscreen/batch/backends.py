@@ -29,6 +29,7 @@ from miscreen.catalog import ModelCatalog
 from miscreen.config import Config, DaskConfig
 from miscreen.featurize import FeatureOptions
 from miscreen.screen.criteria import add_criteria
+from miscreen.screen.known import KNOWN_MATCH, known_matches
 from miscreen.screen.predict import predict_records
 from miscreen.train.models import TrainResult, load_models
 
@@ -43,9 +44,11 @@ class Predictor:
     model_dir: str
     interval: float
     features: FeatureOptions
+    known: str | None = None  # the run's measured materials, to flag candidates that are one
 
     @classmethod
     def from_config(cls, cfg: Config) -> Predictor:
+        known = cfg.run.known_materials.resolve() if cfg.screen.exclude_known else None
         return cls(
             str(Path(cfg.model_dir).resolve()),
             cfg.model.interval,
@@ -54,6 +57,7 @@ class Predictor:
                 cache_dir=Path(cfg.cache_path).resolve(),
                 time_limit=cfg.features.time_limit_s,
             ),
+            None if known is None else str(known),
         )
 
 
@@ -104,6 +108,8 @@ def predict_chunk(predictor: Predictor, records: pd.DataFrame) -> tuple[pd.DataF
     # added here, while the structures are at hand; merging keeps them and only ranks, so
     # the serial part of a sharded run stays small
     predicted = add_criteria(predicted.reindex(columns=[*columns, S.STRUCTURE]))
+    if predictor.known is not None:  # needs the structures, so done here, chunk by chunk
+        predicted[KNOWN_MATCH] = known_matches(predicted, Path(predictor.known))
     return predicted.drop(columns=[S.STRUCTURE]), failures.reset_index(drop=True)
 
 

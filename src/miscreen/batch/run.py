@@ -29,11 +29,11 @@ import pandas as pd
 from miscreen import schema as S
 from miscreen import store
 from miscreen.batch.backends import Backend, ChunkTask
-from miscreen.batch.progress import ChunkProgress
 from miscreen.batch.shards import ShardSpec
 from miscreen.batch.sources import ShardPlan, fingerprint, iter_chunks, plan_shard
 from miscreen.catalog import unique_inputs
 from miscreen.config import Config
+from miscreen.progress import Progress
 from miscreen.screen import Filters, rank_candidates
 from miscreen.train.models import model_digests
 
@@ -92,15 +92,14 @@ def _chunk_files(parts: Path, k: int) -> tuple[Path, Path]:
     return parts / f"chunk-{k:06d}.parquet", parts / f"chunk-{k:06d}.failures.parquet"
 
 
-def _todo(
-    plan: ShardPlan, chunk_size: int, parts: Path, progress: ChunkProgress
-) -> Iterator[ChunkTask]:
+def _todo(plan: ShardPlan, chunk_size: int, parts: Path, progress: Progress) -> Iterator[ChunkTask]:
     """Chunks still to screen; checkpointed ones are counted and skipped."""
     for k, pieces in enumerate(iter_chunks(plan, chunk_size)):
         table, fails = _chunk_files(parts, k)
         if table.exists() and fails.exists():
             rows = min(chunk_size, plan.total - k * chunk_size)
-            progress.advance(rows, len(store.read_table(fails)), resumed=True)
+            note = "resumed from checkpoint"
+            progress.advance(rows, len(store.read_table(fails)), resumed=True, note=note)
             continue
         yield ChunkTask(k, pieces, plan.columns, table, fails)
 
@@ -120,10 +119,12 @@ def screen_shard(cfg: Config, shard: ShardSpec, backend: Backend) -> ShardResult
     plan = plan_shard(cfg, shard)
     chunk_size = cfg.batch.chunk_size
     n_chunks = -(-plan.total // chunk_size)
-    with ChunkProgress(f"screen shard {shard}", plan.total, n_chunks) as progress:
+    with Progress(f"screen shard {shard}", plan.total, "rows") as progress:
         for done in backend.map(_todo(plan, chunk_size, paths["parts"], progress)):
             _check_visible(paths["parts"], done.k)
-            progress.advance(done.rows, done.failures)
+            progress.advance(
+                done.rows, done.failures, note=f"{progress.steps + 1}/{n_chunks} chunks"
+            )
     return _finish_shard(cfg, shard, plan, key, models, n_chunks)
 
 

@@ -49,10 +49,32 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug lo
 @app.command()
 def run(config: ConfigArg) -> None:
     """Run every stage (train, evaluate, screen, report) into results/<run_name>/."""
+    from miscreen import store
     from miscreen.pipeline import run as run_all
 
-    out = run_all(load_config_or_exit(config), config)
-    typer.echo(f"wrote {out}/ (candidates.csv, metrics.json, report.html, ...)")
+    cfg = load_config_or_exit(config)
+    run_all(cfg, config)
+    ranked = store.read_table(cfg.run.candidates_parquet)
+    typer.echo("\n".join(top_lines(ranked, 10)))
+    typer.echo(f"\nall candidates: {cfg.run.candidates_csv}\nreport: {cfg.run.report}")
+
+
+def top_lines(ranked, k: int) -> list[str]:
+    """The first ``k`` ranked candidates for a terminal: formula, source id, predicted
+    conductivity in mS/cm with its interval, and why."""
+    from miscreen import schema as S
+
+    top = ranked[ranked[S.RANK].notna()].head(k)
+    lines = [f"Top {len(top)} of {int(ranked[S.RANK].notna().sum())} ranked candidates "
+             f"({len(ranked)} screened):"]  # fmt: skip
+    for row in top.to_dict("records"):
+        sigma, lo, hi = (1e3 * 10 ** row[c] for c in (S.PRED, S.LOWER, S.UPPER))
+        lines.append(
+            f"{int(row[S.RANK]):3d}. {row[S.FORMULA]:<14} {row[S.ID]:<12} "
+            f"{sigma:.3g} mS/cm [{lo:.2g}, {hi:.2g}]"
+        )
+        lines.append(f"     {row[S.WHY]}")
+    return lines
 
 
 @app.command()

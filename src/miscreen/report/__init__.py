@@ -5,6 +5,7 @@ render quickly; the full lists stay in ``candidates.parquet``."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import jinja2
@@ -40,17 +41,18 @@ CITATIONS = [
 
 TOP_COLUMNS = {
     "rank": "rank",
-    "formula": "formula",
+    "formula": "formula (source)",
     "spacegroup_number": "space group",
-    "li_fraction": "Li fraction",
-    "sigma": "pred. log10 σ [interval]",
+    "sigma_ms": "pred. σ (mS/cm) [interval]",
+    "sigma": "pred. log10 σ (S/cm) [interval]",
     "e_above_hull": "E_hull (eV/atom)",
+    "li_fraction": "Li fraction",
     "supply_risk": "supply risk",
     "cost_usd_per_kg": "cost (USD/kg)",
-    "id": "id",
-    "source": "source",
     "why": "why",
 }
+MP_MATERIAL_URL = "https://next-gen.materialsproject.org/materials/{id}"
+DOI_URL = "https://doi.org/{doi}"
 
 TEMPLATE = jinja2.Environment(autoescape=True).from_string(
     """<!doctype html>
@@ -66,8 +68,12 @@ img{max-width:100%} .note{color:#555;font-size:0.9em} .why{font-size:0.85em;colo
 <p class="note">Created {{ created_at }} · git {{ git_commit or "unknown" }} · config
 <code>{{ config_path }}</code>. Target: log10 of room-temperature ionic conductivity (S/cm).</p>
 
+<h2 id="summary">What this run did</h2>
+<p>{{ summary }}</p>
+
 <h2 id="accuracy">Model accuracy</h2>
-<p class="note">Evaluation set: {{ evaluation_set }}.</p>
+<p class="note">Evaluation set: {{ evaluation_set }}. Errors in log10 S/cm: 1.0 means a
+factor of 10 in conductivity.</p>
 <table><tr><th>metric</th><th>value</th><th>rows</th></tr>
 {% for name, value, n in metric_rows %}<tr><td>{{ name }}</td><td class="num">{{ value }}</td>
 <td class="num">{{ n }}</td></tr>{% endfor %}</table>
@@ -89,8 +95,11 @@ Magpie property) is shuffled (3 repeats).</p>
 
 <h2 id="top">Top {{ top|length }} candidates of {{ n_candidates }} ({{ n_ranked }} ranked)</h2>
 <table><tr>{% for c in top_columns.values() %}<th>{{ c }}</th>{% endfor %}</tr>
-{% for row in top %}<tr>{% for c in top_columns %}<td{% if c == "why" %} class="why"{% endif %}>
-{{ row[c] }}</td>{% endfor %}</tr>{% endfor %}</table>
+{% for row in top %}<tr>{% for c in top_columns %}{% if c == "why" %}<td class="why"><details>
+<summary>why</summary>{{ row.why }}</details></td>{% elif c == "formula" %}<td>{{ row.formula }}
+<br><span class="note">{% if row.url %}<a href="{{ row.url }}">{{ row.id }}</a>{% else %}{{
+row.id }}{% endif %} · {{ row.source }}</span></td>{% else %}<td class="num">{{ row[c] }}</td>
+{% endif %}{% endfor %}</tr>{% endfor %}</table>
 <p class="note">Score: {{ score_note }}. Supply risk: weight-fraction mean of the elements'
 production Herfindahl–Hirschman index / 10,000 (Gaultois et al. 2013); cost: raw-element
 USD/kg (2013). {{ n_failures }} input rows could not be used: see <code>{{ files.failures.name
@@ -122,39 +131,102 @@ def fmt(value: object, digits: int = 2) -> str:
     return "—" if math.isnan(v) else f"{v:.{digits}f}"
 
 
+def _is_count(key: str) -> bool:
+    return bool(re.search(r"(^|_)n($|_)", key)) or key.endswith("_without_prediction")
+
+
 def metric_rows(metrics: dict) -> list[tuple[str, object, object]]:
-    """(name, formatted value, row count) for every scalar metric."""
+    """(name, formatted value, row count) for every scalar metric; the counts (``*_n*``)
+    go in the row-count column, not in rows of their own."""
     return [
         (k, f"{v:.3f}" if isinstance(v, float) else v, metrics.get(_count_key(k), ""))
         for k, v in metrics.items()
-        if not k.endswith("_n") and isinstance(v, int | float) and not isinstance(v, bool)
+        if not _is_count(k) and isinstance(v, int | float) and not isinstance(v, bool)
     ]
+
+
+def sigma_ms_cm(log10_s_cm: object) -> str:
+    """log10 σ (S/cm) as σ in mS/cm with 2 significant digits ('—' when missing)."""
+    v = S.as_float(log10_s_cm)
+    return "—" if math.isnan(v) else f"{1e3 * 10**v:.2g}"
+
+
+def source_url(row: dict) -> str:
+    """Where a candidate comes from: its Materials Project page, else its publication."""
+    rid, doi = str(row.get(S.ID, "")), row.get(S.DOI)
+    if re.match(r"^(mp|mvc)-\d+$", rid):
+        return MP_MATERIAL_URL.format(id=rid)
+    if isinstance(doi, str) and doi.strip():
+        return DOI_URL.format(doi=doi.strip())
+    return ""
 
 
 def top_table(candidates: pd.DataFrame, top_k: int) -> list[dict]:
     """The first ``top_k`` ranked rows, formatted for the report."""
-    top = candidates[candidates["rank"].notna()].head(top_k).copy()
-    top["sigma"] = [
-        f"{fmt(p)} [{fmt(lo)}, {fmt(hi)}]"
-        for p, lo, hi in zip(top["predicted_log10_sigma"], top["lower"], top["upper"], strict=True)
+    top = candidates[candidates[S.RANK].notna()].head(top_k).copy()
+    triples = list(zip(top[S.PRED], top[S.LOWER], top[S.UPPER], strict=True))
+    top["sigma"] = [f"{fmt(p)} [{fmt(lo)}, {fmt(hi)}]" for p, lo, hi in triples]
+    top["sigma_ms"] = [
+        f"{sigma_ms_cm(p)} [{sigma_ms_cm(lo)}, {sigma_ms_cm(hi)}]" for p, lo, hi in triples
     ]
-    for col, digits in (("li_fraction", 2), ("e_above_hull", 3), ("supply_risk", 2)):
+    for col, digits in (("li_fraction", 2), ("supply_risk", 2)):
         top[col] = top[col].map(lambda v, d=digits: fmt(v, d)) if col in top else "—"
+    e_hull = top[S.E_HULL] if S.E_HULL in top else pd.Series(math.nan, index=top.index)
+    top[S.E_HULL] = e_hull.map(lambda v: "unknown" if pd.isna(v) else fmt(v, 3))
     if "cost_usd_per_kg" in top:
         top["cost_usd_per_kg"] = top["cost_usd_per_kg"].map(lambda v: fmt(v, 0))
-    if "spacegroup_number" in top:
-        top["spacegroup_number"] = top["spacegroup_number"].map(lambda v: fmt(v, 0))
-    for col in TOP_COLUMNS:
+    if S.SPACEGROUP in top:
+        top[S.SPACEGROUP] = top[S.SPACEGROUP].map(lambda v: fmt(v, 0))
+    top["url"] = [source_url(r) for r in top.to_dict("records")]
+    for col in (*TOP_COLUMNS, S.ID, S.SOURCE):
         if col not in top:
             top[col] = "—"
     return top.to_dict("records")
 
 
+def reason_kind(reason: str) -> str:
+    """A filter's reason without the row's own values (ids, numbers), for counting."""
+    if reason.startswith("already measured"):
+        return "already measured (a training or test material of this run)"
+    if reason.startswith("same material as"):
+        return "same material as another candidate (formula, space group, volume per atom)"
+    return re.sub(r"[-\d.]+", "#", reason.split(": ")[0] if ": " in reason else reason)
+
+
 def excluded_counts(candidates: pd.DataFrame, limit: int = 15) -> list[tuple[str, int]]:
-    """How many rows each filter removed (filters with numbers grouped by their kind)."""
-    reasons = candidates.get("excluded_reason", pd.Series(dtype=str)).fillna("")
-    reasons = reasons[reasons != ""].str.replace(r"[-\d.]+", "#", regex=True)
-    return [(str(k), int(v)) for k, v in reasons.value_counts().head(limit).items()]
+    """How many rows each filter removed (grouped by the kind of reason)."""
+    reasons = candidates.get(S.EXCLUDED, pd.Series(dtype=str)).fillna("")
+    kinds = reasons[reasons != ""].map(reason_kind)
+    return [(str(k), int(v)) for k, v in kinds.value_counts().head(limit).items()]
+
+
+def summary_text(candidates: pd.DataFrame, metrics: dict, provenance: dict) -> str:
+    """The report's first paragraph: what was screened, what was removed and why, how many
+    were ranked, and how good the model is on new chemistry."""
+    sources = provenance.get("config", {}).get("candidates", [])
+    names = [str(c.get("dataset") or c.get("path") or c.get("kind")) for c in sources]
+    ranked = int(candidates[S.RANK].notna().sum())
+    removed = excluded_counts(candidates, limit=50)
+    parts = [
+        f"This run screened {len(candidates):,} candidate structures"
+        + (f" from {', '.join(names)}" if names else "")
+        + f" and ranked {ranked:,} of them by predicted room-temperature Li-ion conductivity."
+    ]
+    if removed:
+        parts.append(
+            f"{len(candidates) - ranked:,} were left out: "
+            + "; ".join(f"{n:,} {kind}" for kind, n in removed)
+            + "."
+        )
+    cv, test = metrics.get("cv_mae"), metrics.get("test_mae")
+    if isinstance(cv, float) and isinstance(test, float):
+        parts.append(
+            f"On publications it never saw, the model is off by {cv:.2f} decades on average "
+            f"(DOI-grouped cross-validation on the training split), and by {test:.2f} on "
+            "OBELiX's official test split, whose chemistry is newer to it; treat each "
+            "prediction as a range, which the interval gives."
+        )
+    return " ".join(parts)
 
 
 def write_report(
@@ -195,6 +267,7 @@ def write_report(
         config_path=provenance.get("stages", {}).get("run", {}).get("config_path"),
         evaluation_set=metrics.get("evaluation_set", "OBELiX official test split"),
         metric_rows=metric_rows(metrics),
+        summary=summary_text(candidates, metrics, provenance),
         baselines={BASELINE_LABELS[k]: v for k, v in PUBLISHED_BASELINES.items()},
         figs=figs,
         importances=importances,

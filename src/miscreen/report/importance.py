@@ -16,6 +16,7 @@ import pandas as pd
 from miscreen import schema as S
 from miscreen import store
 from miscreen.catalog import ModelCatalog, ModelFolder, RunCatalog
+from miscreen.progress import Progress
 from miscreen.train.models import COMPOSITION_MODEL
 
 log = logging.getLogger(__name__)
@@ -65,16 +66,18 @@ def permutation_table(
     for i, name in enumerate(features.columns):
         groups.setdefault(feature_group(str(name)), []).append(i)
     rows = []
-    for group, cols in groups.items():
-        if np.isnan(X[:, cols]).all():
-            continue
-        scores = []
-        for _ in range(n_repeats):
-            Xp = X.copy()
-            Xp[:, cols] = X[rng.permutation(len(X))][:, cols]
-            pred = estimator.predict(Xp)  # type: ignore[attr-defined]
-            scores.append(float(np.mean(np.abs(pred - y))) - base)
-        rows.append((group, len(cols), float(np.mean(scores)), float(np.std(scores))))
+    with Progress("permutation importances", len(groups), "feature groups") as progress:
+        for group, cols in groups.items():
+            progress.advance()
+            if np.isnan(X[:, cols]).all():
+                continue
+            scores = []
+            for _ in range(n_repeats):
+                Xp = X.copy()
+                Xp[:, cols] = X[rng.permutation(len(X))][:, cols]
+                pred = estimator.predict(Xp)  # type: ignore[attr-defined]
+                scores.append(float(np.mean(np.abs(pred - y))) - base)
+            rows.append((group, len(cols), float(np.mean(scores)), float(np.std(scores))))
     table = pd.DataFrame(
         rows, columns=["feature", "n_features", "importance_mean", "importance_std"]
     )

@@ -25,9 +25,11 @@ from miscreen.screen.criteria import (
     add_criteria,
     pareto_front,
 )
+from miscreen.screen.known import KNOWN_MATCH
 
 PRED, LOWER, UPPER, UNCERTAINTY = S.PRED, S.LOWER, S.UPPER, S.UNCERTAINTY
 OUT_OF_DOMAIN, RANK, EXCLUDED, SCORE = S.OUT_OF_DOMAIN, S.RANK, S.EXCLUDED, S.SCORE
+STABILITY_KNOWN = "stability_known"  # whether e_above_hull was known for the row
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Filters:
     min_band_gap: float | None = None
     max_sites: int | None = None
     min_li_fraction: float | None = None  # atomic fraction of Li, 0..1
+    exclude_known: bool = False  # leave out candidates that are measured materials
 
     @classmethod
     def from_config(cls, cfg: ScreenConfig) -> Filters:
@@ -49,6 +52,7 @@ class Filters:
             min_band_gap=cfg.min_band_gap,
             max_sites=cfg.max_sites,
             min_li_fraction=cfg.min_li_fraction,
+            exclude_known=cfg.exclude_known,
         )
 
 
@@ -63,6 +67,8 @@ def _elements(composition: str) -> frozenset[str] | str:
 
 def exclusion_reason(row: Mapping, filters: Filters) -> str:
     """The first filter that removes this candidate (a row as a mapping), or '' when it passes."""
+    if filters.exclude_known and row.get(KNOWN_MATCH):
+        return f"already measured: {row[KNOWN_MATCH]}"
     elements = _elements(str(row[S.COMPOSITION]))
     if isinstance(elements, str):
         return elements
@@ -88,6 +94,44 @@ def exclusion_reason(row: Mapping, filters: Filters) -> str:
     return ""
 
 
+VOLUME_TOL = 0.02  # relative, per atom
+
+
+def cell_volume(row: Mapping) -> float:
+    """Cell volume from the lattice parameters (NaN when any is missing)."""
+    a, b, c = (S.as_float(row.get(k)) for k in ("a", "b", "c"))
+    cosines = [math.cos(math.radians(S.as_float(row.get(k)))) for k in ("alpha", "beta", "gamma")]
+    ca, cb, cg = cosines
+    root = 1 - ca * ca - cb * cb - cg * cg + 2 * ca * cb * cg
+    return a * b * c * math.sqrt(root) if root > 0 else math.nan
+
+
+def duplicate_of(frame: pd.DataFrame) -> pd.Series:
+    """For each row, the id of an earlier row that is the same material ('' when none):
+    the same reduced formula and space group and a volume per atom within 2 % -- the
+    duplicates different snapshots of one database hold under different ids. The row kept
+    is the one whose energy above hull is known, then the smallest id, so the choice does
+    not depend on the order of the rows (shards, chunks)."""
+    out = pd.Series("", index=frame.index, dtype=str)
+    cols = [S.ID, S.FORMULA, S.SPACEGROUP, NSITES, *S.LATTICE]
+    e_hull = frame[S.E_HULL] if S.E_HULL in frame else pd.Series(math.nan, index=frame.index)
+    order = pd.DataFrame({"unknown": e_hull.isna(), "id": frame[S.ID].astype(str)})
+    rows = frame.reindex(columns=cols).loc[order.sort_values(["unknown", "id"]).index]
+    seen: dict[tuple[str, float], list[tuple[float, str]]] = {}
+    for idx, row in zip(rows.index, rows.to_dict("records"), strict=True):
+        spg, n = S.as_float(row[S.SPACEGROUP]), S.as_float(row[NSITES])
+        per_atom = cell_volume(row) / n if n > 0 else math.nan
+        if not math.isfinite(per_atom) or not math.isfinite(spg) or not row[S.FORMULA]:
+            continue
+        group = seen.setdefault((str(row[S.FORMULA]), spg), [])
+        twin = next((i for v, i in group if abs(per_atom - v) <= VOLUME_TOL * v), "")
+        if twin:
+            out[idx] = twin
+        else:
+            group.append((per_atom, str(row[S.ID])))
+    return out
+
+
 def rank_candidates(
     frame: pd.DataFrame,
     filters: Filters,
@@ -109,10 +153,16 @@ def rank_candidates(
         raise ValueError(f"supply_risk_weight must be >= 0, got {supply_risk_weight}")
     out = add_criteria(frame)
     out[SCORE] = out[SCORE_COLUMNS[score]] - supply_risk_weight * out[SUPPLY_RISK].fillna(0.0)
-    rows = out.reindex(columns=[S.COMPOSITION, LI_FRACTION, S.E_HULL, S.BAND_GAP, NSITES])
+    out[STABILITY_KNOWN] = out[S.E_HULL].notna() if S.E_HULL in out else False
+    rows = out.reindex(
+        columns=[S.COMPOSITION, LI_FRACTION, S.E_HULL, S.BAND_GAP, NSITES, KNOWN_MATCH]
+    )
     reasons = pd.Series(
         [exclusion_reason(r, filters) for r in rows.to_dict("records")], index=out.index, dtype=str
     )
+    twins = duplicate_of(out)
+    twin_reason = "same material as " + twins + " (formula, space group, volume per atom)"
+    reasons = reasons.where((reasons != "") | (twins == ""), twin_reason)
     no_pred = out[PRED].isna()
     reasons = reasons.where(~no_pred | (reasons != ""), "no prediction (see failures.csv)")
     out[EXCLUDED] = reasons

@@ -8,6 +8,7 @@ from threadpoolctl import threadpool_limits
 
 from miscreen import schema as S
 from miscreen.config import ModelConfig
+from miscreen.progress import Progress
 from miscreen.train.evaluate import regression_metrics
 from miscreen.train.model import (
     NEIGHBOURS_K,
@@ -58,28 +59,30 @@ def fit_conformal(
 
 def tune(estimator, grid: dict, X: np.ndarray, y: np.ndarray, splits: list, scheme: str) -> dict:
     """Grid search by CV MAE over ``splits`` (DOI-grouped folds of the training rows, described
-    by ``scheme``) -> the chosen parameters and every candidate's CV MAE (for ``model.json``)."""
-    from sklearn.model_selection import GridSearchCV
+    by ``scheme``) -> the chosen parameters and every candidate's CV MAE (for ``model.json``).
+    Ties go to the first grid point, as in scikit-learn's GridSearchCV."""
+    from sklearn.base import clone
+    from sklearn.model_selection import ParameterGrid, cross_val_score
 
     known = estimator.get_params()
     grid = {name: values for name, values in grid.items() if name in known}
     if not grid:
         return {"searched": False}
-    search = GridSearchCV(
-        estimator, grid, scoring="neg_mean_absolute_error", cv=splits, refit=False, n_jobs=1
-    )
-    search.fit(X, y)
-    results = [
-        {"params": params, "cv_mae": float(-score)}
-        for params, score in zip(
-            search.cv_results_["params"], search.cv_results_["mean_test_score"], strict=True
-        )
-    ]
+    points = list(ParameterGrid(grid))
+    results = []
+    label = f"grid search: {len(points)} settings x {len(splits)} folds"
+    with Progress(label, len(points), "settings") as progress:
+        for params in points:
+            model = clone(estimator).set_params(**params)
+            scores = cross_val_score(model, X, y, cv=splits, scoring="neg_mean_absolute_error")
+            results.append({"params": params, "cv_mae": float(-np.mean(scores))})
+            progress.advance()
+    best = min(range(len(results)), key=lambda i: (results[i]["cv_mae"], i))
     return {
         "searched": True,
-        "scheme": f"GridSearchCV, {scheme}, MAE, training split only",
-        "best_params": search.best_params_,
-        "best_cv_mae": float(-search.best_score_),
+        "scheme": f"grid search, {scheme}, MAE, training split only",
+        "best_params": results[best]["params"],
+        "best_cv_mae": results[best]["cv_mae"],
         "candidates": results,
     }
 

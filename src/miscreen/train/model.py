@@ -23,6 +23,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from miscreen.config import ModelKind
+from miscreen.progress import Progress
 
 # Missing descriptors (no structure, no Li site, ...) become a constant far below any real
 # value, so trees can separate "absent" from "typical" -- median imputation would make a
@@ -197,15 +198,19 @@ class ConformalRegressor(RegressorMixin, BaseEstimator):
         splits = cv_splits(X, y, groups, self.n_folds, self.seed)
         oof = np.empty_like(y, dtype=float)
         spread = np.empty_like(y, dtype=float)
-        for train_idx, test_idx in splits:
-            est = clone(base).fit(X[train_idx], y[train_idx])
-            oof[test_idx] = est.predict(X[test_idx])
-            spread[test_idx] = tree_spread(est, X[test_idx])
+        label = f"fit on {len(y)} rows ({len(splits)} CV folds + final)"
+        with Progress(label, len(splits) + 1, "fits") as progress:
+            for train_idx, test_idx in splits:
+                est = clone(base).fit(X[train_idx], y[train_idx])
+                oof[test_idx] = est.predict(X[test_idx])
+                spread[test_idx] = tree_spread(est, X[test_idx])
+                progress.advance()
+            self.estimator_ = clone(base).fit(X, y)
+            progress.advance()
         self.oof_predictions_ = oof
         self.spread_floor_ = float(np.median(spread)) * SPREAD_FLOOR + 1e-9
         self.residuals_ = np.abs(y - oof)
         self.scores_ = self.residuals_ / (spread + self.spread_floor_)
-        self.estimator_ = clone(base).fit(X, y)
         self._fit_domain(X)
         return self
 
