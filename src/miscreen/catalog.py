@@ -16,6 +16,7 @@ Run folder (``results/<run_name>/``)::
     sections/<order>-<name>.html          report sections contributed by other stages
     feature_importance.csv                permutation importances (cached)
     known_materials.parquet               the run's measured (labelled) materials
+    suggestions.csv, campaign.jsonl       the next experiments to make, and each round's log
     shards/, slurm/                       batch screening state and job scripts
     extra files a case study names through :meth:`RunCatalog.file`
 
@@ -97,6 +98,8 @@ class RunCatalog:
     sections = property(lambda self: self.root / "sections")
     importances = property(lambda self: self.root / "feature_importance.csv")
     known_materials = property(lambda self: self.root / "known_materials.parquet")
+    suggestions = property(lambda self: self.root / "suggestions.csv")
+    campaign = property(lambda self: self.root / "campaign.jsonl")
     shards = property(lambda self: self.root / "shards")
     slurm = property(lambda self: self.root / "slurm")
     stages = property(lambda self: self.root / "stages")

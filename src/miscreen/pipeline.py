@@ -21,8 +21,9 @@ from miscreen.fetch.sources import Loaded, load_labelled
 from miscreen.report import build_report
 from miscreen.screen.known import KNOWN_COLUMNS
 from miscreen.screen.predict import predict_records
+from miscreen.suggest.run import suggest_for_run
 from miscreen.train.evaluate import test_metrics
-from miscreen.train.models import COMPOSITION_MODEL, TrainResult, fit_models, save_models
+from miscreen.train.models import TrainResult, fit_models, save_models
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,10 @@ def train_stage(cfg: Config) -> dict:
     labelled = load_labelled(cfg, cfg.data.train_split)
     models = save_models(train(cfg, labelled), cfg.models)
     cv = models.cv
+    cv_mae, cv_n = models.routed_cv
     metrics: dict = {
-        "cv_mae": cv[COMPOSITION_MODEL]["cv_mae"],
-        "cv_n": cv[COMPOSITION_MODEL]["cv_n"],
+        "cv_mae": cv_mae,  # DOI-grouped, each row by the model its input kind is served by
+        "cv_n": cv_n,
         "cv_by_model": cv,
         "routing": models.routing,
         "censored_policy": cfg.data.censored,
@@ -118,6 +120,17 @@ def report_stage(cfg: Config, importances: bool | None = None) -> Path:
     path = build_report(cfg.run.root, top_k=cfg.screen.top_k, importances=wanted)
     _manifest(cfg, "report", {"report": str(path), "importances": wanted})
     return path
+
+
+def suggest_stage(
+    cfg: Config, k: int, acquisition: str, diversity: str = "chemsys"
+) -> pd.DataFrame:
+    """The next ``k`` experiments from the run's ranked candidates (``suggestions.csv``, a
+    round in ``campaign.jsonl``, a report section), then the report is rendered again."""
+    picks = suggest_for_run(cfg.run, k, acquisition, diversity, cfg.model.interval, cfg.seed)
+    _manifest(cfg, "suggest", {"acquisition": acquisition, "batch": k, "diversity": diversity})
+    report_stage(cfg)
+    return picks
 
 
 def run(cfg: Config, config_path: Path | None = None) -> Path:

@@ -78,6 +78,39 @@ def top_lines(ranked, k: int) -> list[str]:
 
 
 @app.command()
+def suggest(
+    config: ConfigArg,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="how many to suggest")] = 5,
+    acquisition: Annotated[str, typer.Option(help="mli | mei | ucb | ei | mu | random")] = "mli",
+    diversity: Annotated[
+        str, typer.Option(help="chemsys (one per chemical system) | none")
+    ] = "chemsys",
+) -> None:
+    """Suggest the next experiments from a screened run (results/<run>/suggestions.csv)."""
+    from miscreen.pipeline import suggest_stage
+    from miscreen.suggest.acquisition import ACQUISITIONS
+
+    if acquisition not in ACQUISITIONS:
+        raise typer.BadParameter(f"--acquisition must be one of {', '.join(ACQUISITIONS)}")
+    if diversity not in ("chemsys", "none"):
+        raise typer.BadParameter("--diversity must be chemsys or none")
+    cfg = load_config_or_exit(config)
+    try:
+        picks = suggest_stage(cfg, batch, acquisition, diversity)
+    except FileNotFoundError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    for row in picks.to_dict("records"):
+        typer.echo(
+            f"{int(row['rank']):2d}. {row['formula']:<14} {row['id']:<12} "
+            f"log10 σ {row['predicted_log10_sigma']:.2f} [{row['lower']:.2f}, {row['upper']:.2f}]"
+            f"; nearest measured {row['nearest_measured_composition']} "
+            f"({row['nearest_measured_log10_sigma']:.2f})"
+        )
+    typer.echo(f"wrote {cfg.run.suggestions} and a round in {cfg.run.campaign}")
+
+
+@app.command()
 def report(
     config: ConfigArg,
     importances: Annotated[

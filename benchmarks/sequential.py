@@ -1,0 +1,294 @@
+"""Sequential learning on OBELiX with the labels hidden: how many measurements does each
+acquisition function need to find fast Li-ion conductors, against random picks?
+
+Run as ``.venv/bin/python benchmarks/sequential.py`` (part of ``make bench``; about 6
+minutes on one core). Every campaign starts from 10 random rows without a fast conductor
+(the same 10 for every function at a given seed), then measures batches of 5 (at most one
+per chemical system) chosen from a 50-tree random forest's mean and tree spread, with
+composition features (``featurize`` preset ``composition``). Targets: the first fast
+conductor (sigma >= 1e-3 S/cm) and 5 of the top 5 % of log10 sigma. Counts include the
+initial 10. ``mei`` (highest prediction) is pure exploitation; ``random`` needs no model.
+Campaigns stop once both targets are found, or after ``--cap`` measurements (then the
+target counts as not reached, i.e. more than the cap).
+
+Censored conductivities (``<1E-10``) are very poor conductors: at the project default
+``floor`` (-15, as upstream) or, with ``--censored bound``, at their stated bound.
+Writes ``results/bench/sequential.json`` and ``sequential.png`` (``--tag`` adds a suffix).
+Data: OBELiX (Therrien et al., Digital Discovery 2026, CC BY 4.0). Method: Ling et al.,
+Integrating Materials and Manufacturing Innovation 6, 207 (2017).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import mannwhitneyu
+from threadpoolctl import threadpool_limits
+
+from miscreen import schema as S
+from miscreen.featurize import featurize_records
+from miscreen.fetch.obelix import load_obelix
+from miscreen.suggest import ACQUISITIONS, Target, chemical_system, simulate_campaign
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "results" / "bench"
+TARGETS = ("first_fast", "top5pct_5")
+FAST_LOG10 = -3.0
+INIT, BATCH, TREES = 10, 5, 50
+
+
+def load(censored: str) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, object]]:
+    """OBELiX 'all' -> (features, log10 sigma with the censoring applied, chemical systems,
+    data notes)."""
+    records, failures = load_obelix("all", with_structures=False)
+    if len(failures):
+        raise RuntimeError(f"OBELiX rows failed to load: {failures.to_dict('records')[:3]}")
+    features, ffail, _ = featurize_records(records, "composition")
+    if len(ffail):
+        raise RuntimeError(f"featurizing failed for {len(ffail)} rows: {ffail.head(3)}")
+    records = records.set_index(S.ID).loc[features.index]
+    y = records[S.TARGET].to_numpy(dtype=float).copy()
+    cens = records[S.CENSORED].to_numpy(dtype=bool)
+    if censored == "bound":
+        y[cens] = records["censor_bound"].to_numpy(dtype=float)[cens]
+    systems = [chemical_system(c) for c in records[S.COMPOSITION]]
+    notes = {
+        "rows": len(y),
+        "censored_rows": int(cens.sum()),
+        "censored_as": censored,
+        "features": features.shape[1],
+        "chemical_systems": len(set(systems)),
+    }
+    return features.to_numpy(dtype=float), y, systems, notes
+
+
+def summarise(values: list[float], cap: int) -> dict[str, float | int | None]:
+    """Median, quartiles and the count of campaigns that never reached the target (those
+    count as ``cap + 1``, so a statistic above the cap is a lower bound)."""
+    a = np.asarray(values, dtype=float)
+    q25, q50, q75 = np.percentile(a, [25, 50, 75])
+    ok = a <= cap
+    return {
+        "median": float(q50),
+        "q25": float(q25),
+        "q75": float(q75),
+        "mean_of_reached": float(a[ok].mean()) if ok.any() else None,
+        "not_reached": int((~ok).sum()),
+    }
+
+
+def acceleration(
+    rand: np.ndarray, acq: np.ndarray, offset: int, rng: np.random.Generator
+) -> dict[str, float]:
+    """median(random) / median(acq), with a bootstrap interval over seeds and the per-seed
+    paired ratios (same initial set); ``offset`` measurements are subtracted first."""
+    r, a = rand - offset, acq - offset
+    point = float(np.median(r) / np.median(a))
+    boots = []
+    for _ in range(2000):
+        i = rng.integers(0, len(r), len(r))
+        j = rng.integers(0, len(a), len(a))
+        boots.append(np.median(r[i]) / np.median(a[j]))
+    paired = r / a
+    return {
+        "ratio_of_medians": point,
+        "bootstrap_5": float(np.percentile(boots, 5)),
+        "bootstrap_95": float(np.percentile(boots, 95)),
+        "paired_median": float(np.median(paired)),
+        "paired_q25": float(np.percentile(paired, 25)),
+        "paired_q75": float(np.percentile(paired, 75)),
+    }
+
+
+def curves(results: dict[str, list], cap: int, target: str, needed: int) -> dict:
+    """Per function: targets found after n measurements, per seed (held after a stop)."""
+    grid = np.arange(INIT, cap + 1)
+    out = {}
+    for name, runs in results.items():
+        rows = []
+        for res in runs:
+            c = res.curve()
+            found = np.interp(grid, c["n_measured"], c[target], right=np.nan)
+            found = np.floor(found)  # step: a batch's finds count once it is measured
+            last = c[target].iloc[-1]
+            found[grid > c["n_measured"].iloc[-1]] = last
+            rows.append(np.minimum(found, needed) if needed else found)
+        out[name] = (grid, np.asarray(rows))
+    return out
+
+
+def plot(results: dict[str, list], reached: dict, cap: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    top = curves(results, cap, "top5pct_5", 0)
+    for name, (grid, found) in top.items():
+        med = np.median(found, axis=0)
+        line = axes[0].step(grid, med, where="post", label=name)[0]
+        lo, hi = np.percentile(found, [25, 75], axis=0)
+        axes[0].fill_between(grid, lo, hi, step="post", alpha=0.12, color=line.get_color())
+        share = [(np.asarray(reached[name]["top5pct_5"]) <= n).mean() for n in grid]  # cap+1: never
+        axes[1].step(grid, share, where="post", label=name, color=line.get_color())
+    axes[0].set(
+        xlabel="measurements (initial 10 included)",
+        ylabel="top-5 % materials found (median, IQR)",
+        title="Found vs measured (campaigns stop at 5)",
+    )
+    axes[0].axhline(5, color="grey", lw=0.6, ls=":")
+    axes[1].set(
+        xlabel="measurements (initial 10 included)",
+        ylabel="share of seeds with 5 of the top 5 % found",
+        title="OBELiX, labels hidden",
+    )
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--cap", type=int, default=200, help="most measurements per campaign")
+    ap.add_argument("--censored", choices=("floor", "bound"), default="floor")
+    ap.add_argument("--diversity", choices=("chemsys", "none"), default="chemsys")
+    ap.add_argument("--tag", default="", help="suffix of the output files")
+    args = ap.parse_args()
+    os.environ.setdefault("MISCREEN_MIRROR", str((REPO.parent / "shared" / "data").resolve()))
+
+    t0 = time.perf_counter()
+    X, y, systems, notes = load(args.censored)
+    top = y >= np.quantile(y, 0.95)
+    targets = [Target("first_fast", y >= FAST_LOG10, 1), Target("top5pct_5", top, 5)]
+    notes.update(fast_rows=int((y >= FAST_LOG10).sum()), top5pct_rows=int(top.sum()))
+    notes["top5pct_threshold_log10"] = float(np.quantile(y, 0.95))
+    print(f"OBELiX: {notes}")
+    groups = systems if args.diversity == "chemsys" else None
+
+    results: dict[str, list] = {}
+    reached: dict[str, dict[str, list[float]]] = {}
+    seconds: dict[str, float] = {}
+    for name in ACQUISITIONS:
+        t = time.perf_counter()
+        runs = []
+        for seed in range(args.seeds):
+            cap = len(y) if name == "random" else args.cap  # random needs no model: no cap
+            runs.append(
+                simulate_campaign(
+                    X,
+                    y,
+                    groups,
+                    name,
+                    seed=seed,
+                    init_size=INIT,
+                    batch=BATCH,
+                    targets=targets,
+                    max_measured=cap,
+                    n_estimators=TREES,
+                )
+            )
+        results[name] = runs
+        reached[name] = {  # not reached within the cap: counted as cap + 1 ("more than")
+            k: [float(args.cap + 1 if r.reached[k] is None else r.reached[k]) for r in runs]
+            for k in TARGETS
+        }
+        seconds[name] = time.perf_counter() - t
+        med = {k: float(np.median(v)) for k, v in reached[name].items()}
+        print(f"{name:>6}: median measurements {med}  ({seconds[name]:.0f} s)", flush=True)
+
+    rng = np.random.default_rng(0)
+    per_function = {}
+    for name in ACQUISITIONS:
+        entry: dict[str, object] = {
+            k: summarise(reached[name][k], len(y) if name == "random" else args.cap)
+            for k in TARGETS
+        }
+        if name != "random":
+            for k in TARGETS:
+                rand, acq = np.asarray(reached["random"][k]), np.asarray(reached[name][k])
+                entry[k]["acceleration_vs_random"] = acceleration(rand, acq, 0, rng)
+                entry[k]["acceleration_after_initial_set"] = acceleration(rand, acq, INIT, rng)
+        entry["seconds"] = round(seconds[name], 1)
+        per_function[name] = entry
+
+    key = "top5pct_5"
+    learned = [n for n in ACQUISITIONS if n != "random"]
+    best = min(learned, key=lambda n: (np.median(reached[n][key]), np.mean(reached[n][key])))
+    rivals = [n for n in learned if n != "mei"]
+    challenger = min(rivals, key=lambda n: (np.median(reached[n][key]), np.mean(reached[n][key])))
+    mei_med = float(np.median(reached["mei"][key]))
+    test = mannwhitneyu(reached[challenger][key], reached["mei"][key], alternative="less")
+    acc = per_function[best][key]["acceleration_vs_random"]
+    summary = {
+        "target": "measurements to find 5 of the top 5 % of log10 sigma (initial set included)",
+        "best_acquisition": best,
+        "acceleration_vs_random": acc["ratio_of_medians"],
+        "acceleration_vs_random_spread": acc,
+        "meets_3x": bool(acc["ratio_of_medians"] >= 3.0),
+        "beats_exploitation": bool(np.median(reached[challenger][key]) < mei_med),
+        "best_non_exploitation": challenger,
+        "exploitation_median": mei_med,
+        "challenger_vs_exploitation_mannwhitney_p": float(test.pvalue),
+        "medians": {n: {k: per_function[n][k]["median"] for k in TARGETS} for n in ACQUISITIONS},
+        "per_function": per_function,
+        "reached_per_seed": {
+            n: {k: [int(v) for v in reached[n][k]] for k in TARGETS} for n in ACQUISITIONS
+        },
+        "setup": {
+            **notes,
+            "seeds": args.seeds,
+            "initial_set": INIT,
+            "batch": BATCH,
+            "diversity": args.diversity,
+            "model": f"random_forest, {TREES} trees, max_features=0.3; sd = tree spread",
+            "feature_preset": "composition",
+            "cap_measurements": args.cap,
+            "fast_log10": FAST_LOG10,
+            "seconds": round(time.perf_counter() - t0, 1),
+        },
+        "citations": [
+            "Ling et al., Integrating Materials and Manufacturing Innovation 6, 207 (2017)",
+            "Therrien et al., OBELiX, Digital Discovery (2026), arXiv 2502.14234; CC BY 4.0",
+        ],
+    }
+    OUT.mkdir(parents=True, exist_ok=True)
+    suffix = f"_{args.tag}" if args.tag else ""
+    json_path = OUT / f"sequential{suffix}.json"
+    tmp = json_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    tmp.replace(json_path)
+    plot(results, reached, args.cap, OUT / f"sequential{suffix}.png")
+
+    print(f"\nmeasurements to find 5 of the top 5 % (median [IQR], not reached / {args.seeds}):")
+    for n in ACQUISITIONS:
+        s = per_function[n][key]
+        extra = ""
+        if n != "random":
+            a = s["acceleration_vs_random"]
+            extra = (
+                f"  x{a['ratio_of_medians']:.2f} vs random "
+                f"(bootstrap 5-95 % {a['bootstrap_5']:.2f}-{a['bootstrap_95']:.2f})"
+            )
+        print(
+            f"  {n:>6}: {s['median']:.0f} [{s['q25']:.0f}, {s['q75']:.0f}], "
+            f"{s['not_reached']} not reached{extra}"
+        )
+    print(
+        f"best: {best}, acceleration_vs_random {summary['acceleration_vs_random']:.2f} "
+        f"(target 3); beats exploitation: {summary['beats_exploitation']} "
+        f"({challenger} vs mei, Mann-Whitney p={test.pvalue:.3f}); "
+        f"{summary['setup']['seconds']:.0f} s -> {json_path}"
+    )
+
+
+if __name__ == "__main__":
+    with threadpool_limits(1):
+        main()

@@ -1,0 +1,72 @@
+"""Suggest the next experiments by sequential learning on the model's uncertainty.
+
+Ling et al., Integrating Materials and Manufacturing Innovation 6, 207 (2017): a random
+forest's spread plus an acquisition function (MEI, MLI, MU) found target materials with
+about 3x fewer experiments than random picks. This stage holds the pure core:
+
+- ``acquisition``: scores from predicted mean and sd (``ACQUISITIONS``: mei, mli, ucb, ei,
+  mu, random);
+- ``batch``: :func:`suggest_batch` (diverse batches, never a measured row, each pick with
+  its interval and a "why") and :func:`nearest_measured`;
+- ``campaign``: the typed round log stored as ``campaign.jsonl``;
+- ``simulate``: :func:`simulate_campaign`, a campaign replayed on labelled data;
+- ``run``: :func:`suggest_for_run`, suggestions from a screened run's candidates.
+
+It meets the other stages through ``miscreen.schema`` columns; the CLI wires it.
+"""
+
+from __future__ import annotations
+
+from miscreen.suggest.acquisition import ACQUISITIONS, KAPPA, get_acquisition, ranking, score
+from miscreen.suggest.batch import (
+    ACQ_VALUE,
+    CHEMSYS,
+    MEAN,
+    SD,
+    WHY,
+    chemical_system,
+    nearest_measured,
+    select_diverse,
+    suggest_batch,
+)
+from miscreen.suggest.campaign import (
+    CampaignRound,
+    append_round,
+    read_campaign,
+    write_campaign,
+)
+from miscreen.suggest.simulate import (
+    FAST_LOG10,
+    SimulationResult,
+    Target,
+    default_targets,
+    fit_predict,
+    simulate_campaign,
+)
+
+__all__ = [
+    "ACQUISITIONS",
+    "ACQ_VALUE",
+    "CHEMSYS",
+    "FAST_LOG10",
+    "KAPPA",
+    "MEAN",
+    "SD",
+    "WHY",
+    "CampaignRound",
+    "SimulationResult",
+    "Target",
+    "append_round",
+    "chemical_system",
+    "default_targets",
+    "fit_predict",
+    "get_acquisition",
+    "nearest_measured",
+    "ranking",
+    "read_campaign",
+    "score",
+    "select_diverse",
+    "simulate_campaign",
+    "suggest_batch",
+    "write_campaign",
+]

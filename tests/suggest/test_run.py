@@ -1,0 +1,30 @@
+"""Suggestions for a screened run: from its ranked candidates, never a measured material,
+logged round by round, and shown in the report."""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+
+from miscreen import schema as S
+from miscreen.catalog import RunCatalog
+from miscreen.suggest import read_campaign
+from miscreen.suggest.run import suggest_for_run
+
+
+def test_suggestions_for_a_run_are_logged_and_reported(small_run, tmp_path):
+    run = RunCatalog(shutil.copytree(small_run, tmp_path / "run"))
+    picks = suggest_for_run(run, 3, "mli", "chemsys", 0.8, seed=0)
+    ranked = pd.read_parquet(run.candidates_parquet).dropna(subset=[S.RANK])
+    measured = set(pd.read_parquet(run.known_materials)[S.ID].astype(str))
+    assert 1 <= len(picks) <= 3
+    assert set(picks[S.ID]) <= set(ranked[S.ID]) and not set(picks[S.ID]) & measured
+    assert picks["chemsys"].is_unique
+    assert picks["nearest_measured_id"].astype(str).isin(measured).all()
+    assert pd.read_csv(run.suggestions)[S.ID].tolist() == picks[S.ID].tolist()
+    assert "Suggested next experiments" in "".join(run.read_sections())
+    suggest_for_run(run, 2, "ei", "none", 0.8, seed=1)
+    rounds = read_campaign(run.campaign)
+    assert [r.round for r in rounds] == [0, 1] and rounds[1].acquisition == "ei"
+    assert list(rounds[0].suggested) == picks[S.ID].tolist()
