@@ -40,5 +40,19 @@ def test_benchmark_writes_every_metric(tmp_path):
     assert set(m["model_kind_grouped_cv_mae"]) == {"extra_trees", "random_forest"}
     assert m["published_baselines"]["random_forest_test_mae"] == 1.54
     assert "| test MAE, rows with CIFs |" in (out / "table.md").read_text()
-    assert "target test_mae 1.1" in res.output
+    assert "target test_mae 1.25" in res.output
+    # every input kind users bring, on all 121 rows, each served by models whose features it has
+    assert m["test_n_composition_only"] == m["test_n_cell"] == 121
+    assert m["models_composition_only"] == ["composition"]
+    assert set(m["models_cell"]) <= {"cell", "composition"}
+    for key in ("test_mae_composition_only", "test_spearman_composition_only", "test_mae_cell"):
+        assert isinstance(m[key], float), key
+    # a censored row predicted at or below its bound counts as exact: never worse than plain
+    assert m["test_mae_bound_aware"] <= m["test_mae"]
+    for key in ("loco_cv_mae", "chemsys_cv_mae", "new_chemistry_cv_mae"):
+        assert m[key] > m["cv_mae"], key  # harder than shuffled folds
+    signed = m["family_mean_signed_error"]
+    assert sum(v["n"] for v in signed.values()) == 121
+    off = {f for f, v in signed.items() if abs(v["mean"]) > 1}
+    assert set(m["families_off_by_more_than_one_decade"]) == off
     assert not (tmp_path / "models").exists()  # a benchmark trains in memory only

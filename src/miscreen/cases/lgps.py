@@ -29,7 +29,7 @@ from miscreen.report import build_report, fmt
 from miscreen.report.figures import pool_rank_figure, save_figure
 from miscreen.screen import RANK, Filters, rank_candidates
 from miscreen.store.structures import DUPLICATE_OF, flag_cross_source_duplicates
-from miscreen.train.models import COMPOSITION_MODEL, save_models
+from miscreen.train.models import save_models
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +137,8 @@ def screen_variant(cfg: Config, name: str, pool: pd.DataFrame) -> tuple[Screened
         cfg.screen.score,
         cfg.screen.supply_risk_weight,
     )
-    cv = models.cv[COMPOSITION_MODEL]
-    metrics = {"cv_mae": cv["cv_mae"], "cv_n": cv["cv_n"], "routing": models.routing}
+    cv_mae, cv_n = models.routed_cv
+    metrics = {"cv_mae": cv_mae, "cv_n": cv_n, "routing": models.routing}
     metrics |= held_metrics
     fails = pd.concat([train.failures, models.failures, held_fail, pool_fail], ignore_index=True)
     return Screened(name, metrics, held_pred, ranked, len(train.records)), fails

@@ -1,9 +1,10 @@
 """Featurizer groups, the named presets built from them, and the feature schema.
 
-Presets: ``composition`` (composition + cell), ``structure`` (+ positions: density, packing,
-disorder, coordination), ``li_conductor`` (composition + cell + Li-transport descriptors),
-``full`` (all groups; the default for structures). Rows without a structure get NaN in the
-groups that need positions; the model imputes them.
+Presets: ``formula`` (the composition alone: what a list of formulas has), ``composition``
+(composition + cell: space group and lattice, as OBELiX gives for every row), ``structure``
+(+ positions: density, packing, disorder, coordination), ``li_conductor`` (composition + cell
++ Li-transport descriptors), ``full`` (all groups; the default for structures). Rows without
+a structure get NaN in the groups that need positions; the model imputes them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ GROUPS: dict[str, type[Featurizer]] = {
     "li": LiConductorFeaturizer,
 }
 PRESET_GROUPS: dict[str, tuple[str, ...]] = {
+    "formula": ("comp",),
     "composition": ("comp", "cell"),
     "structure": ("comp", "cell", "struct"),
     "li_conductor": ("comp", "cell", "ion", "li"),

@@ -6,7 +6,7 @@ import pandas as pd
 
 from miscreen import schema as S
 from miscreen.featurize import FeatureOptions, featurize_records
-from miscreen.train.models import COMPOSITION_ROWS, STRUCTURE_ROWS, TrainResult
+from miscreen.train.models import ROW_KINDS, TrainResult, row_kinds
 
 
 def predict_frame(estimator, features: pd.DataFrame, interval: float) -> pd.DataFrame:
@@ -36,16 +36,15 @@ def predict_records(
     interval: float,
     features: FeatureOptions | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Predict every record with the model chosen for its row kind -> (records + prediction
-    columns, failures). The ``model`` column says which model predicted each row."""
+    """Predict every record with the model chosen for its input kind (structure; cell; a
+    composition alone) -> (records + prediction columns, failures). The ``model`` column
+    says which model predicted each row."""
     features = features or FeatureOptions()
     records = records.reset_index(drop=True)
-    with_structure = S.has_structure(records)
+    kinds = row_kinds(records)
     parts, failures = [], [S.empty_failures()]
-    for kind, rows in (
-        (STRUCTURE_ROWS, records[with_structure]),
-        (COMPOSITION_ROWS, records[~with_structure]),
-    ):
+    for kind in ROW_KINDS:
+        rows = records[kinds == kind]
         if rows.empty:
             continue
         model = models.for_kind(kind)

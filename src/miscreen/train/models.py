@@ -35,11 +35,32 @@ from miscreen.train.persist import (
 
 log = logging.getLogger(__name__)
 
-COMPOSITION_MODEL = "composition"
-STRUCTURE_MODEL = "structure"
+COMPOSITION_MODEL = "composition"  # the composition alone (preset "formula")
+CELL_MODEL = "cell"  # composition + space group and lattice (preset "composition")
+STRUCTURE_MODEL = "structure"  # everything, positions included (the run's preset)
 STRUCTURE_ROWS = "structure_rows"
+CELL_ROWS = "cell_rows"
 COMPOSITION_ROWS = "composition_rows"
-ROW_KINDS = (STRUCTURE_ROWS, COMPOSITION_ROWS)
+ROW_KINDS = (STRUCTURE_ROWS, CELL_ROWS, COMPOSITION_ROWS)
+# the models a row of each kind may use: only models whose features the row has
+USABLE = {
+    STRUCTURE_ROWS: (STRUCTURE_MODEL, CELL_MODEL, COMPOSITION_MODEL),
+    CELL_ROWS: (CELL_MODEL, COMPOSITION_MODEL),
+    COMPOSITION_ROWS: (COMPOSITION_MODEL,),
+}
+
+
+def row_kinds(records: pd.DataFrame) -> pd.Series:
+    """Each row's input kind: a structure; no structure but a space group or lattice (as
+    OBELiX gives for every row); or a composition alone (a list of formulas)."""
+    cell = pd.Series(False, index=records.index)
+    for col in (S.SPACEGROUP, *S.LATTICE):
+        if col in records:
+            cell |= pd.to_numeric(records[col], errors="coerce").notna()
+    kinds = pd.Series(COMPOSITION_ROWS, index=records.index, dtype=object)
+    kinds[cell] = CELL_ROWS
+    kinds[S.has_structure(records)] = STRUCTURE_ROWS
+    return kinds
 
 
 @dataclass(frozen=True)
@@ -62,12 +83,28 @@ class TrainResult:
         """Cross-validation metrics per model."""
         return {name: m.meta["metrics"] for name, m in self.models.items()}
 
+    @property
+    def routed_cv(self) -> tuple[float, int]:
+        """(MAE, rows) of the out-of-fold predictions of the whole routed system: each
+        training row by the model its kind is served by."""
+        total = rows = 0
+        for choice in self.routing.values():
+            err = (choice.get("cv_mae") or {}).get(choice["model"])
+            if choice["rows"] and err is not None:
+                total += err * choice["rows"]
+                rows += choice["rows"]
+        return (total / rows if rows else float("nan")), rows
 
-def model_plan(preset: str) -> dict[str, str]:
-    """Model name -> feature preset. Both models train on every labelled row: rows without
-    a structure simply have no position-based features (a constant the trees can split on)."""
-    plan = {COMPOSITION_MODEL: "composition"}
-    if preset != "composition":
+
+def model_plan(preset: str, kinds: pd.Series) -> dict[str, str]:
+    """Model name -> feature preset, for the input kinds the labelled rows have: a model
+    per kind, each trained on every labelled row (all rows have a composition; OBELiX gives
+    every row a cell; rows without positions carry a constant in the structure model)."""
+    present = set(kinds)
+    plan = {COMPOSITION_MODEL: "formula"}
+    if present & {CELL_ROWS, STRUCTURE_ROWS}:
+        plan[CELL_MODEL] = "composition"
+    if STRUCTURE_ROWS in present and preset not in ("formula", "composition"):
         plan[STRUCTURE_MODEL] = preset
     return plan
 
@@ -89,10 +126,11 @@ def fit_models(
     training split alone.
     """
     labelled = apply_censoring(records, censored)  # type: ignore[arg-type]
+    kinds = row_kinds(labelled).set_axis(labelled[S.ID].astype(str))
     failures = [S.empty_failures()]
     models: dict[str, TrainedModel] = {}
     oof: dict[str, pd.Series] = {}
-    for name, plan_preset in model_plan(preset).items():
+    for name, plan_preset in model_plan(preset, kinds).items():
         table, fails, schema = featurize_records(labelled, plan_preset, features)
         failures.append(fails)
         labels = labelled.set_index(S.ID).loc[table.index]
@@ -111,19 +149,25 @@ def fit_models(
         }
         models[name] = TrainedModel(estimator, schema, meta)
         log.info("%s model: %d rows, CV MAE %.3f", name, len(labels), cv["cv_mae"])
-    routing = choose_routing(oof, S.has_structure(labelled.set_index(S.ID)))
+    routing = choose_routing(oof, kinds)
     return TrainResult(models, routing, S.concat(*failures))
 
 
-def choose_routing(oof: dict[str, pd.Series], has_structure: pd.Series) -> dict[str, dict]:
-    """Per row kind, the model with the lowest mean out-of-fold error on rows of that kind."""
+def choose_routing(oof: dict[str, pd.Series], kinds: pd.Series) -> dict[str, dict]:
+    """Per row kind, among the models whose features such rows have, the one with the lowest
+    mean out-of-fold error on training rows of that kind; with no such rows, the one that
+    sees the most of them (structure, then cell, then composition)."""
     routing: dict[str, dict] = {}
-    for kind, mask in ((STRUCTURE_ROWS, has_structure), (COMPOSITION_ROWS, ~has_structure)):
-        ids = has_structure.index[mask]
-        errs = {n: float(o.reindex(ids).mean()) for n, o in oof.items()}
-        best = min(errs, key=lambda n: (np.nan_to_num(errs[n], nan=np.inf), n))
+    for kind in ROW_KINDS:
+        usable = [n for n in USABLE[kind] if n in oof]
+        ids = kinds.index[kinds == kind]
+        errs = {n: float(oof[n].reindex(ids).mean()) if len(ids) else None for n in usable}
+        scored = {n: e for n, e in errs.items() if e is not None and np.isfinite(e)}
+        best = min(scored, key=lambda n: (scored[n], n)) if scored else usable[0]
         routing[kind] = {"model": best, "cv_mae": errs, "rows": len(ids)}
-        log.info("%s use the %s model (grouped-CV MAE on them: %s)", kind, best, errs)
+        log.info(
+            "%s: the %s model (grouped-CV MAE on %d such rows: %s)", kind, best, len(ids), errs
+        )
     return routing
 
 

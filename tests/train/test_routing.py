@@ -1,0 +1,56 @@
+"""A model per input kind: each row is served only by a model whose features it has, the
+choice among those made by out-of-fold error on training rows of the same kind."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from miscreen import schema as S
+from miscreen.train.models import (
+    CELL_ROWS,
+    COMPOSITION_ROWS,
+    STRUCTURE_ROWS,
+    choose_routing,
+    model_plan,
+    row_kinds,
+)
+
+
+def test_row_kinds_follow_what_each_row_has():
+    records = pd.DataFrame(
+        {
+            S.ID: ["s", "c", "f", "a"],
+            S.STRUCTURE: ['{"sites": []}', None, None, ""],
+            S.SPACEGROUP: [225, 62, np.nan, np.nan],
+            "a": [4.0, np.nan, np.nan, 5.0],
+        }
+    )
+    assert row_kinds(records).tolist() == [STRUCTURE_ROWS, CELL_ROWS, COMPOSITION_ROWS, CELL_ROWS]
+
+
+def test_plan_has_a_model_per_kind_present():
+    kinds = pd.Series([STRUCTURE_ROWS, CELL_ROWS])
+    assert model_plan("full", kinds) == {
+        "composition": "formula",
+        "cell": "composition",
+        "structure": "full",
+    }
+    assert model_plan("full", pd.Series([COMPOSITION_ROWS])) == {"composition": "formula"}
+    assert "structure" not in model_plan("composition", kinds)
+
+
+def test_routing_never_gives_a_row_a_model_it_lacks_features_for():
+    ids = ["s1", "s2", "c1", "c2"]
+    kinds = pd.Series([STRUCTURE_ROWS, STRUCTURE_ROWS, CELL_ROWS, CELL_ROWS], index=ids)
+    oof = {
+        "composition": pd.Series([2.0, 2.0, 1.0, 1.0], index=ids),
+        "cell": pd.Series([1.5, 1.5, 0.5, 0.5], index=ids),
+        "structure": pd.Series([1.0, 1.0, 0.1, 0.1], index=ids),  # best everywhere
+    }
+    routing = choose_routing(oof, kinds)
+    assert routing[STRUCTURE_ROWS]["model"] == "structure"
+    assert routing[CELL_ROWS]["model"] == "cell"  # the structure model needs positions
+    assert routing[COMPOSITION_ROWS]["model"] == "composition"  # no training rows: its own
+    assert routing[COMPOSITION_ROWS]["rows"] == 0
+    assert routing[CELL_ROWS]["cv_mae"] == {"cell": 0.5, "composition": 1.0}
