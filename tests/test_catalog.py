@@ -30,7 +30,7 @@ def artifact_names() -> set[str]:
 
 def test_no_artifact_file_name_is_spelled_outside_the_catalog():
     names = artifact_names()
-    assert {"candidates.csv", "manifest.json", "routing.json", "model.joblib"} <= names
+    assert {"candidates.csv", "manifest.json", "routing.json", "model.skops"} <= names
     spelled = []
     # the structure store (store/structures.py) owns its own folder layout, not a run's
     owners = {SRC / "catalog.py", SRC / "store" / "structures.py"}

@@ -17,13 +17,14 @@ Run folder (``results/<run_name>/``)::
     feature_importance.csv                permutation importances (cached)
     known_materials.parquet               the run's measured (labelled) materials
     suggestions.csv, campaign.jsonl       the next experiments to make, and each round's log
+    case.json                             a case study's headline numbers
     shards/, slurm/                       batch screening state and job scripts
     extra files a case study names through :meth:`RunCatalog.file`
 
 Model folder (``models/<run_name>/``)::
 
     routing.json                          which model serves which row kind
-    <model>/model.joblib, model.json, MODEL_CARD.md
+    <model>/model.skops, model.json, MODEL_CARD.md
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class ModelFolder:
 
     @property
     def estimator(self) -> Path:
-        return self.root / "model.joblib"
+        return self.root / "model.skops"
 
     @property
     def meta(self) -> Path:
@@ -98,6 +99,7 @@ class RunCatalog:
     sections = property(lambda self: self.root / "sections")
     importances = property(lambda self: self.root / "feature_importance.csv")
     known_materials = property(lambda self: self.root / "known_materials.parquet")
+    case_json = property(lambda self: self.root / "case.json")  # a case study's numbers
     suggestions = property(lambda self: self.root / "suggestions.csv")
     campaign = property(lambda self: self.root / "campaign.jsonl")
     shards = property(lambda self: self.root / "shards")

@@ -1,16 +1,21 @@
 """Run configuration: a YAML file validated by pydantic.
 
-Unknown keys and bad values are errors that name the key and the file.
+Unknown keys and bad values are errors that name the key and the file. The YAML is read
+with limits, so a hostile or broken file costs neither time nor memory: at most
+``MAX_CONFIG_BYTES`` bytes, ``MAX_ALIASES`` alias uses, ``MAX_NODES`` values once aliases
+are expanded, ``MAX_DEPTH`` levels of nesting, no recursive anchors; error messages show
+short excerpts of bad values, never their whole text.
 """
 
 from __future__ import annotations
 
 import os
+import reprlib
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from miscreen.catalog import ModelCatalog, RunCatalog
 
@@ -67,6 +72,9 @@ class DataConfig(_Strict):
     train_split: Literal["all", "train", "test"] = "train"
     test_split: Literal["all", "train", "test"] | None = "test"
     exclude_families: tuple[str, ...] = ()
+    # more labelled CSVs (the `miscreen train --data` format) added to the training rows,
+    # e.g. the measurements of suggested materials; their ids are kept
+    extra: tuple[Path, ...] = ()
     censored: Literal["floor", "bound", "drop"] = "floor"
     target: str = "log10_sigma"
 
@@ -106,6 +114,9 @@ class ScreenConfig(_Strict):
     # leave out candidates that are training materials (same reduced formula, or a
     # StructureMatcher match where both have structures); they are listed with their match
     exclude_known: bool = False
+    # subtract weight x the 3-D BVSE Li barrier (eV) from the score, where `miscreen verify
+    # bvse` computed one (rows without one count as the highest barrier found)
+    barrier_weight: float = Field(default=0.0, ge=0)
 
 
 class ReportConfig(_Strict):
@@ -165,6 +176,16 @@ class Config(_Strict):
     report: ReportConfig = ReportConfig()
     batch: BatchConfig = BatchConfig()
 
+    @field_validator("run_name")
+    @classmethod
+    def _one_folder_name(cls, value: str) -> str:
+        """The run name is one folder name inside results/ and models/, never a path."""
+        if set(value) <= {"."}:
+            raise ValueError(f"run_name {value!r} is not a folder name; use e.g. 'lgps-run'")
+        if len(value) > 100:
+            raise ValueError("run_name is longer than 100 characters")
+        return value
+
     @property
     def run_dir(self) -> Path:
         return self.results_dir / self.run_name
@@ -214,24 +235,122 @@ class ConfigError(ValueError):
     """A config file that cannot be used; the message names the file and the key."""
 
 
+MAX_CONFIG_BYTES = 1 << 20
+MAX_ALIASES = 100
+MAX_NODES = 20_000
+MAX_DEPTH = 50
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 80
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 5
+_SHORT.maxlevel = 3
+
+
 def load_config(path: Path | str) -> Config:
+    """The validated config in ``path``; ``ConfigError`` naming the file and the problem."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise ConfigError(f"config file {path} {what}")
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{path}: {size:,} bytes; a config is at most {MAX_CONFIG_BYTES:,} bytes of YAML"
+        )
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    raw = safe_yaml(text, str(path)) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
         problems = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"])
+        for err in exc.errors()[:20]:
+            key = _short(".".join(str(p) for p in err["loc"]), 120)
             if err["type"] == "extra_forbidden":
                 problems.append(f"unknown key '{key}'")
             else:
-                problems.append(f"'{key}': {err['msg']} (got {err.get('input')!r})")
+                got = _SHORT.repr(err.get("input"))
+                problems.append(f"'{key}': {_short(err['msg'], 300)} (got {got})")
         raise ConfigError(f"{path}: " + "; ".join(problems)) from None
+
+
+class _LimitedLoader(yaml.SafeLoader):
+    """The safe loader, stopping at ``MAX_DEPTH`` levels of nesting while it scans (deeply
+    nested flow collections otherwise cost the scanner time growing with the square)."""
+
+    def fetch_more_tokens(self) -> None:
+        if self.flow_level > MAX_DEPTH or len(self.indents) > MAX_DEPTH:
+            raise _TooDeep
+        super().fetch_more_tokens()
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def safe_yaml(text: str, where: str = "<config>") -> Any:
+    """Parse one YAML document with the safe loader, refusing documents whose aliases
+    expand beyond the budget (``MAX_ALIASES`` uses, ``MAX_NODES`` values), recursive
+    anchors and nesting deeper than ``MAX_DEPTH``, before anything is constructed."""
+    loader = None
+    try:
+        loader = _LimitedLoader(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node, where)
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML: {_short(str(exc), 500)}") from None
+    except (RecursionError, _TooDeep):
+        raise ConfigError(f"{where}: YAML nested too deeply (limit {MAX_DEPTH} levels)") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _check_expansion(root: yaml.Node, where: str) -> None:
+    """Count the values of the document with every alias expanded, without expanding it."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+    aliases = 0
+
+    def size(node: yaml.Node, depth: int) -> int:
+        nonlocal aliases
+        key = id(node)
+        if key in active:
+            raise ConfigError(f"{where}: a YAML alias refers to the value that contains it")
+        if key in sizes:
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                raise ConfigError(f"{where}: more than {MAX_ALIASES} YAML alias uses (*name)")
+            return sizes[key]
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{where}: YAML nested too deeply (limit {MAX_DEPTH} levels)")
+        active.add(key)
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            children = []
+        total = 1
+        for child in children:
+            total += size(child, depth + 1)
+            if total > MAX_NODES:
+                raise ConfigError(
+                    f"{where}: the YAML expands to more than {MAX_NODES:,} values "
+                    f"(aliases repeat their anchor's whole value); write the config out plainly"
+                )
+        active.discard(key)
+        sizes[key] = total
+        return total
+
+    size(root, 0)
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

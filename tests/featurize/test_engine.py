@@ -103,7 +103,7 @@ def test_schema_round_trip_and_mismatch(records: pd.DataFrame, tmp_path) -> None
     schema = feature_schema("full")
     assert FeatureSchema.from_dict(schema.to_dict()) == schema
     schema.check(FeatureSchema.from_dict(schema.to_dict()))
-    with pytest.raises(ValueError, match=r"feature schema mismatch.*first missing"):
+    with pytest.raises(ValueError, match=r"feature schema mismatch.*features missing"):
         schema.check(feature_schema("composition"))
     swapped = FeatureSchema(
         schema.preset, (schema.names[1], schema.names[0], *schema.names[2:]), schema.version

@@ -3,13 +3,11 @@ or on Dask, then rank them; ``miscreen slurm`` (see ``cli/slurm.py``) is registe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 
-from miscreen.cli.common import ConfigArg, load_config_or_exit
+from miscreen.cli.common import ConfigArg, cli_errors, load_config_or_exit
 
 ShardOpt = Annotated[
     str | None,
@@ -32,6 +30,7 @@ ChunkOpt = Annotated[
 
 
 def screen(
+    ctx: typer.Context,
     config: ConfigArg,
     shard: ShardOpt = None,
     backend: BackendOpt = None,
@@ -54,7 +53,7 @@ def screen(
         spec = batch.parse_shard(shard) if shard else batch.shard_from_env()
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    with _errors(), batch.backend_for(cfg, backend, scheduler) as executor:  # type: ignore[arg-type]
+    with cli_errors(ctx), batch.backend_for(cfg, backend, scheduler) as executor:  # type: ignore[arg-type]
         if spec is None:
             ranked = batch.screen_all(cfg, executor)
             typer.echo(f"ranked {int(ranked['rank'].notna().sum())} of {len(ranked)} candidates")
@@ -68,6 +67,7 @@ def screen(
 
 
 def merge(
+    ctx: typer.Context,
     config: ConfigArg,
     shards: Annotated[
         int | None, typer.Option(min=1, help="Shard count N (default: the complete set found).")
@@ -77,22 +77,9 @@ def merge(
     from miscreen import batch
 
     cfg = load_config_or_exit(config)
-    with _errors():
+    with cli_errors(ctx):
         ranked = batch.merge_shards(cfg, shards)
     typer.echo(f"ranked {int(ranked['rank'].notna().sum())} of {len(ranked)} candidates")
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Known errors as one red line and exit code 1 (no traceback)."""
-    from miscreen.batch import ShardError
-    from miscreen.train.persist import ModelLoadError
-
-    try:
-        yield
-    except (ShardError, ModelLoadError, FileNotFoundError, ImportError, ValueError) as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
 
 
 def register(app: typer.Typer) -> None:

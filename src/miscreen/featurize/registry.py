@@ -68,17 +68,30 @@ class FeatureSchema:
     def from_dict(cls, d: dict[str, Any]) -> FeatureSchema:
         return cls(preset=d["preset"], names=tuple(d["names"]), version=d["version"])
 
+    def difference(self, other: FeatureSchema) -> str:
+        """What differs from ``other``, in words ('' when nothing does)."""
+        missing = [n for n in self.names if n not in set(other.names)]
+        extra = [n for n in other.names if n not in set(self.names)]
+        parts = []
+        if self.preset != other.preset:
+            parts.append(f"preset {self.preset!r} vs {other.preset!r}")
+        if missing or extra:
+            parts.append(
+                f"{len(missing)} features missing (first: {missing[:5]}) and {len(extra)} "
+                f"unexpected (first: {extra[:5]})"
+            )
+        elif self.names != other.names:
+            parts.append("the same feature names in a different order")
+        if self.version != other.version:
+            parts.append(f"featurizer versions {self.version} vs {other.version}")
+        return "; ".join(parts)
+
     def check(self, other: FeatureSchema) -> None:
         """Raise ``ValueError`` unless ``other`` has exactly this preset, version and names."""
         if self != other:
-            missing = [n for n in self.names if n not in set(other.names)][:5]
-            extra = [n for n in other.names if n not in set(self.names)][:5]
-            order = "" if missing or extra else " (same names, different order)"
             raise ValueError(
-                f"feature schema mismatch: model expects preset {self.preset!r} v{self.version} "
-                f"with {len(self.names)} features, got {other.preset!r} v{other.version} with "
-                f"{len(other.names)}{order} (first missing: {missing}, first unexpected: "
-                f"{extra}). Re-featurize with the model's preset or retrain."
+                f"feature schema mismatch between the model and these features: "
+                f"{self.difference(other)}. Re-featurize with the model's preset or retrain."
             )
 
 

@@ -9,6 +9,10 @@ them to 1e-15 S/cm. The policy is chosen in the config (``data.censored``):
 - ``drop``: leave censored rows out of training (they are still evaluated, at -15).
 
 Every labelled table keeps ``censored`` (bool) and ``censor_bound`` so nothing is silent.
+
+Measured values must be physical: finite, positive and within [``MIN_SIGMA``,
+``MAX_SIGMA``] S/cm (the best solid electrolytes reach about 10^-2 S/cm, liquid acids about
+1; nothing conducts ions at 10^3 S/cm, so ``1e308`` is a typo, not log10 sigma = 308).
 """
 
 from __future__ import annotations
@@ -22,23 +26,58 @@ from miscreen.schema import CENSORED, TARGET
 
 CensoredPolicy = Literal["floor", "bound", "drop"]
 OBELIX_FLOOR_LOG10 = -15.0
+MIN_SIGMA = 1e-30  # S/cm
+MAX_SIGMA = 1e3  # S/cm
 
 
 def parse_sigma(raw: object) -> tuple[float, bool, float]:
     """Parse one conductivity cell -> (log10 sigma, censored, log10 bound or NaN).
 
     Censored values come back with the upstream floor (-15); ``apply_censoring`` applies
-    the configured policy. Raises ``ValueError`` for anything that is not a positive number.
+    the configured policy. Raises ``ValueError`` for anything that is not a positive number
+    in the physical range.
     """
     text = str(raw).strip()
     censored = text.startswith("<")
     number = text[1:].strip() if censored else text
-    value = float(number)
-    if not value > 0 or math.isinf(value):
-        raise ValueError(f"conductivity must be a positive number in S/cm, got {text!r}")
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(f"conductivity {_shown(text)} is not a number in S/cm") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"conductivity must be a positive number in S/cm, got {_shown(text)}")
+    log10 = check_log10_sigma(math.log10(value), f"conductivity {_shown(text)} S/cm")
     if censored:
-        return OBELIX_FLOOR_LOG10, True, math.log10(value)
-    return math.log10(value), False, math.nan
+        return OBELIX_FLOOR_LOG10, True, log10
+    return log10, False, math.nan
+
+
+def parse_log10_sigma(raw: object) -> float:
+    """Parse a ``log10_sigma`` cell (log10 of S/cm); ``ValueError`` unless a finite number
+    in the physical range."""
+    text = str(raw).strip()
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"log10_sigma {_shown(text)} is not a number") from None
+    return check_log10_sigma(value, f"log10_sigma {_shown(text)}")
+
+
+def check_log10_sigma(value: float, what: str) -> float:
+    """``value`` when it is a finite log10 conductivity within the physical range."""
+    lo, hi = math.log10(MIN_SIGMA), math.log10(MAX_SIGMA)
+    if not math.isfinite(value):
+        raise ValueError(f"{what} is not a finite number")
+    if not lo <= value <= hi:
+        raise ValueError(
+            f"{what} is outside the physical range {MIN_SIGMA:g} to {MAX_SIGMA:g} S/cm "
+            f"(log10 {lo:g} to {hi:g}); check the unit (S/cm) and the --target column"
+        )
+    return value
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
 def apply_censoring(df: pd.DataFrame, policy: CensoredPolicy) -> pd.DataFrame:

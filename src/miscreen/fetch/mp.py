@@ -149,6 +149,15 @@ def _mp_errors(key: str, what: str):
         if bad_key is not None:
             raise bad_key from None
         raise MPError(f"{what}: {str(exc).replace(key, '<MP_API_KEY>')}") from None
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:
+        # mp-api indexes the JSON it gets without checking it: odd JSON (another server,
+        # a proxy's error page, a changed API) surfaces as a bare KeyError or TypeError
+        detail = str(exc).replace(key, "<MP_API_KEY>")[:200]
+        raise MPError(
+            f"{what}: the server's answer is not a Materials Project API response "
+            f"({type(exc).__name__}: {detail}); check the endpoint (--endpoint or "
+            f"MP_API_ENDPOINT) and that it serves the Materials Project API"
+        ) from None
 
 
 def open_rester(endpoint: str, session: RetryingSession, key: str) -> Any:
@@ -231,7 +240,8 @@ def fetch_mp(
     key = api_key()
     session = RetryingSession(policy)
     mpr = open_rester(endpoint, session, key)
-    db_version = str(mpr.db_version or "")
+    with _mp_errors(key, f"{endpoint} heartbeat"):
+        db_version = str(mpr.db_version or "")
     sq = SourceQuery(
         source=f"mp:{endpoint}",
         provider="mp",
@@ -260,6 +270,11 @@ def fetch_mp(
                 chunk_size=page_size,
                 _page=number,
                 _sort_fields="material_id",
+            )
+        if not isinstance(docs, list) or not all(isinstance(d, dict) for d in docs):
+            raise MPError(
+                f"{endpoint} summary page {number}: expected a list of JSON objects, got "
+                f"{type(docs).__name__} {str(docs)[:100]}; is this a Materials Project API?"
             )
         items = [dict(d, id=normalize_id(d.get("material_id"))) for d in docs]
         nxt = str(number + 1) if len(items) >= page_size else None

@@ -177,8 +177,12 @@ def save_models(result: TrainResult, catalog: ModelCatalog) -> TrainResult:
     -> the result with each saved file's sha256 in its models' metadata."""
     root = Path(catalog.root)
     staging = ModelCatalog(root.with_name(f".{root.name}.new-{uuid.uuid4().hex[:8]}"))
-    saved = {name: save_model(staging.model(name), m) for name, m in result.models.items()}
-    store.write_json(staging.routing, result.routing)
+    try:
+        saved = {name: save_model(staging.model(name), m) for name, m in result.models.items()}
+        store.write_json(staging.routing, result.routing)
+    except BaseException:
+        shutil.rmtree(staging.root, ignore_errors=True)
+        raise
     old = root.with_name(f".{root.name}.old-{uuid.uuid4().hex[:8]}")
     if root.exists():
         os.replace(root, old)
@@ -190,11 +194,22 @@ def save_models(result: TrainResult, catalog: ModelCatalog) -> TrainResult:
 def read_routing(catalog: ModelCatalog) -> dict[str, dict]:
     """``routing.json`` of a model folder, checked; a clear error when it is not one."""
     if not catalog.routing.is_file():
-        raise ModelLoadError(
-            f"{catalog.root} holds no trained models (no {catalog.routing.name}); train them "
-            f"with `miscreen train CONFIG` or `miscreen train --data FILE --out {catalog.root}`"
+        leftover = sorted(Path(catalog.root).parent.glob(f".{Path(catalog.root).name}.old-*"))
+        hint = (
+            f"; a save was interrupted after moving the previous models to {leftover[0]}: "
+            f"rename it back to {catalog.root} to use them"
+            if leftover
+            else ""
         )
-    routing = store.read_json(catalog.routing)
+        raise ModelLoadError(
+            f"{catalog.root} holds no trained models (no {catalog.routing.name}){hint}; train "
+            f"them with `miscreen train CONFIG` or `miscreen train --data FILE --out "
+            f"{catalog.root}`"
+        )
+    try:
+        routing = store.read_json(catalog.routing)
+    except ValueError as exc:
+        raise ModelLoadError(f"{catalog.routing} is not valid JSON ({exc}); retrain") from None
     if not isinstance(routing, dict) or not all(
         isinstance(routing.get(kind), dict) for kind in ROW_KINDS
     ):
@@ -202,6 +217,13 @@ def read_routing(catalog: ModelCatalog) -> dict[str, dict]:
             f"{catalog.routing} was written by an older miscreen (expected an entry per row "
             f"kind: {', '.join(ROW_KINDS)}); retrain the models in {catalog.root}"
         )
+    for kind in ROW_KINDS:
+        name = routing[kind].get("model")
+        if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+            raise ModelLoadError(
+                f"{catalog.routing}: the {kind} entry names {name!r}, not a model folder "
+                f"inside {catalog.root}; retrain"
+            )
     return routing
 
 
