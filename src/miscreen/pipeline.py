@@ -17,13 +17,15 @@ from miscreen import schema as S
 from miscreen.catalog import unique_inputs
 from miscreen.config import Config
 from miscreen.featurize import FeatureOptions
-from miscreen.fetch.sources import Loaded, load_labelled
+from miscreen.fetch.sources import Loaded, load_candidates, load_labelled
 from miscreen.report import build_report
 from miscreen.screen.known import KNOWN_COLUMNS
 from miscreen.screen.predict import predict_records
 from miscreen.suggest.run import suggest_for_run
 from miscreen.train.evaluate import test_metrics
 from miscreen.train.models import TrainResult, fit_models, save_models
+from miscreen.verify import barrier_table
+from miscreen.verify.report import bvse_section
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,25 @@ def report_stage(cfg: Config, importances: bool | None = None) -> Path:
     path = build_report(cfg.run.root, top_k=cfg.screen.top_k, importances=wanted)
     _manifest(cfg, "report", {"report": str(path), "importances": wanted})
     return path
+
+
+def verify_bvse_stage(cfg: Config, top: int) -> pd.DataFrame:
+    """BVSE Li migration barriers for the ``top`` ranked candidates with a structure; the
+    barrier columns join the candidate table, which is ranked again (``screen.barrier_weight``
+    lets the barrier count in the score) and the report rendered again."""
+    ranked = store.read_table(cfg.run.candidates_parquet)
+    ids = set(ranked.loc[ranked[S.RANK].notna(), S.ID].astype(str).head(top))
+    records = load_candidates(cfg).records
+    chosen = records[records[S.ID].astype(str).isin(ids)]
+    table, failures = barrier_table(chosen, time_limit_s=cfg.features.time_limit_s)
+    table = table.reset_index() if S.ID not in table else table
+    kept = ranked.drop(columns=[c for c in table.columns if c != S.ID], errors="ignore")
+    merged = kept.merge(table, on=S.ID, how="left")
+    provenance = {"bvse_top": top, "bvse_rows": len(table), "bvse_failures": len(failures)}
+    out = batch.write_screen_outputs(cfg, merged, failures, provenance, stage="verify")
+    cfg.run.write_section("bvse", bvse_section(out, top), order=62)
+    report_stage(cfg)
+    return out
 
 
 def suggest_stage(

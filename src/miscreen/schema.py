@@ -51,6 +51,10 @@ MODEL = "model"
 HAS_STRUCTURE = "has_structure"
 PREDICTION_COLUMNS = (PRED, LOWER, UPPER, UNCERTAINTY, DOMAIN_DISTANCE, OUT_OF_DOMAIN, MODEL)
 
+# physics checks (verify stage): bond-valence site energy Li migration barrier, eV
+BVSE_E3D = "bvse_e3d_ev"
+BVSE_METHOD = "bvse_method"
+
 # ranking (screen.rank_candidates)
 RANK = "rank"
 SCORE = "score"

@@ -24,7 +24,14 @@ from miscreen.batch.backends import (
     dask_client,
     predict_chunk,
 )
-from miscreen.batch.run import ShardError, ShardResult, finished_shards, merge_shards, screen_shard
+from miscreen.batch.run import (
+    ShardError,
+    ShardResult,
+    finished_shards,
+    merge_shards,
+    screen_shard,
+    write_screen_outputs,
+)
 from miscreen.batch.shards import ShardSpec, parse_shard, shard_from_env, shard_of
 from miscreen.config import Config
 
@@ -45,6 +52,7 @@ __all__ = [
     "screen_shard",
     "shard_from_env",
     "shard_of",
+    "write_screen_outputs",
 ]
 
 BackendName = Literal["local", "dask"]

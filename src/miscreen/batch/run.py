@@ -252,26 +252,32 @@ def merge_shards(cfg: Config, count: int | None = None) -> pd.DataFrame:
 
 
 def write_screen_outputs(
-    cfg: Config, predicted: pd.DataFrame, failures: pd.DataFrame, provenance: dict
+    cfg: Config,
+    predicted: pd.DataFrame,
+    failures: pd.DataFrame,
+    provenance: dict,
+    stage: str = "screen",
 ) -> pd.DataFrame:
     """Rank predictions globally and write candidates.csv/.parquet, failures and manifest:
-    the one place screen outputs are written."""
+    the one place ranked candidates are written (by the screen merge, and again when the
+    verify stage adds barriers)."""
     ranked = rank_candidates(
         predicted,
         Filters.from_config(cfg.screen),
         cfg.screen.score,
         cfg.screen.supply_risk_weight,
+        cfg.screen.barrier_weight,
     )
     lead = [S.RANK, S.ID, S.SOURCE, S.FORMULA, S.PRED, S.UNCERTAINTY]
     columns = lead + [c for c in ranked.columns if c not in lead and c != S.STRUCTURE]
     store.write_table(ranked[columns], cfg.run.candidates_csv)
     store.write_table(ranked[columns], cfg.run.candidates_parquet)
-    cfg.run.write_failures("screen", failures)
+    cfg.run.write_failures(stage, failures)
     entry = {
         **provenance,
         "candidates": len(ranked),
         "ranked": int(ranked[S.RANK].notna().sum()),
         "folders": cfg.folders(),
     }
-    cfg.run.update_manifest(cfg.model_dump(mode="json"), cfg.seed, "screen", entry)
+    cfg.run.update_manifest(cfg.model_dump(mode="json"), cfg.seed, stage, entry)
     return ranked

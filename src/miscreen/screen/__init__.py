@@ -132,27 +132,42 @@ def duplicate_of(frame: pd.DataFrame) -> pd.Series:
     return out
 
 
+def barrier_penalty(barriers: pd.Series) -> pd.Series:
+    """The 3-D BVSE barrier (eV) for the score; a row without one (not checked, or no 3-D
+    path) counts as the highest barrier found, so checking never makes a row worse off than
+    not checking it."""
+    values = pd.to_numeric(barriers, errors="coerce")
+    worst = values.max() if values.notna().any() else 0.0
+    return values.fillna(worst)
+
+
 def rank_candidates(
     frame: pd.DataFrame,
     filters: Filters,
     score: str = "mean",
     supply_risk_weight: float = 0.0,
+    barrier_weight: float = 0.0,
 ) -> pd.DataFrame:
     """Add criteria columns, ``score``, ``excluded_reason``, ``rank`` (1 = best; empty when
     excluded), ``pareto_optimal`` and ``why``.
 
     ``score`` is the prediction (``mean``), the interval's lower bound (``lower``: risk
     averse) or its upper bound (``upper``: exploratory), minus ``supply_risk_weight`` x
-    supply risk (0..1). The Pareto front is taken over the ranked rows: conductivity (max),
-    energy above hull (min; unknown counts as worst) and supply risk (min). Ties break by
-    id, so the ranking is deterministic.
+    supply risk (0..1) and ``barrier_weight`` x the 3-D BVSE barrier in eV (where the verify
+    stage computed one; see :func:`barrier_penalty`). The Pareto front is taken over the
+    ranked rows: conductivity (max), energy above hull (min; unknown counts as worst) and
+    supply risk (min). Ties break by id, so the ranking is deterministic.
     """
     if score not in SCORE_COLUMNS:
         raise ValueError(f"score must be one of {sorted(SCORE_COLUMNS)}, got {score!r}")
     if supply_risk_weight < 0:
         raise ValueError(f"supply_risk_weight must be >= 0, got {supply_risk_weight}")
     out = add_criteria(frame)
+    if barrier_weight < 0:
+        raise ValueError(f"barrier_weight must be >= 0, got {barrier_weight}")
     out[SCORE] = out[SCORE_COLUMNS[score]] - supply_risk_weight * out[SUPPLY_RISK].fillna(0.0)
+    if barrier_weight and S.BVSE_E3D in out:
+        out[SCORE] -= barrier_weight * barrier_penalty(out[S.BVSE_E3D])
     out[STABILITY_KNOWN] = out[S.E_HULL].notna() if S.E_HULL in out else False
     rows = out.reindex(
         columns=[S.COMPOSITION, LI_FRACTION, S.E_HULL, S.BAND_GAP, NSITES, KNOWN_MATCH]
@@ -177,24 +192,28 @@ def rank_candidates(
     out.loc[eligible, PARETO] = pareto_front(out.loc[eligible], PARETO_OBJECTIVES)
     n_ranked = len(order)
     shown = out.reindex(columns=WHY_COLUMNS).to_dict("records")
-    out[S.WHY] = [_why(r, score, supply_risk_weight, n_ranked) for r in shown]
+    terms = [f"{supply_risk_weight:g} x supply risk"] if supply_risk_weight else []
+    if barrier_weight and S.BVSE_E3D in out:
+        terms.append(f"{barrier_weight:g} x BVSE barrier")
+    out[S.WHY] = [_why(r, score, terms, n_ranked) for r in shown]
     return out.sort_values([RANK, S.ID], na_position="last").reset_index(drop=True)
 
 
 SCORE_COLUMNS = {"mean": PRED, "lower": LOWER, "upper": UPPER}
 WHY_COLUMNS = [
     EXCLUDED, RANK, SCORE, PRED, LOWER, UPPER, OUT_OF_DOMAIN, S.E_HULL, S.BAND_GAP,
-    SUPPLY_RISK, SUPPLY_DRIVER, COST, LI_FRACTION, PARETO,
+    SUPPLY_RISK, SUPPLY_DRIVER, COST, LI_FRACTION, PARETO, S.BVSE_E3D, S.BVSE_METHOD,
 ]  # fmt: skip
 
 
-def _why(row: Mapping, score: str, weight: float, n_ranked: int) -> str:
+def _why(row: Mapping, score: str, terms: list[str], n_ranked: int) -> str:
     """The main criteria values behind a row's place, or the filter that removed it."""
     if row.get(EXCLUDED):
         return f"excluded: {row[EXCLUDED]}"
     parts = [
         f"rank {int(row[RANK])}/{n_ranked} by score {row[SCORE]:.2f} ({score}"
-        + (f" - {weight:g} x supply risk)" if weight else ")"),
+        + "".join(f" - {t}" for t in terms)
+        + ")",
         f"log10 sigma {row[PRED]:.2f} [{row[LOWER]:.2f}, {row[UPPER]:.2f}]",
     ]
     if bool(row.get(OUT_OF_DOMAIN)):
@@ -214,6 +233,9 @@ def _why(row: Mapping, score: str, weight: float, n_ranked: int) -> str:
             parts.append(f"{label} {text}")
         elif col == S.E_HULL:
             parts.append("E_hull unknown")
+    barrier = S.as_float(row.get(S.BVSE_E3D))
+    if math.isfinite(barrier):
+        parts.append(f"BVSE 3-D Li barrier {barrier:.2f} eV ({row.get(S.BVSE_METHOD)})")
     if bool(row.get(PARETO)):
         parts.append("Pareto-optimal")
     return "; ".join(parts)
