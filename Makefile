@@ -12,7 +12,7 @@ export MISCREEN_MIRROR ?= $(abspath ../shared/data)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install screen test lint bench bench-obelix lgps clean
+.PHONY: help install screen test lint bench bench-obelix lgps md-lgps clean
 
 help: ## List every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv with the pinned dependencies and miscreen itself
+install: $(STAMP) ## Create .venv with the pinned dependencies (the MD extra, CPU torch, included) and miscreen
 
 screen: $(STAMP) ## Run the whole pipeline on CONFIG (default configs/default.yaml)
 	$(VENV)/bin/miscreen run $(CONFIG)
@@ -47,6 +47,9 @@ bench-obelix: $(STAMP) ## The OBELiX model benchmark (results/benchmark-obelix/)
 
 lgps: $(STAMP) ## The LGPS rediscovery case study (results/lgps/)
 	$(VENV)/bin/miscreen case lgps
+
+md-lgps: $(STAMP) ## CHGNet MD of LGPS vs gamma-Li3PO4, quick protocol (results/md-lgps/, 30-75 min)
+	$(VENV)/bin/miscreen case md-lgps
 
 clean: ## Remove results, trained models and caches (keeps .venv)
 	rm -rf results models/*/ .pytest_cache .ruff_cache

@@ -42,7 +42,6 @@ MEASURED_SOURCE = "N. Kamaya et al., A lithium superionic conductor, Nat. Mater.
 TARGETS = {"Ge": "Li10GeP2S12", "Si": "Li10SiP2S12", "Sn": "Li10SnP2S12"}
 REFERENCE_ID = "pymatgen:Li10GeP2S12"
 HOLDOUTS = ("standard", "strict")
-CASE_JSON = "case.json"
 STRICT_CANDIDATES = "candidates_strict.parquet"
 HELDOUT_PREDICTIONS = "heldout_predictions.csv"
 POOL_DUPLICATES = "pool_duplicates.csv"
@@ -297,7 +296,7 @@ def write_outputs(
     run.write_failures("case", failures)
     metrics = {**std.metrics, "evaluation_set": "held-out LGPS family (standard hold-out)"}
     store.write_json(run.metrics, metrics)
-    store.write_json(run.file(CASE_JSON), summary)
+    store.write_json(run.case_json, summary)
     entry = {
         "case": "lgps",
         "inputs": unique_inputs(loaded.inputs),

@@ -11,8 +11,9 @@ from miscreen.cli import models as models_cli
 from miscreen.cli import screen as screen_cli
 from miscreen.cli.benchmark import app as benchmark_app
 from miscreen.cli.case import app as case_app
-from miscreen.cli.common import ConfigArg, load_config_or_exit
+from miscreen.cli.common import ConfigArg, cli_errors, load_config_or_exit
 from miscreen.cli.fetch import app as fetch_app
+from miscreen.cli.verify import app as verify_app
 
 app = typer.Typer(
     help="Screen crystal structures for solid Li-ion electrolytes.",
@@ -22,6 +23,7 @@ app = typer.Typer(
 app.add_typer(fetch_app, name="fetch")
 app.add_typer(benchmark_app, name="benchmark")
 app.add_typer(case_app, name="case")
+app.add_typer(verify_app, name="verify")
 screen_cli.register(app)
 models_cli.register(app)
 
@@ -47,13 +49,14 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug lo
 
 
 @app.command()
-def run(config: ConfigArg) -> None:
+def run(ctx: typer.Context, config: ConfigArg) -> None:
     """Run every stage (train, evaluate, screen, report) into results/<run_name>/."""
     from miscreen import store
     from miscreen.pipeline import run as run_all
 
     cfg = load_config_or_exit(config)
-    run_all(cfg, config)
+    with cli_errors(ctx):
+        run_all(cfg, config)
     ranked = store.read_table(cfg.run.candidates_parquet)
     typer.echo("\n".join(top_lines(ranked, 10)))
     typer.echo(f"\nall candidates: {cfg.run.candidates_csv}\nreport: {cfg.run.report}")
@@ -79,6 +82,7 @@ def top_lines(ranked, k: int) -> list[str]:
 
 @app.command()
 def suggest(
+    ctx: typer.Context,
     config: ConfigArg,
     batch: Annotated[int, typer.Option("--batch", min=1, help="how many to suggest")] = 5,
     acquisition: Annotated[str, typer.Option(help="mli | mei | ucb | ei | mu | random")] = "mli",
@@ -95,11 +99,8 @@ def suggest(
     if diversity not in ("chemsys", "none"):
         raise typer.BadParameter("--diversity must be chemsys or none")
     cfg = load_config_or_exit(config)
-    try:
+    with cli_errors(ctx):
         picks = suggest_stage(cfg, batch, acquisition, diversity)
-    except FileNotFoundError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
     for row in picks.to_dict("records"):
         typer.echo(
             f"{int(row['rank']):2d}. {row['formula']:<14} {row['id']:<12} "
@@ -112,6 +113,7 @@ def suggest(
 
 @app.command()
 def report(
+    ctx: typer.Context,
     config: ConfigArg,
     importances: Annotated[
         bool | None,
@@ -124,4 +126,6 @@ def report(
     """Render results/<run_name>/report.html from the run's outputs."""
     from miscreen.pipeline import report_stage
 
-    typer.echo(f"wrote {report_stage(load_config_or_exit(config), importances)}")
+    cfg = load_config_or_exit(config)
+    with cli_errors(ctx):
+        typer.echo(f"wrote {report_stage(cfg, importances)}")

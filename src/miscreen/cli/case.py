@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from miscreen.cli.common import load_config_or_exit
+from miscreen.cli.common import cli_errors, load_config_or_exit
 
 app = typer.Typer(help="Retrospective case studies.", no_args_is_help=True)
 
@@ -35,9 +35,27 @@ def lgps(
     ] = Path("configs/lgps.yaml"),
 ) -> None:
     """Train without the LGPS family, screen the Li-structure pool, report LGPS's rank."""
-    from miscreen.cases.lgps import CASE_JSON, run_case
+    from miscreen.cases.lgps import run_case
 
     cfg = load_config_or_exit(config)
     summary = run_case(cfg)
     typer.echo(json.dumps({k: summary.get(k) for k in HEADLINE}, indent=1))
-    typer.echo(f"wrote {cfg.run.file(CASE_JSON)} and {cfg.run.report}")
+    typer.echo(f"wrote {cfg.run.case_json} and {cfg.run.report}")
+
+
+@app.command("md-lgps")
+def md_lgps(
+    ctx: typer.Context,
+    config: Annotated[
+        Path, typer.Argument(help="case configuration (MD protocol, materials)")
+    ] = Path("configs/md-lgps.yaml"),
+) -> None:
+    """CHGNet MD of Li10GeP2S12 and a poor conductor: conductivity without a measurement."""
+    from miscreen.cases.md_lgps import run_case
+
+    cfg = load_config_or_exit(config)
+    with cli_errors(ctx):
+        summary = run_case(cfg)
+    keys = ("lgps", "poor", "poor_slower_at_every_temperature", "runtime_s")
+    typer.echo(json.dumps({k: summary.get(k) for k in keys}, indent=1, default=str))
+    typer.echo(f"wrote {cfg.run.case_json}")

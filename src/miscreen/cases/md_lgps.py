@@ -1,0 +1,216 @@
+"""MD with CHGNet on Li10GeP2S12 and on a poor conductor: does the quick protocol tell a
+superionic conductor from a poor one, and how close does it get to LGPS's measured and
+ab initio numbers?
+
+Materials (both from the configured sources, see ``configs/md-lgps.yaml``):
+
+- ``lgps``: pymatgen's disordered Li10GeP2S12 cell (58 sites), ordered by Ewald energy
+  into a 50-atom Li20Ge2P4S24 cell.
+- ``poor``: gamma-Li3PO4 from OBELiX (entry ``9lo``, 1.7e-13 S/cm at room temperature,
+  doi:10.1021/acs.chemmater.8b01504; space group Pnma). It is the parent structure of the
+  LISICON and thio-LISICON families from which LGPS was found (PO4 tetrahedra where LGPS
+  has PS4/GeS4); its 32-atom cell is ordered as measured (no ordering choice to argue
+  about) and small enough for the quick protocol; and it stays solid at 1200 K (it melts
+  near 1480 K), which the sulfide poor conductors of OBELiX (LiPS3, Li5AlS4) may not do in
+  a universal potential. OBELiX's other entry of the same composition and space group
+  (``w7d``) reports 4e-18 S/cm: far below 1e-8 S/cm either way.
+
+Per material ``case.json`` holds Ea with its standard error, sigma(300 K) with its
+confidence interval (or an upper bound when too few Li hops were seen), the hops, and
+whether the poor conductor diffuses more slowly than LGPS at every temperature, beside the
+measured (Kamaya et al. 2011) and ab initio MD (Mo et al. 2012) values for LGPS.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+import time
+
+from miscreen import schema as S
+from miscreen import store
+from miscreen.config import Config
+from miscreen.fetch.sources import load_candidates
+from miscreen.fetch.structures import structure_from_json
+from miscreen.verify import md as M
+from miscreen.verify import md_run as R
+
+log = logging.getLogger(__name__)
+
+CASE_PAGE = "md_lgps.html"
+LGPS_ID = "pymatgen:Li10GeP2S12"
+POOR_ID = "9lo"
+MATERIALS = {"lgps": LGPS_ID, "poor": POOR_ID}
+POOR_MEASURED_LOG10_S_CM = -12.76
+POOR_SOURCE = "OBELiX entry 9lo: gamma-Li3PO4, doi:10.1021/acs.chemmater.8b01504"
+REFERENCES = {
+    "measured": {
+        "sigma_300k_mS_cm": 12.0,
+        "ea_ev": 0.25,  # 24 kJ/mol
+        "source": "N. Kamaya et al., A lithium superionic conductor, Nat. Mater. 10, 682 (2011)",
+    },
+    "ab_initio_md": {
+        "sigma_300k_mS_cm": 13.0,
+        "ea_ev": 0.21,
+        "source": "Y. Mo, S. P. Ong, G. Ceder, First principles study of the Li10GeP2S12 "
+        "lithium super ionic conductor material, Chem. Mater. 24, 15 (2012)",
+    },
+}
+SECTION_NAME, SECTION_ORDER = "md-lgps", 66
+JOBS = 2  # this machine's two cores, one torch thread per task
+
+
+def candidates(cfg: Config) -> list[R.MDCandidate]:
+    """The two materials from the configured sources (an error names a missing one)."""
+    records = load_candidates(cfg).records
+    out = []
+    for key, cid in MATERIALS.items():
+        rows = records[records[S.ID].astype(str) == cid]
+        if rows.empty or not isinstance(rows.iloc[0][S.STRUCTURE], str):
+            raise ValueError(f"md-lgps: {key} ({cid}) has no structure in the configured sources")
+        row = rows.iloc[0]
+        out.append(R.MDCandidate(cid, structure_from_json(row[S.STRUCTURE]), str(row[S.SOURCE])))
+    return out
+
+
+def material_summary(result: R.CandidateResult) -> dict:
+    a, temps = result.arrhenius, result.temperatures
+    estimate = a is not None and a.sigma_300k_ms_cm is not None
+    return {
+        "id": result.id,
+        "formula": result.formula,
+        "atoms": result.atoms,
+        "li_atoms": result.n_li,
+        "status": a.status if a else "incomplete",
+        "ea_ev": a.ea_ev if a else None,
+        "ea_stderr_ev": a.ea_stderr_ev if a else None,
+        "sigma_300k_mS_cm": a.sigma_300k_ms_cm if estimate else None,
+        "sigma_300k_interval_mS_cm": a.sigma_300k_interval_ms_cm if estimate else None,
+        "sigma_300k_upper_bound_mS_cm": a.sigma_300k_upper_bound_ms_cm if a else None,
+        "li_hops": sum(t.li_hops for t in result.temperatures),
+        "li_hops_per_temperature": {f"{t.temperature_k:g}": t.li_hops for t in temps},
+        "diffusivity_cm2_s": {f"{t.temperature_k:g}": t.diffusivity_cm2_s for t in temps},
+        "upper_bound_temperatures_k": [t.temperature_k for t in temps if t.upper_bound],
+        "notes": a.notes if a else [],
+    }
+
+
+def slower_everywhere(lgps: R.CandidateResult, poor: R.CandidateResult) -> tuple[bool, dict]:
+    """Whether the poor conductor's diffusivity (its upper bound where too few hops) is
+    below LGPS's measured value at every temperature both finished; where LGPS itself has
+    only a bound the comparison cannot be made and counts as not shown."""
+    ours = {t.temperature_k: t for t in lgps.temperatures}
+    detail, verdicts = {}, []
+    for t in poor.temperatures:
+        ref = ours.get(t.temperature_k)
+        if ref is None:
+            continue
+        poor_d = t.diffusivity_bound_cm2_s if t.upper_bound else t.diffusivity_cm2_s
+        slower = (not ref.upper_bound) and poor_d < ref.diffusivity_cm2_s
+        verdicts.append(slower)
+        detail[f"{t.temperature_k:g}"] = {
+            "lgps_diffusivity_cm2_s": ref.diffusivity_cm2_s,
+            "lgps_is_upper_bound": ref.upper_bound,
+            "poor_diffusivity_cm2_s": poor_d,
+            "poor_is_upper_bound": t.upper_bound,
+            "poor_slower": slower,
+        }
+    complete = len(verdicts) == len(lgps.temperatures) == len(poor.temperatures) > 0
+    return bool(complete and all(verdicts)), detail
+
+
+def _fmt(x: float | None, digits: int = 2) -> str:
+    return "—" if x is None or not math.isfinite(x) else f"{x:.{digits}g}"
+
+
+def case_section(summary: dict) -> str:
+    """A short table: MD against the measured and ab initio values, and the poor conductor."""
+    lg, po = summary["lgps"], summary["poor"]
+    ref_m, ref_a = REFERENCES["measured"], REFERENCES["ab_initio_md"]
+
+    def sigma(m: dict) -> str:
+        if m["sigma_300k_mS_cm"] is None:
+            return f"&lt; {_fmt(m['sigma_300k_upper_bound_mS_cm'])}"
+        lo_hi = m["sigma_300k_interval_mS_cm"]
+        band = f" [{_fmt(lo_hi[0])}, {_fmt(lo_hi[1])}]" if lo_hi else ""
+        return f"{_fmt(m['sigma_300k_mS_cm'], 3)}{band}"
+
+    def ea(m: dict) -> str:
+        if m["ea_ev"] is None:
+            return "—"
+        se = f" ± {m['ea_stderr_ev']:.3f}" if m["ea_stderr_ev"] is not None else ""
+        return f"{m['ea_ev']:.3f}{se}"
+
+    poor = html.escape(po["formula"])
+    rows = [
+        ("LGPS, CHGNet MD (this run)", sigma(lg), ea(lg), str(lg["li_hops"])),
+        ("LGPS, measured (Kamaya 2011)", f"{ref_m['sigma_300k_mS_cm']:g}", f"{ref_m['ea_ev']}", ""),
+        ("LGPS, ab initio MD (Mo 2012)", f"{ref_a['sigma_300k_mS_cm']:g}", f"{ref_a['ea_ev']}", ""),
+        (f"{poor} ({POOR_ID}), CHGNet MD", sigma(po), ea(po), str(po["li_hops"])),
+        (f"{poor}, measured", _fmt(1e3 * 10**POOR_MEASURED_LOG10_S_CM), "", ""),
+    ]
+    body = "".join(
+        f'<tr><td>{a}</td><td class="num">{b}</td><td class="num">{c}</td>'
+        f'<td class="num">{d}</td></tr>'
+        for a, b, c, d in rows
+    )
+    verdict = "yes" if summary["poor_slower_at_every_temperature"] else "no"
+    return (
+        '<h2 id="md-lgps">Case: MD of LGPS against a poor conductor</h2>'
+        f"<p>Protocol <b>{summary['protocol']}</b> (low statistics), "
+        f"{html.escape(', '.join(f'{t:g}' for t in summary['temperatures_k']))} K, "
+        f"{summary['runtime_s'] / 60:.0f} minutes. Poor conductor slower than LGPS at every "
+        f"temperature: <b>{verdict}</b>.</p>"
+        "<table><tr><th></th><th>σ(300 K) (mS/cm) [95% interval]</th><th>Ea (eV)</th>"
+        f"<th>Li hops</th></tr>{body}</table>"
+        '<p class="note">Extrapolating 800-1200 K to 300 K assumes one Arrhenius regime; '
+        "LGPS has a reported Li-sublattice change near 400 K. Choice of the poor conductor: "
+        "see <code>miscreen.cases.md_lgps</code>.</p>"
+    )
+
+
+def run_case(cfg: Config, jobs: int = JOBS, device: str = "cpu") -> dict:
+    """Plan, run (resuming whatever is done), analyse and summarise into case.json."""
+    t0 = time.perf_counter()
+    run = cfg.run
+    chosen = candidates(cfg)
+    _, failures = R.plan(run, chosen, M.QUICK, cfg.seed)
+    if len(failures):
+        run.write_failures(M.STAGE, failures)
+        raise ValueError(
+            f"md-lgps: could not prepare {', '.join(failures[S.ID])}; see {run.failures}"
+        )
+    run_failures = R.run_local(run, jobs=jobs, threads=1, device=device)
+    if len(run_failures):
+        run.write_failures(M.STAGE, run_failures)
+        raise RuntimeError("md-lgps: " + "; ".join(run_failures["reason"]))
+    results = {r.id: r for r in R.analyze(run)}
+    lgps, poor = results[LGPS_ID], results[POOR_ID]
+    slower, detail = slower_everywhere(lgps, poor)
+    summary = {
+        "protocol": M.QUICK.name,
+        "low_statistics": M.QUICK.low_statistics,
+        "temperatures_k": list(M.QUICK.temperatures_k),
+        "production_ps": M.QUICK.production_ps,
+        "lgps": material_summary(lgps),
+        "poor": {
+            **material_summary(poor),
+            "measured_log10_sigma_S_cm": POOR_MEASURED_LOG10_S_CM,
+            "measured_source": POOR_SOURCE,
+        },
+        "poor_slower_at_every_temperature": slower,
+        "by_temperature": detail,
+        "references": REFERENCES,
+        "runtime_s": round(time.perf_counter() - t0, 1),
+    }
+    store.write_json(run.case_json, summary)
+    section = case_section(summary)
+    run.write_section(SECTION_NAME, section, order=SECTION_ORDER)
+    page = '<!doctype html><meta charset="utf-8"><title>md-lgps</title>' + "".join(
+        run.read_sections()
+    )
+    store.write_text(run.file(CASE_PAGE), page)
+    entry = {"case": "md-lgps", "protocol": M.QUICK.name, "runtime_s": summary["runtime_s"]}
+    run.update_manifest(cfg.model_dump(mode="json"), cfg.seed, "case", entry)
+    return summary
