@@ -28,3 +28,14 @@ def test_suggestions_for_a_run_are_logged_and_reported(small_run, tmp_path):
     rounds = read_campaign(run.campaign)
     assert [r.round for r in rounds] == [0, 1] and rounds[1].acquisition == "ei"
     assert list(rounds[0].suggested) == picks[S.ID].tolist()
+
+
+def test_a_suggested_material_measured_later_is_logged_with_its_value():
+    from miscreen.suggest import CampaignRound
+    from miscreen.suggest.run import newly_measured
+
+    rounds = [CampaignRound(round=0, acquisition="mli", suggested=("mp-1", "mp-2"))]
+    measured = pd.DataFrame({S.ID: ["mp-2", "obelix-9"], S.TARGET: [-3.5, -6.0]})
+    assert newly_measured(rounds, measured) == {"mp-2": -3.5}
+    rounds.append(CampaignRound(round=1, acquisition="mli", suggested=(), measured={"mp-2": -3.5}))
+    assert newly_measured(rounds, measured) == {}  # logged once, in the round it came back

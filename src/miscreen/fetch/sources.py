@@ -90,11 +90,21 @@ def load_obelix_split(
 
 
 def load_labelled(cfg: Config, split: str) -> Loaded:
-    """Training or test rows named by ``data`` in the config."""
+    """Training or test rows named by ``data`` in the config; the training split also takes
+    the rows of every ``data.extra`` CSV (new measurements, say)."""
     if cfg.data.train == "obelix":
-        return load_obelix_split(split, cfg.data.exclude_families, data_dir=cfg.data_path)
-    path = Path(cfg.data.train)
-    records, failures = local.load_labelled_csv(path, target=cfg.data.target)
+        loaded = load_obelix_split(split, cfg.data.exclude_families, data_dir=cfg.data_path)
+    else:
+        loaded = labelled_csv(Path(cfg.data.train), cfg.data.target)
+    if split == cfg.data.train_split:
+        for path in cfg.data.extra:
+            loaded = loaded + labelled_csv(Path(path), cfg.data.target)
+    return loaded
+
+
+def labelled_csv(path: Path, target: str) -> Loaded:
+    """A labelled CSV (the ``miscreen train --data`` format)."""
+    records, failures = local.load_labelled_csv(path, target=target)
     return Loaded(records, failures, [store.file_entry(path)])
 
 

@@ -60,14 +60,31 @@ def suggest_for_run(
         round=len(rounds),
         acquisition=acquisition,
         suggested=tuple(picks[S.ID].astype(str)),
+        measured=newly_measured(rounds, measured),
         n_measured=len(measured),
-        metrics={"best_measured_log10_sigma": best},
+        metrics={"best_measured_log10_sigma": best, **run_metrics(run)},
         seed=seed,
         note=f"diversity {diversity}; pool {len(pool)} ranked candidates",
     )
     append_round(run.campaign, entry)
     run.write_section("suggest", section(picks, acquisition, best, len(pool)), order=70)
     return picks
+
+
+def newly_measured(rounds: list[CampaignRound], measured: pd.DataFrame) -> dict[str, float]:
+    """Materials suggested in earlier rounds that are now measured (they came back in the
+    labelled data under the same id), with their log10 sigma."""
+    asked = {i for r in rounds for i in r.suggested}
+    asked -= {i for r in rounds for i in r.measured}
+    found = measured[measured[S.ID].astype(str).isin(asked)]
+    return dict(zip(found[S.ID].astype(str), found[S.TARGET].astype(float), strict=True))
+
+
+def run_metrics(run: RunCatalog) -> dict[str, float]:
+    """The model's headline metrics for the campaign log (those the run has)."""
+    metrics = store.read_json(run.metrics) if run.metrics.exists() else {}
+    keys = ("cv_mae", "test_mae", "test_spearman")
+    return {k: float(metrics[k]) for k in keys if isinstance(metrics.get(k), int | float)}
 
 
 SECTION = jinja2.Environment(autoescape=True).from_string(
