@@ -3,6 +3,8 @@ same ranked outputs as the local backend; each worker loads the models itself.""
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -47,41 +49,43 @@ def test_dask_without_a_scheduler_is_a_clear_error(batch_run):
     assert "--scheduler ADDRESS" in result.output and "batch.dask.jobqueue" in result.output
 
 
-SLOW = """
-run_name: batch
-seed: 0
-results_dir: {root}/results/slow
-models_dir: {root}/models
-data: {{train: {root}/train.csv, test_split: null}}
-features: {{preset: composition, time_limit_s: 1.0}}
-model: {{kind: extra_trees, n_estimators: 20, cv_folds: 2}}
-candidates:
-  - kind: pymatgen
-  - kind: csv
-    path: {root}/slow.csv
-"""
-
-
-def test_a_slow_structure_is_stopped_on_dask_workers(batch_run, cluster):
-    """Dask runs tasks in worker threads, where SIGALRM cannot reach: the per-structure time
-    limit must still stop a slow structure, report it in failures, and let the rest finish."""
+def _records(n_big: int = 6) -> pd.DataFrame:
+    """Three of pymatgen's example structures and a slow one: a 1728-site LiCl supercell,
+    compressed (Li-Cl 1.8 A) so each atom has hundreds of neighbours within 6 A."""
     from pymatgen.core import Lattice, Structure
 
-    root = batch_run.root
+    from miscreen.fetch.local import load_pymatgen_examples
+
+    small, _ = load_pymatgen_examples(("Li2O", "LiFePO4", "Li3V2(PO4)3"))
     big = Structure.from_spacegroup(
-        "Fm-3m", Lattice.cubic(5.13), ["Li", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+        "Fm-3m", Lattice.cubic(3.6), ["Li", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]
     )
-    big.make_supercell([6, 6, 6])  # 1728 sites: seconds of featurization, over the 1 s limit
-    big.to(filename=str(root / "big.cif"))
-    (root / "slow.csv").write_text("id,composition,structure\nbig-licl,LiCl,big.cif\n")
-    config = root / "slow.yaml"
-    config.write_text(SLOW.format(root=root))
-    result = CliRunner().invoke(
-        app, ["screen", str(config), "--backend", "dask", "--scheduler", cluster.scheduler_address]
-    )
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    run = root / "results" / "slow" / "batch"
-    failures = pd.read_csv(run / "failures.csv").set_index("id")
-    assert "time limit" in failures.loc["big-licl", "reason"]
-    ranked = pd.read_csv(run / "candidates.csv")
-    assert ranked["predicted_log10_sigma"].notna().sum() == 4  # pymatgen's four examples
+    big.make_supercell([n_big] * 3)
+    row = {"id": "big-licl", "source": "test", "composition": "LiCl"}
+    row["structure"] = json.dumps(big.as_dict())
+    return pd.concat([small, pd.DataFrame([row])], ignore_index=True)
+
+
+def test_a_slow_structure_is_stopped_on_dask_workers(cluster):
+    """Dask runs tasks in worker threads, where SIGALRM cannot reach: the per-structure time
+    limit must still stop a slow structure, report it in failures, and let the rest finish."""
+    from miscreen.featurize import FeatureOptions, featurize_records
+
+    records = _records()
+    with cluster.get_client() as client:
+        warm = client.submit(featurize_records, records.head(3), "full", pure=False).result()
+        assert len(warm[0]) == 3  # featurizers loaded on the worker, outside any limit
+        limited = FeatureOptions(time_limit=0.5)  # the supercell takes about 2 s, warm
+        future = client.submit(featurize_records, records, "full", limited, pure=False)
+        features, failures, _ = future.result()
+        on_main = client.submit(_on_main_thread, pure=False).result()
+    assert not on_main  # the task really ran in a worker thread
+    assert sorted(features.index) == sorted(records["id"].head(3))
+    assert failures["id"].tolist() == ["big-licl"]
+    assert "time limit" in failures["reason"].iloc[0]
+
+
+def _on_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

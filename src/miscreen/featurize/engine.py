@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import os
 import signal
 import threading
@@ -31,6 +32,8 @@ from miscreen import schema as S
 from miscreen.featurize import registry
 from miscreen.featurize.base import Entry
 from miscreen.featurize.cache import FeatureCache, fingerprint
+from miscreen.fetch.structures import MAX_AMOUNT, check_cell
+from miscreen.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -262,9 +265,14 @@ def _entry(task: Task) -> Entry:
     unknown = [str(el) for el in comp.elements if not Element.is_valid_symbol(str(el))]
     if unknown:
         raise ValueError(f"unparsable composition {task.composition!r}: unknown {unknown}")
+    amounts = list(comp.values())
+    if not all(math.isfinite(a) and 0 < a <= MAX_AMOUNT for a in amounts):
+        raise ValueError(f"composition {task.composition!r} has absurd or non-finite amounts")
     entry = Entry(comp, task.structure, task.spacegroup, task.lattice, task.z)
-    if entry.structure is not None and len(entry.structure) > MAX_SITES:
-        raise ValueError(f"structure has {len(entry.structure)} sites (> {MAX_SITES}); too large")
+    if entry.structure is not None:
+        # sites, finite cell, volume and cell span per site: the neighbour search's memory
+        # grows with the cell's span, so an absurd cell is refused before it is built
+        check_cell(entry.structure, max_sites=MAX_SITES)
     return entry
 
 
@@ -320,23 +328,15 @@ def run(
     block = max(chunk_size * n_jobs * 2, chunk_size)
     parallel = Parallel(n_jobs=n_jobs, backend="loky") if n_jobs > 1 else None
     try:
-        for start in range(0, len(records), block):
-            part = records.iloc[start : start + block]
-            t0 = time.perf_counter()
-            feats, fails, info = _run_block(
-                part, groups, schema, cache, parallel, chunk_size, limit
-            )
-            sink(feats, fails, info)
-            log.info(
-                "featurize %s: rows %d-%d of %d, %d failed, %d computed, %.1f s",
-                preset,
-                start + 1,
-                start + len(part),
-                len(records),
-                len(fails),
-                int((info["computed"] != "").sum()),
-                time.perf_counter() - t0,
-            )
+        with Progress(f"featurize {preset}", len(records), "rows") as progress:
+            for start in range(0, len(records), block):
+                part = records.iloc[start : start + block]
+                feats, fails, info = _run_block(
+                    part, groups, schema, cache, parallel, chunk_size, limit
+                )
+                sink(feats, fails, info)
+                computed = int((info["computed"] != "").sum())
+                progress.advance(len(part), len(fails), note=f"{computed} computed, rest cached")
     finally:
         if cache is not None:
             cache.close()
