@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 from sklearn.model_selection import GroupKFold, KFold, cross_val_predict
+from threadpoolctl import threadpool_limits
 
 from miscreen import pipeline, store
 from miscreen import schema as S
@@ -157,10 +158,11 @@ def _met(key: str, value: float, target: float) -> bool:
 
 def _cv_predict(cfg, names, X, y, splitter, groups=None, kind=None, params=None) -> np.ndarray:
     """Out-of-fold predictions of the configured model (with ``params``) or of another kind
-    at its defaults."""
+    at its defaults (one OpenMP thread: gradient boosting's threads spin on a busy machine)."""
     model = make_regressor(kind or cfg.model.kind, cfg.model.n_estimators, cfg.seed, names)
     model.set_params(**(params or {}))
-    return cross_val_predict(model, X, y, cv=splitter, groups=groups)
+    with threadpool_limits(limits=1):
+        return cross_val_predict(model, X, y, cv=splitter, groups=groups)
 
 
 def _mae(pred: np.ndarray, y: np.ndarray) -> float:
@@ -178,7 +180,8 @@ def _lofo(
             continue
         held = (labelled[S.FAMILY] == family).to_numpy()
         model = make_regressor(cfg.model.kind, cfg.model.n_estimators, cfg.seed, names)
-        pred = model.set_params(**params).fit(X[~held], y[~held]).predict(X[held])
+        with threadpool_limits(limits=1):
+            pred = model.set_params(**params).fit(X[~held], y[~held]).predict(X[held])
         out[family] = {"mae": float(np.mean(np.abs(pred - y[held]))), "n": int(held.sum())}
         log.info("leave out %s (%d rows): MAE %.3f", family, held.sum(), out[family]["mae"])
     return out
