@@ -93,7 +93,7 @@ class Progress:
             self.fresh += n
         rate = self.rate()
         if self._bar is not None:
-            self._bar.update(self._task, completed=self.done, rate=f"{rate:.1f} {self.unit}/s")
+            self._bar.update(self._task, completed=self.done, rate=f"{rate:.3g} {self.unit}/s")
             return
         now = time.perf_counter() - self.start
         if self.done < self.total and now - self._last_line < LINE_EVERY_S:
@@ -102,7 +102,7 @@ class Progress:
         eta = (self.total - self.done) / rate if rate > 0 else float("nan")
         log.log(
             self._level,
-            "%s: %d/%d %s%s, %d failed, %.1f %s/s, ETA %s",
+            "%s: %d/%d %s%s, %d failed, %.3g %s/s, ETA %s",
             self.label,
             self.done,
             self.total,
