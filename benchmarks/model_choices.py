@@ -73,7 +73,7 @@ def candidates(names: list[str]) -> dict[str, Callable[[], Pipeline]]:
 
     def kind(k: str) -> Callable[[], Pipeline]:
         def build() -> Pipeline:
-            model = make_regressor(k, 300, 0, names)  # type: ignore[arg-type]
+            model = make_regressor(k, 300, 0)  # type: ignore[arg-type]
             return model.set_params(**CHOSEN) if k == "ensemble" else model
 
         return build
@@ -83,7 +83,7 @@ def candidates(names: list[str]) -> dict[str, Callable[[], Pipeline]]:
     for name, member in gbm_members().items():
 
         def alone(member: Callable[[], object] = member) -> Pipeline:
-            model = make_regressor("extra_trees", 300, 0, names)
+            model = make_regressor("extra_trees", 300, 0)
             return model.set_params(model=member())
 
         def swapped(member: Callable[[], object] = member, keep_hgb: bool = False) -> Pipeline:

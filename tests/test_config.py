@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_default_config_is_valid():
     cfg = load_config(REPO / "configs" / "default.yaml")
     assert cfg.run_name == "default"
-    assert cfg.data.censored == "floor"
+    assert cfg.data.censored == "bound"
     # a discovery run: both Materials Project snapshots, measured materials left out
     assert [c.dataset for c in cfg.candidates] == ["mp-2018", "matbench-dielectric"]
     assert cfg.screen.exclude_known and cfg.screen.max_e_above_hull == 0.05

@@ -118,31 +118,25 @@ def test_fit_records_and_applies_the_tuned_hyperparameters():
     assert untuned["hyperparameters"] == {"searched": False}
 
 
-def test_ensemble_adds_composition_neighbours_when_element_fractions_are_named():
-    from miscreen.train.model import element_fraction_columns
-
-    names = ["comp:MagpieData mean Number", "comp:Li", "cell:volume_per_atom", "comp:S", "li:Li"]
-    assert element_fraction_columns(names) == [1, 3]
-    with_names = make_regressor("ensemble", 10, feature_names=names)[-1]
-    assert [name for name, _ in with_names.estimators] == ["et", "hgb", "knn"]
-    assert [name for name, _ in make_regressor("ensemble", 10)[-1].estimators] == ["et", "hgb"]
-    # the neighbours see only the fractions: rows equal in them get the same neighbours
-    X = np.array([[1.0, 0.5, 9.0, 0.5, 3.0], [2.0, 0.1, 1.0, 0.9, 3.0], [3.0, 0.5, 5.0, 0.5, 1.0]])
-    knn = dict(with_names.estimators)["knn"].set_params(kneighborsregressor__n_neighbors=1)
-    knn.fit(X[:2], [1.0, -5.0])
-    assert knn.predict(X[2:])[0] == pytest.approx(1.0)
-
-
-def test_too_few_rows_for_the_neighbours_is_a_clear_error():
+def test_ensemble_is_trees_and_boosting_and_fits_small_tables():
+    """No composition-neighbour member (it copied the nearest measured labels onto new
+    chemistry), so 12 rows in 3 folds fit; a config still naming its hyperparameter gets an
+    error that lists the known ones."""
     import pandas as pd
 
     from miscreen import schema as S
     from miscreen.config import ModelConfig
     from miscreen.train.fit import fit_conformal
 
+    assert [name for name, _ in make_regressor("ensemble", 10)[-1].estimators] == ["et", "hgb"]
     X, y = _data(12)
     features = pd.DataFrame(X, columns=["comp:Li", "comp:S", "comp:P", "cell:volume"])
     labels = pd.DataFrame({S.TARGET: y, S.DOI: [f"doi-{i}" for i in range(12)]})
-    cfg = ModelConfig(kind="ensemble", n_estimators=10, cv_folds=3)
-    with pytest.raises(ValueError, match="neighbours need 10 rows in every CV training fold"):
-        fit_conformal(features, labels, cfg, seed=0)
+    cfg = ModelConfig(kind="ensemble", n_estimators=10, cv_folds=3, tune=False)
+    model, cv = fit_conformal(features, labels, cfg, seed=0)
+    assert np.isfinite(model.predict(X)).all() and cv["cv_mae"] > 0
+    old = cfg.model_copy(
+        update={"hyperparameters": {"model__knn__kneighborsregressor__n_neighbors": 5}}
+    )
+    with pytest.raises(ValueError, match=r"model__knn.*not parameters.*model__et__max_features"):
+        fit_conformal(features, labels, old, seed=0)

@@ -11,7 +11,6 @@ from miscreen.config import ModelConfig
 from miscreen.progress import Progress
 from miscreen.train.evaluate import regression_metrics
 from miscreen.train.model import (
-    NEIGHBOURS_K,
     SEARCH_GRIDS,
     ConformalRegressor,
     cv_scheme,
@@ -35,10 +34,9 @@ def fit_conformal(
     X = features.to_numpy(dtype=float)
     y = labels[S.TARGET].to_numpy(dtype=float)
     groups = doi_groups(labels)
-    estimator = make_regressor(cfg.kind, cfg.n_estimators, seed, list(features.columns))
+    estimator = make_regressor(cfg.kind, cfg.n_estimators, seed)
     grid = SEARCH_GRIDS.get(cfg.kind, {}) if cfg.tune else {}
     splits = cv_splits(X, y, groups, cfg.cv_folds, seed)
-    _check_enough_rows(estimator, grid, splits, cfg.kind)
     # one BLAS/OpenMP thread: these models are small, and OpenMP threads spinning on a busy
     # or shared node (HPC allocations, CI) can slow gradient boosting down many times over
     scheme = cv_scheme(groups, cfg.cv_folds)
@@ -97,19 +95,3 @@ def _known(estimator, params: dict) -> dict:
             f"known: {', '.join(sorted(k for k in known if '__' in k))}"
         )
     return params
-
-
-def _check_enough_rows(estimator, grid: dict, splits: list, kind: str) -> None:
-    """The composition neighbours need k rows in every CV training fold: say so plainly
-    instead of letting scikit-learn fail deep inside cross-validation."""
-    params = estimator.get_params()
-    if NEIGHBOURS_K not in params:
-        return
-    needed = max(grid.get(NEIGHBOURS_K, [params[NEIGHBOURS_K]]))
-    smallest = min(len(train) for train, _ in splits)
-    if smallest < needed:
-        raise ValueError(
-            f"too few labelled rows for model.kind {kind}: its composition neighbours need "
-            f"{needed} rows in every CV training fold, the smallest has {smallest}. Use "
-            f"model.kind: extra_trees, fewer model.cv_folds, or more labelled rows"
-        )
