@@ -77,3 +77,27 @@ def test_a_structure_changes_nothing_and_is_never_built() -> None:
     entry = Entry(s.composition.element_composition, s.to_json())
     assert F.featurize(entry) == pytest.approx(list(features("LiCl").values()), nan_ok=True)
     assert "structure" not in entry.__dict__  # no structure parsed, no neighbour list
+
+
+def test_fallback_caps_cations_at_their_highest_known_state() -> None:
+    """OBELiX's CIF of entry ckw writes a mixed O/F site as two full sites (O96 F32 for
+    Nb8): the fallback used to balance that with Nb+23 and Sr+9."""
+    from miscreen.featurize.oxidation import guess
+
+    ox = guess(Composition("Li4Sr3.728Nb8O96F32"))
+    assert ox.method == "electronegativity"
+    assert ox.states["Nb"] == 5.0 and ox.states["Sr"] == 2.0
+    # a balanced formula is still balanced exactly
+    ox = guess(Composition("Li8Sr7.2Nb16O48F6.4"))
+    charge = {"Li": 8, "Sr": 7.2, "Nb": 16, "O": 48, "F": 6.4}
+    assert sum(ox.states[el] * n for el, n in charge.items()) == pytest.approx(0.0)
+
+
+def test_formula_and_composition_presets_carry_the_oxidation_group() -> None:
+    from miscreen.featurize.registry import feature_schema
+
+    for preset in ("formula", "composition"):
+        assert sum(n.startswith("oxi:") for n in feature_schema(preset).names) == len(
+            F.feature_labels()
+        )
+    assert not any(n.startswith("oxi:") for n in feature_schema("full").names)

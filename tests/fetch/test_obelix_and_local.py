@@ -30,6 +30,16 @@ def test_obelix_all_rows_structures_and_censoring(obelix_all):
     assert records[S.FAMILY].eq("LGPS").sum() == 36
 
 
+def test_cif_composition_differing_from_the_table_is_named():
+    from pymatgen.core import Composition
+
+    from miscreen.fetch.obelix import composition_mismatch
+
+    assert composition_mismatch(Composition("Li10GeP2S12"), Composition("Li20Ge2P4S24")) == ""
+    off = composition_mismatch(Composition("Li2SiS3"), Composition("SiS2"))
+    assert off.startswith("Li 0.333 vs 0.000") and "S 0.500 vs 0.667" in off
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [("1E-3", (-3.0, False)), ("<1E-10", (-15.0, True)), ("0.012", (math.log10(0.012), False))],

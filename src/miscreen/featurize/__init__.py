@@ -1,9 +1,10 @@
 """Featurize a records table into a feature table (one row per id) and a failures table.
 
-Presets (``registry.PRESET_GROUPS``): ``composition`` (Magpie statistics, stoichiometry,
-valence orbitals, element fractions + cell descriptors), ``structure`` (+ density, packing,
-disorder and coordination from positions), ``li_conductor`` (+ Li-transport descriptors),
-``full`` (everything; the default for structures). Disorder is handled by occupancy-weighted
+Presets (``registry.PRESET_GROUPS``): ``formula`` (Magpie statistics, stoichiometry,
+valence orbitals, element fractions, oxidation-state descriptors), ``composition`` (+ cell
+descriptors), ``structure`` (+ density, packing, disorder and coordination from positions),
+``li_conductor`` (+ Li-transport descriptors), ``full`` (structure + Li transport; the
+default for structures). Disorder is handled by occupancy-weighted
 statistics (``featurize.context``). Expensive intermediates are built once per structure and
 shared; results are cached on disk by record fingerprint, group and version; work runs in
 parallel chunks with a per-structure time limit. Every table carries its

@@ -62,7 +62,7 @@ class LiConductorFeaturizer(Featurizer):
     """Li-site, Li-hop and anion-framework descriptors from one structure."""
 
     name = "li"
-    version = "1"
+    version = "2"
     needs_structure = True
 
     def feature_labels(self) -> list[str]:
@@ -238,7 +238,7 @@ class IonicFeaturizer(Featurizer):
     """Anion chemistry and Li–anion ionicity from the composition and oxidation states."""
 
     name = "ion"
-    version = "1"
+    version = "2"
     needs_structure = False
 
     def feature_labels(self) -> list[str]:

@@ -70,7 +70,7 @@ class OxidationCompositionFeaturizer(Featurizer):
     statistics from the composition and its budgeted oxidation-state guess."""
 
     name = "oxi"
-    version = "1"
+    version = "2"
     needs_structure = False
 
     def feature_labels(self) -> list[str]:

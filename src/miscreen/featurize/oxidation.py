@@ -8,7 +8,10 @@ Method order (the one used is recorded):
    amounts): the guesser is combinatorial and takes minutes on large disordered formulas.
 3. ``electronegativity``: the most electronegative element and every halogen, chalcogen and
    N present are anions with their most negative common state; Li is +1 and the other
-   cations share the remaining positive charge in proportion to their highest common state.
+   cations share the remaining positive charge in proportion to their highest common state,
+   each capped at the highest state it is known in. A composition with more anion charge
+   than its cations can carry (an O/F site written as two full sites in a CIF, for example)
+   is left unbalanced rather than given Nb+23.
 """
 
 from __future__ import annotations
@@ -90,9 +93,10 @@ def _electronegativity_guess(amounts: tuple[tuple[str, float], ...]) -> dict[str
     others = [s for s in cations if s != "Li"]
     nominal = {s: float(max(els[s].common_oxidation_states or (1,))) for s in others}
     total = sum(nominal[s] * amt[s] for s in others)
+    scale = negative / total if total > 0 else 0.0
     for s in others:
-        scale = negative / total if total > 0 else 0.0
-        states[s] = max(nominal[s] * scale, 0.0) if anions else 0.0
+        highest = float(max(els[s].oxidation_states or (nominal[s],)))
+        states[s] = min(max(nominal[s] * scale, 0.0), highest) if anions else 0.0
     return states
 
 

@@ -26,7 +26,7 @@ class StructureFeaturizer(Featurizer):
     """Density, packing, disorder and coordination statistics of one structure."""
 
     name = "struct"
-    version = "1"
+    version = "2"
     needs_structure = True
 
     def feature_labels(self) -> list[str]:

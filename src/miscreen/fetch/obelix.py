@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
+from pymatgen.core import Composition
 
 from miscreen import schema as S
 from miscreen.fetch.labels import parse_sigma
@@ -39,15 +40,29 @@ def read_cifs(archive: Path) -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=2)
-def parsed_cifs(archive: Path) -> dict[str, str | Exception]:
-    """ID -> structure JSON (or the parse error) for every CIF; parsed once per process."""
-    out: dict[str, str | Exception] = {}
+def parsed_cifs(archive: Path) -> dict[str, tuple[str, Composition] | Exception]:
+    """ID -> (structure JSON, its composition) or the parse error, for every CIF; parsed
+    once per process."""
+    out: dict[str, tuple[str, Composition] | Exception] = {}
     for rid, text in read_cifs(archive).items():
         try:
-            out[rid] = structure_to_json(structure_from_cif_text(text))
+            structure = structure_from_cif_text(text)
+            out[rid] = (structure_to_json(structure), structure.composition)
         except Exception as exc:
             out[rid] = exc
     return out
+
+
+def composition_mismatch(table: Composition, cif: Composition, tol: float = 0.02) -> str:
+    """'' when the CIF has the table's composition (atomic fractions within ``tol``), else
+    the elements whose fractions differ, in words."""
+    a, b = table.fractional_composition, cif.fractional_composition
+    off = [
+        f"{el} {a[el]:.3f} vs {b[el]:.3f}"
+        for el in sorted({*a.elements, *b.elements}, key=str)
+        if abs(a[el] - b[el]) > tol
+    ]
+    return ", ".join(off)
 
 
 def load_obelix(
@@ -68,6 +83,7 @@ def load_obelix(
     )
     rows: list[dict[str, object]] = []
     failures: list[dict[str, str]] = []
+    mismatched: list[str] = []
     for i, r in raw.iterrows():
         rid = str(r["ID"])
         where = f"{csv_path.name} row {int(i) + 2} (ID {rid})"
@@ -77,12 +93,16 @@ def load_obelix(
         except ValueError as exc:
             failures.append(S.failure(rid, SOURCE, "load", f"{where}: {exc}"))
             continue
-        structure = cifs.get(rid)
-        if isinstance(structure, Exception):
+        parsed = cifs.get(rid)
+        structure = None
+        if isinstance(parsed, Exception):
             failures.append(
-                S.failure(rid, SOURCE, "load", f"{where}: CIF {rid}.cif unreadable: {structure}")
+                S.failure(rid, SOURCE, "load", f"{where}: CIF {rid}.cif unreadable: {parsed}")
             )
-            structure = None
+        elif parsed is not None:
+            structure, cif_composition = parsed
+            if off := composition_mismatch(comp, cif_composition):
+                mismatched.append(f"{rid} ({off})")
         rows.append(
             {
                 S.ID: rid,
@@ -101,6 +121,16 @@ def load_obelix(
             }
         )
     records = pd.DataFrame(rows)
+    if mismatched:
+        # kept: the composition features use the table, the structure features the CIF
+        log.warning(
+            "OBELiX %s: %d CIFs differ from their row's True Composition by more than 0.02 in "
+            "an atomic fraction (upstream data; composition features use the table, "
+            "structure features the CIF): %s",
+            split,
+            len(mismatched),
+            "; ".join(mismatched[:5]) + (" ..." if len(mismatched) > 5 else ""),
+        )
     log.info(
         "OBELiX %s: %d rows, %d with structures, %d censored, %d failures",
         split,
