@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from miscreen.cli import app
@@ -47,10 +48,21 @@ def test_benchmark_writes_every_metric(tmp_path):
     assert set(m["models_cell"]) <= {"cell", "composition"}
     for key in ("test_mae_composition_only", "test_spearman_composition_only", "test_mae_cell"):
         assert isinstance(m[key], float), key
+    # a targeted Spearman is met when it is at least the target (it was read as an MAE)
+    t = m["targets"]["test_spearman_composition_only"]
+    assert t["met"] == (t["value"] >= 0.70)
+    # an interval reaching a censored row's bound covers it: never below plain coverage
+    for level in ("80", "95"):
+        assert m[f"coverage_{level}_bound_aware"] >= m[f"coverage_{level}"]
     # a censored row predicted at or below its bound counts as exact: never worse than plain
     assert m["test_mae_bound_aware"] <= m["test_mae"]
     for key in ("loco_cv_mae", "chemsys_cv_mae", "new_chemistry_cv_mae"):
         assert m[key] > m["cv_mae"], key  # harder than shuffled folds
+    # the model before issue 13 on the same leave-cluster-out folds, and the change
+    reference = m["loco_cv_mae_reference"]
+    assert reference > m["cv_mae"]
+    assert m["loco_cv_mae_change"] == pytest.approx(m["loco_cv_mae"] / reference - 1)
+    assert "the model before issue 13" in (out / "table.md").read_text()
     signed = m["family_mean_signed_error"]
     assert sum(v["n"] for v in signed.values()) == 121
     off = {f for f, v in signed.items() if abs(v["mean"]) > 1}

@@ -9,12 +9,18 @@ test metrics uses the training split alone.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pymatgen.core import Element
 from scipy.stats import spearmanr
-from sklearn.model_selection import GroupKFold, KFold, cross_val_predict
+from sklearn.compose import ColumnTransformer
+from sklearn.model_selection import GroupKFold, KFold
+from sklearn.neighbors import KNeighborsRegressor
+from sklearn.pipeline import Pipeline, make_pipeline
 from threadpoolctl import threadpool_limits
 
 from miscreen import pipeline, store
@@ -24,8 +30,12 @@ from miscreen.config import MODEL_KINDS, Config
 from miscreen.featurize import featurize_records
 from miscreen.fetch.labels import apply_censoring
 from miscreen.fetch.sources import load_labelled
-from miscreen.train.evaluate import PUBLISHED_BASELINES, coverage, test_metrics
-from miscreen.train.fit import doi_groups
+from miscreen.train.evaluate import (
+    PUBLISHED_BASELINES,
+    bound_aware_coverage,
+    coverage,
+    test_metrics,
+)
 from miscreen.train.model import make_regressor
 from miscreen.train.models import model_plan, row_kinds
 from miscreen.train.splits import new_chemistry_groups
@@ -39,6 +49,7 @@ TARGETS = {
     "test_spearman": 0.75,
     "test_mae_composition_only": 1.40,
     "test_spearman_composition_only": 0.70,
+    "loco_cv_mae_change": -0.10,
 }
 MIN_FAMILY_ROWS = 20
 
@@ -58,6 +69,8 @@ def run_obelix_benchmark(cfg: Config, out_dir: Path, kinds: tuple[str, ...] = MO
     y = pred95[S.TARGET].to_numpy(float)
     result["coverage_80"] = result.pop("test_coverage_80")
     result["coverage_95"] = coverage(y, pred95["lower"].to_numpy(), pred95["upper"].to_numpy())
+    result["coverage_80_bound_aware"] = result.pop("test_coverage_80_bound_aware")
+    result["coverage_95_bound_aware"] = bound_aware_coverage(pred95)
     err = np.abs(pred80["predicted_log10_sigma"].to_numpy() - y)
     result["uncertainty_error_spearman"] = float(
         spearmanr(err, pred80["uncertainty"].to_numpy()).statistic
@@ -73,38 +86,10 @@ def run_obelix_benchmark(cfg: Config, out_dir: Path, kinds: tuple[str, ...] = MO
     result["test_mae_in_domain"] = float(err[~ood].mean()) if (~ood).any() else None
     result["test_mae_out_of_domain"] = float(err[ood].mean()) if ood.any() else None
 
-    labelled = apply_censoring(train.records, cfg.data.censored).reset_index(drop=True)
-    options = pipeline.feature_options(cfg)
-    features = {
-        name: featurize_records(labelled, preset, options)[0]
-        for name, preset in model_plan(cfg.features.preset, row_kinds(labelled)).items()
-    }
     chosen = result["routing"]["structure_rows"]["model"]
     tuning = cv[chosen].get("hyperparameters", {})
     params = tuning.get("best_params") or tuning.get("recorded") or {}
-    X = features[chosen].loc[labelled[S.ID]].to_numpy(float)
-    names = list(features[chosen].columns)
-    yt = labelled[S.TARGET].to_numpy(float)
-    groups = doi_groups(labelled.set_index(S.ID))
-    kfold = KFold(5, shuffle=True, random_state=cfg.seed)
-    result["cv_mae"] = _mae(_cv_predict(cfg, names, X, yt, kfold, params=params), yt)
-    grouped = _cv_predict(cfg, names, X, yt, GroupKFold(5), groups, params=params)
-    result["grouped_cv_mae"] = _mae(grouped, yt)
-    result["grouped_cv_spearman"] = float(spearmanr(grouped, yt).statistic)
-    schemes = new_chemistry_groups(labelled, cfg.seed)
-    for name, key in (("chemsys", "chemsys_cv_mae"), ("cluster", "loco_cv_mae")):
-        pred = _cv_predict(cfg, names, X, yt, GroupKFold(5), schemes[name], params=params)
-        result[key] = _mae(pred, yt)
-    result["new_chemistry_cv_mae"] = float(
-        np.mean([result["grouped_cv_mae"], result["chemsys_cv_mae"], result["loco_cv_mae"]])
-    )
-    result["cv_model"] = chosen
-    result["cv_hyperparameters"] = params
-    result["model_kind_grouped_cv_mae"] = {
-        kind: _mae(_cv_predict(cfg, names, X, yt, GroupKFold(5), groups, kind), yt)
-        for kind in kinds
-    }
-    result["leave_one_family_out_mae"] = _lofo(cfg, labelled, names, X, yt, params)
+    result |= training_cv(cfg, train.records, chosen, params, kinds)
     result["published_baselines"] = PUBLISHED_BASELINES
     result["targets"] = {
         k: {"target": v, "value": result[k], "met": _met(k, result[k], v)}
@@ -139,6 +124,8 @@ def kind_metrics(cfg: Config, models, records: pd.DataFrame, kind: str) -> dict:
         f"test_n_{kind}": m["test_n"],
         f"coverage_80_{kind}": m["test_coverage_80"],
         f"coverage_95_{kind}": coverage(y, pred95[S.LOWER].to_numpy(), pred95[S.UPPER].to_numpy()),
+        f"coverage_80_bound_aware_{kind}": m["test_coverage_80_bound_aware"],
+        f"coverage_95_bound_aware_{kind}": bound_aware_coverage(pred95),
         f"models_{kind}": sorted(pred80[S.MODEL].dropna().unique().tolist()),
     }
 
@@ -153,16 +140,93 @@ def family_signed_error(predicted: pd.DataFrame) -> dict[str, dict]:
 
 
 def _met(key: str, value: float, target: float) -> bool:
-    return value >= target if key.endswith("spearman") else value <= target
+    return value >= target if "spearman" in key else value <= target
 
 
-def _cv_predict(cfg, names, X, y, splitter, groups=None, kind=None, params=None) -> np.ndarray:
-    """Out-of-fold predictions of the configured model (with ``params``) or of another kind
-    at its defaults (one OpenMP thread: gradient boosting's threads spin on a busy machine)."""
-    model = make_regressor(kind or cfg.model.kind, cfg.model.n_estimators, cfg.seed, names)
-    model.set_params(**(params or {}))
+def training_cv(
+    cfg: Config, records: pd.DataFrame, chosen: str, params: dict, kinds: tuple[str, ...]
+) -> dict:
+    """Cross-validation on the training split with the ``chosen`` model's features and
+    hyperparameters ``params`` (the model serving structure rows): shuffled
+    and DOI-grouped 5-fold, chemical-system-grouped and leave-cluster-out; the model kinds;
+    leave-one-family-out. Every fit uses the config's censored policy; every MAE is scored
+    against the upstream labels (censored rows at -15), so numbers stay comparable across
+    policies. The leave-cluster-out folds also score :func:`reference_model`, the model
+    before issue 13, on the same folds."""
+    upstream = records.reset_index(drop=True)
+    y = upstream[S.TARGET].to_numpy(float)
+    fitted = apply_censoring(upstream, cfg.data.censored)
+    y_fit = fitted[S.TARGET].reindex(upstream.index).to_numpy(float)  # NaN: left out
+    options = pipeline.feature_options(cfg)
+    preset = model_plan(cfg.features.preset, row_kinds(upstream))[chosen]
+    features = featurize_records(upstream, preset, options)[0]
+    X = features.loc[upstream[S.ID]].to_numpy(float)
+    build = partial(_configured, cfg, params)
+    groups = new_chemistry_groups(upstream, cfg.seed)
+    folds = {
+        "cv": list(KFold(5, shuffle=True, random_state=cfg.seed).split(X)),
+        **{name: list(GroupKFold(5).split(X, groups=g)) for name, g in groups.items()},
+    }
+    out: dict = {"cv_model": chosen, "cv_hyperparameters": params}
+    for name, key in (
+        ("cv", "cv_mae"),
+        ("doi", "grouped_cv_mae"),
+        ("chemsys", "chemsys_cv_mae"),
+        ("cluster", "loco_cv_mae"),
+    ):
+        pred = _oof(build, X, y_fit, folds[name])
+        out[key] = _mae(pred, y)
+        if name == "doi":
+            out["grouped_cv_spearman"] = float(spearmanr(pred, y).statistic)
+    out["new_chemistry_cv_mae"] = float(
+        np.mean([out["grouped_cv_mae"], out["chemsys_cv_mae"], out["loco_cv_mae"]])
+    )
+    reference = partial(reference_model, cfg.model.n_estimators, cfg.seed, list(features.columns))
+    out["loco_cv_mae_reference"] = _mae(_oof(reference, X, y, folds["cluster"]), y)
+    out["loco_cv_mae_change"] = out["loco_cv_mae"] / out["loco_cv_mae_reference"] - 1.0
+    out["model_kind_grouped_cv_mae"] = {
+        kind: _mae(_oof(partial(_configured, cfg, {}, kind), X, y_fit, folds["doi"]), y)
+        for kind in kinds
+    }
+    out["leave_one_family_out_mae"] = _lofo(upstream, X, y, y_fit, build)
+    return out
+
+
+def reference_model(n_estimators: int, seed: int, names: list[str]) -> Pipeline:
+    """The structure model before issue 13, for the leave-cluster-out comparison: the
+    ensemble plus distance-weighted 5 nearest neighbours in element-fraction space, with
+    ``model__et__max_features`` 0.5, fitted on censored rows at -15 (it is given the
+    upstream labels). Features are the same: ``oxi`` was not added to the full preset."""
+    symbols = {el.symbol for el in Element}
+    columns = [i for i, n in enumerate(names) if n.startswith("comp:") and n[5:] in symbols]
+    neighbours = make_pipeline(
+        ColumnTransformer([("fractions", "passthrough", columns)]),
+        KNeighborsRegressor(5, weights="distance"),
+    )
+    model = make_regressor("ensemble", n_estimators, seed)
+    voting = model.named_steps["model"]
+    voting.estimators = [*voting.estimators, ("knn", neighbours)]
+    return model.set_params(model__et__max_features=0.5)
+
+
+def _configured(cfg: Config, params: dict, kind: str | None = None) -> Pipeline:
+    model = make_regressor(kind or cfg.model.kind, cfg.model.n_estimators, cfg.seed)  # type: ignore[arg-type]
+    return model.set_params(**params)
+
+
+def _oof(
+    build: Callable[[], Pipeline], X: np.ndarray, y_fit: np.ndarray, folds: list
+) -> np.ndarray:
+    """Out-of-fold predictions; rows whose fit label is NaN (``censored: drop``) are left
+    out of every fit but still predicted. One OpenMP thread: gradient boosting's threads
+    spin on a busy machine."""
+    pred = np.full(len(X), np.nan)
+    usable = np.isfinite(y_fit)
     with threadpool_limits(limits=1):
-        return cross_val_predict(model, X, y, cv=splitter, groups=groups)
+        for train, test in folds:
+            fit = train[usable[train]]
+            pred[test] = build().fit(X[fit], y_fit[fit]).predict(X[test])
+    return pred
 
 
 def _mae(pred: np.ndarray, y: np.ndarray) -> float:
@@ -170,7 +234,11 @@ def _mae(pred: np.ndarray, y: np.ndarray) -> float:
 
 
 def _lofo(
-    cfg: Config, labelled: pd.DataFrame, names: list, X: np.ndarray, y: np.ndarray, params: dict
+    labelled: pd.DataFrame,
+    X: np.ndarray,
+    y: np.ndarray,
+    y_fit: np.ndarray,
+    build: Callable[[], Pipeline],
 ) -> dict:
     """MAE on each family with >= MIN_FAMILY_ROWS training rows when it is left out."""
     out = {}
@@ -179,10 +247,8 @@ def _lofo(
         if family == "unknown":
             continue
         held = (labelled[S.FAMILY] == family).to_numpy()
-        model = make_regressor(cfg.model.kind, cfg.model.n_estimators, cfg.seed, names)
-        with threadpool_limits(limits=1):
-            pred = model.set_params(**params).fit(X[~held], y[~held]).predict(X[held])
-        out[family] = {"mae": float(np.mean(np.abs(pred - y[held]))), "n": int(held.sum())}
+        pred = _oof(build, X, y_fit, [(np.flatnonzero(~held), np.flatnonzero(held))])[held]
+        out[family] = {"mae": _mae(pred, y[held]), "n": int(held.sum())}
         log.info("leave out %s (%d rows): MAE %.3f", family, held.sum(), out[family]["mae"])
     return out
 
@@ -200,16 +266,19 @@ def format_table(r: dict) -> str:
         ("test MAE, compositions only", r["test_mae_composition_only"], r["test_n"], ""),
         ("test Spearman, compositions only", r["test_spearman_composition_only"], "", ""),
         ("test MAE, composition + cell (no CIF)", r["test_mae_cell"], r["test_n"], ""),
-        ("coverage 80 %, compositions only", r["coverage_80_composition_only"], "", "0.80"),
-        ("coverage 80 %, composition + cell", r["coverage_80_cell"], "", "0.80"),
+        ("coverage 80 % / 95 %, compositions only", _pair(r, "composition_only"), "", ""),
+        ("coverage 80 % / 95 %, composition + cell", _pair(r, "cell"), "", ""),
         ("5-fold CV MAE (train)", r["cv_mae"], "", ""),
         ("DOI-grouped 5-fold CV MAE (train)", r["grouped_cv_mae"], "", ""),
         ("DOI-grouped 5-fold CV Spearman (train)", r["grouped_cv_spearman"], "", ""),
         ("chemical-system-grouped 5-fold CV MAE (train)", r["chemsys_cv_mae"], "", ""),
         ("leave-cluster-out CV MAE (train, 5 k-means clusters)", r["loco_cv_mae"], "", ""),
+        ("  the same folds, the model before issue 13", r["loco_cv_mae_reference"], "", ""),
+        ("  change (target: -10 % or better)", f"{r['loco_cv_mae_change']:+.1%}", "", ""),
         ("mean of the three new-chemistry CVs (train)", r["new_chemistry_cv_mae"], "", ""),
         ("coverage of 80% intervals", r["coverage_80"], r["test_n"], "0.80 nominal"),
         ("coverage of 95% intervals", r["coverage_95"], r["test_n"], "0.95 nominal"),
+        ("coverage 80 % / 95 %, bound-aware", _pair(r), r["test_n"], ""),
         ("Spearman(|error|, uncertainty)", r["uncertainty_error_spearman"], r["test_n"], ""),
         ("experimental repeat noise", "", "", "about 0.41"),
     ]
@@ -233,6 +302,16 @@ def format_table(r: dict) -> str:
     lines += ["", "| model kind (default hyperparameters) | DOI-grouped CV MAE |", "| --- | --- |"]
     lines += [f"| {k} | {v:.3f} |" for k, v in r["model_kind_grouped_cv_mae"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _pair(r: dict, kind: str = "") -> str:
+    """'plain 80 / 95 (bound-aware 80 / 95)' coverage of all rows or of an input kind."""
+    k = f"_{kind}" if kind else ""
+    plain = f"{r[f'coverage_80{k}']:.3f} / {r[f'coverage_95{k}']:.3f}"
+    if not kind:
+        return f"{r['coverage_80_bound_aware']:.3f} / {r['coverage_95_bound_aware']:.3f}"
+    aware = f"{r[f'coverage_80_bound_aware{k}']:.3f} / {r[f'coverage_95_bound_aware{k}']:.3f}"
+    return f"{plain} (bound-aware {aware})"
 
 
 def _fmt(v: object) -> str:
