@@ -1,0 +1,118 @@
+"""Compositions only, as a user with a list of formulas would bring them (issue 13).
+
+Through the command line only: writes OBELiX's training rows as a CSV of ``composition`` and
+the measured conductivity in S/cm (``<1E-10`` kept as written), trains on it with
+``miscreen train --data`` (the baseline, measured in the same script), and predicts the 121
+official test rows, given as the same kind of CSV without labels, with that model and with
+a run's model folder (``models/default`` after ``make screen``). Scores: MAE (censored rows
+at -15, as upstream), bound-aware MAE and Spearman against the upstream labels.
+
+    .venv/bin/python benchmarks/composition_only.py [--model models/default]
+
+-> results/bench/composition_only.json (``run_model`` and ``train_data_model`` metrics, and
+``run_model_at_least_as_good``: the run's model's MAE is not above the baseline's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "results" / "bench" / "composition_only.json"
+MIRROR = Path(os.environ.get("MISCREEN_MIRROR", REPO.parent / "shared" / "data"))
+SIGMA = "Ionic conductivity (S cm-1)"
+FLOOR = -15.0
+
+
+def write_csv(rows: pd.DataFrame, path: Path, labelled: bool) -> None:
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "composition", *(["sigma"] if labelled else [])])
+        for r in rows.itertuples():
+            w.writerow([r.ID, r.composition, *([r.sigma] if labelled else [])])
+
+
+def miscreen(*args: str) -> None:
+    exe = Path(sys.executable).with_name("miscreen")
+    subprocess.run(
+        [str(exe), *args], check=True, env={**os.environ, "MISCREEN_MIRROR": str(MIRROR)}
+    )
+
+
+def upstream_labels(sigma: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(log10 sigma with censored rows at -15, censored, log10 bound)."""
+    text = sigma.astype(str).str.strip()
+    censored = text.str.startswith("<").to_numpy()
+    value = np.log10(text.str.lstrip("<").astype(float).to_numpy())
+    return np.where(censored, FLOOR, value), censored, value
+
+
+def metrics(pred: np.ndarray, y: np.ndarray, censored: np.ndarray, bound: np.ndarray) -> dict:
+    err = np.where(censored, np.maximum(pred - bound, 0.0), np.abs(pred - y))
+    return {
+        "mae": float(np.mean(np.abs(pred - y))),
+        "mae_bound_aware": float(np.mean(err)),
+        "spearman": float(spearmanr(pred, y).statistic),
+        "n": len(y),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, default=REPO / "models" / "default")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    if not (args.model / "routing.json").is_file():
+        sys.exit(f"{args.model} holds no trained models: run `make screen` first")
+    obelix = MIRROR / "obelix"
+    train, test = (
+        pd.read_csv(obelix / f"{s}.csv", dtype={"ID": str}, keep_default_na=False).rename(
+            columns={"True Composition": "composition", SIGMA: "sigma"}
+        )
+        for s in ("train", "test")
+    )
+    y, censored, bound = upstream_labels(test["sigma"])
+    result: dict = {"test_rows": len(test), "train_rows": len(train), "model": str(args.model)}
+    with tempfile.TemporaryDirectory(prefix="miscreen-bench-comp-") as tmp:
+        work = Path(tmp)
+        write_csv(train, work / "train.csv", labelled=True)
+        write_csv(test, work / "test.csv", labelled=False)
+        data = ["--data", str(work / "train.csv"), "--target", "sigma"]
+        miscreen("train", *data, "--out", str(work / "train-data"))
+        for name, folder in (("train_data_model", work / "train-data"), ("run_model", args.model)):
+            out = work / f"{name}.csv"
+            miscreen(
+                "predict",
+                "--model",
+                str(folder),
+                "--input",
+                str(work / "test.csv"),
+                "--out",
+                str(out),
+            )
+            pred = pd.read_csv(out, dtype={"id": str}).set_index("id").loc[test["ID"]]
+            result[name] = metrics(
+                pred["predicted_log10_sigma"].to_numpy(float), y, censored, bound
+            )
+            result[name]["models"] = sorted(pred["model"].dropna().unique().tolist())
+    result["run_model_at_least_as_good"] = (
+        result["run_model"]["mae"] <= result["train_data_model"]["mae"]
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
