@@ -105,6 +105,9 @@ class ModelConfig(_Strict):
 class ScreenConfig(_Strict):
     top_k: int = Field(default=25, ge=1)
     require_elements: tuple[str, ...] = ("Li",)
+    # at least one of these (e.g. the anions of electrolytes: leaves out alloys and
+    # intermetallics, which conduct electrons); empty: no such filter
+    require_any_elements: tuple[str, ...] = ()
     exclude_elements: tuple[str, ...] = ()
     max_e_above_hull: float | None = Field(default=None, ge=0)
     min_band_gap: float | None = Field(default=None, ge=0)

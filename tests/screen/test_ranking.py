@@ -51,7 +51,7 @@ def frame() -> pd.DataFrame:
             },
             {
                 "id": "metal",
-                "composition": "LiAl",
+                "composition": "LiTiS2",
                 "predicted_log10_sigma": -1.1,
                 "band_gap": 0.0,
             },
@@ -62,6 +62,7 @@ def frame() -> pd.DataFrame:
                 "structure": _cell_json(40),
             },
             {"id": "little-li", "composition": "LiNb3O8", "predicted_log10_sigma": -1.4},
+            {"id": "alloy", "composition": "Li15Si4", "predicted_log10_sigma": -0.5},
             {"id": "no-pred", "composition": "Li2O", "predicted_log10_sigma": math.nan},
         ]
     )
@@ -69,6 +70,7 @@ def frame() -> pd.DataFrame:
 
 FILTERS = Filters(
     require_elements=("Li",),
+    require_any_elements=("O", "S", "Cl"),
     exclude_elements=("Co",),
     max_e_above_hull=0.1,
     min_band_gap=0.5,
@@ -86,6 +88,7 @@ def test_each_filter_names_itself(frame):
     assert reasons["metal"].startswith("band_gap 0.00 < 0.5")
     assert reasons["huge"] == "40 sites > max_sites 30"
     assert reasons["little-li"].startswith("Li fraction 0.083 < min_li_fraction 0.1")
+    assert reasons["alloy"] == "none of O, S, Cl (require_any_elements)"
     assert reasons["no-pred"].startswith("no prediction")
     for rid in reasons.index[reasons != ""]:
         assert pd.isna(ranked.at[rid, "rank"])

@@ -35,6 +35,7 @@ STABILITY_KNOWN = "stability_known"  # whether e_above_hull was known for the ro
 @dataclass(frozen=True)
 class Filters:
     require_elements: tuple[str, ...] = ("Li",)
+    require_any_elements: tuple[str, ...] = ()
     exclude_elements: tuple[str, ...] = ()
     max_e_above_hull: float | None = None
     min_band_gap: float | None = None
@@ -47,6 +48,7 @@ class Filters:
         """The filters of a run's ``screen`` settings."""
         return cls(
             require_elements=cfg.require_elements,
+            require_any_elements=cfg.require_any_elements,
             exclude_elements=cfg.exclude_elements,
             max_e_above_hull=cfg.max_e_above_hull,
             min_band_gap=cfg.min_band_gap,
@@ -75,6 +77,8 @@ def exclusion_reason(row: Mapping, filters: Filters) -> str:
     missing = [e for e in filters.require_elements if e not in elements]
     if missing:
         return f"lacks required element(s) {', '.join(missing)}"
+    if filters.require_any_elements and not elements & set(filters.require_any_elements):
+        return f"none of {', '.join(filters.require_any_elements)} (require_any_elements)"
     banned = sorted(elements & set(filters.exclude_elements))
     if banned:
         return f"contains excluded element(s) {', '.join(banned)}"
