@@ -37,7 +37,6 @@ TRUSTED_TYPES: tuple[str, ...] = (
     # scikit-learn estimators
     "sklearn.pipeline.Pipeline",
     "sklearn.impute._base.SimpleImputer",
-    "sklearn.compose._column_transformer.ColumnTransformer",
     "sklearn.preprocessing._data.StandardScaler",
     "sklearn.preprocessing._function_transformer.FunctionTransformer",
     "sklearn.ensemble._forest.ExtraTreesRegressor",
@@ -46,7 +45,6 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
     "sklearn.tree._classes.DecisionTreeRegressor",
     "sklearn.tree._classes.ExtraTreeRegressor",
-    "sklearn.neighbors._regression.KNeighborsRegressor",
     "sklearn.neighbors._unsupervised.NearestNeighbors",
     # their fitted parts (trees are checked after loading, KD-trees rebuilt)
     "sklearn.tree._tree.Tree",
@@ -318,7 +316,7 @@ def _check_fitted_parts(estimator: Any) -> None:
         HistGradientBoostingRegressor,
         RandomForestRegressor,
     )
-    from sklearn.neighbors import KNeighborsRegressor, NearestNeighbors
+    from sklearn.neighbors import NearestNeighbors
     from sklearn.tree import BaseDecisionTree
 
     for part in list(_parts(estimator)):
@@ -333,8 +331,6 @@ def _check_fitted_parts(estimator: Any) -> None:
             for predictors in getattr(part, "_predictors", []):
                 for predictor in predictors:
                     _check_predictor(predictor, int(part.n_features_in_))
-        elif isinstance(part, KNeighborsRegressor) and hasattr(part, "_fit_X"):
-            part.fit(part._fit_X, part._y)
         elif isinstance(part, NearestNeighbors) and hasattr(part, "_fit_X"):
             part.fit(part._fit_X)
 
