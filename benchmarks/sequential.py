@@ -4,15 +4,18 @@ acquisition function need to find fast Li-ion conductors, against random picks?
 Run as ``.venv/bin/python benchmarks/sequential.py`` (part of ``make bench``; about 6
 minutes on one core). Every campaign starts from 10 random rows without a fast conductor
 (the same 10 for every function at a given seed), then measures batches of 5 (at most one
-per chemical system) chosen from a 50-tree random forest's mean and tree spread, with
-composition features (``featurize`` preset ``composition``). Targets: the first fast
+per chemical system) chosen from a 50-tree forest's mean and tree spread (``--model``:
+random forest by default, or the median extra trees of the project's ensemble), with the
+composition-only model's features (``featurize`` preset ``formula``: Magpie statistics,
+stoichiometry, element fractions and oxidation-state descriptors; ``--preset composition``
+adds OBELiX's cell columns). Targets: the first fast
 conductor (sigma >= 1e-3 S/cm) and 5 of the top 5 % of log10 sigma. Counts include the
 initial 10. ``mei`` (highest prediction) is pure exploitation; ``random`` needs no model.
 Campaigns stop once both targets are found, or after ``--cap`` measurements (then the
 target counts as not reached, i.e. more than the cap).
 
-Censored conductivities (``<1E-10``) are very poor conductors: at the project default
-``floor`` (-15, as upstream) or, with ``--censored bound``, at their stated bound.
+Censored conductivities (``<1E-10``) are very poor conductors: at their stated bound, the
+project default (``data.censored: bound``), or with ``--censored floor`` at -15 as upstream.
 Writes ``results/bench/sequential.json`` and ``sequential.png`` (``--tag`` adds a suffix).
 Data: OBELiX (Therrien et al., Digital Discovery 2026, CC BY 4.0). Method: Ling et al.,
 Integrating Materials and Manufacturing Innovation 6, 207 (2017).
@@ -34,6 +37,7 @@ from miscreen import schema as S
 from miscreen.featurize import featurize_records
 from miscreen.fetch.obelix import load_obelix
 from miscreen.suggest import ACQUISITIONS, Target, chemical_system, simulate_campaign
+from miscreen.suggest.simulate import MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "bench"
@@ -42,13 +46,13 @@ FAST_LOG10 = -3.0
 INIT, BATCH, TREES = 10, 5, 50
 
 
-def load(censored: str) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, object]]:
+def load(censored: str, preset: str) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, object]]:
     """OBELiX 'all' -> (features, log10 sigma with the censoring applied, chemical systems,
     data notes)."""
     records, failures = load_obelix("all", with_structures=False)
     if len(failures):
         raise RuntimeError(f"OBELiX rows failed to load: {failures.to_dict('records')[:3]}")
-    features, ffail, _ = featurize_records(records, "composition")
+    features, ffail, _ = featurize_records(records, preset)
     if len(ffail):
         raise RuntimeError(f"featurizing failed for {len(ffail)} rows: {ffail.head(3)}")
     records = records.set_index(S.ID).loc[features.index]
@@ -158,14 +162,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--cap", type=int, default=200, help="most measurements per campaign")
-    ap.add_argument("--censored", choices=("floor", "bound"), default="floor")
+    ap.add_argument("--censored", choices=("floor", "bound"), default="bound")
+    ap.add_argument("--preset", choices=("formula", "composition"), default="formula")
+    ap.add_argument("--model", choices=MODELS, default="random_forest")
     ap.add_argument("--diversity", choices=("chemsys", "none"), default="chemsys")
     ap.add_argument("--tag", default="", help="suffix of the output files")
     args = ap.parse_args()
     os.environ.setdefault("MISCREEN_MIRROR", str((REPO.parent / "shared" / "data").resolve()))
 
     t0 = time.perf_counter()
-    X, y, systems, notes = load(args.censored)
+    X, y, systems, notes = load(args.censored, args.preset)
     top = y >= np.quantile(y, 0.95)
     targets = [Target("first_fast", y >= FAST_LOG10, 1), Target("top5pct_5", top, 5)]
     notes.update(fast_rows=int((y >= FAST_LOG10).sum()), top5pct_rows=int(top.sum()))
@@ -192,6 +198,7 @@ def main() -> None:
                     batch=BATCH,
                     targets=targets,
                     max_measured=cap,
+                    model=args.model,
                     n_estimators=TREES,
                 )
             )
@@ -248,8 +255,8 @@ def main() -> None:
             "initial_set": INIT,
             "batch": BATCH,
             "diversity": args.diversity,
-            "model": f"random_forest, {TREES} trees, max_features=0.3; sd = tree spread",
-            "feature_preset": "composition",
+            "model": f"{args.model}, {TREES} trees; sd = tree spread",
+            "feature_preset": args.preset,
             "cap_measurements": args.cap,
             "fast_log10": FAST_LOG10,
             "seconds": round(time.perf_counter() - t0, 1),
