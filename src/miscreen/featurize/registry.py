@@ -1,19 +1,20 @@
 """Featurizer groups, the named presets built from them, and the feature schema.
 
-Presets: ``formula`` (the composition alone: what a list of formulas has, with its
-oxidation-state descriptors), ``composition`` (the same + cell: space group and lattice, as
-OBELiX gives for every row), ``structure``
-(+ positions: density, packing, disorder, coordination), ``li_conductor`` (composition + cell
-+ Li-transport descriptors), ``full`` (all groups; the default for structures). Rows without
-a structure get NaN in the groups that need positions; the model imputes them.
+Presets: ``formula`` (comp + oxi: the composition alone, what a list of formulas has),
+``composition`` (+ cell: space group and lattice, as OBELiX gives for every row),
+``structure`` (comp + cell + struct: positions give density, packing, disorder,
+coordination), ``li_conductor`` (comp + cell + ion + li: Li-transport descriptors),
+``full`` (comp, cell, struct, ion, li; the default for structures). Rows without a
+structure get NaN in the groups that need positions; the model imputes them.
 
 Which groups earn a place was decided by ``benchmarks/model_research.py`` (training split,
 mean of DOI-grouped, leave-cluster-out and chemical-system CV, 5 seeds): ``oxi`` lowers that
-MAE by 0.10 for compositions and 0.06 with cells (lower on every seed; for compositions
-within the noise on one seed) but only 0.04 for structures, where ``ion`` and ``li``
-already carry the oxidation states, so ``full`` goes without it. Element embeddings
-(MEGNet: +0.10, worse; mat2vec: -0.02, noise) and anion-framework descriptors (+0.00) did
-not earn a place; their featurizers stay in ``featurize/`` for the study to rerun.
+MAE by 0.10 for compositions (on 4 of 5 seeds, mean beyond twice its noise) and 0.06 with
+cells (on every seed) but only 0.04 for structures (within the noise), where ``ion`` and
+``li`` already carry the oxidation states, so ``full`` goes without it. Element embeddings
+(MEGNet: +0.10, higher on 4 of 5 seeds; mat2vec: -0.02, noise) and anion-framework
+descriptors (+0.00) did not earn a place; their featurizers stay in ``featurize/`` for the
+study to rerun.
 """
 
 from __future__ import annotations
