@@ -287,6 +287,14 @@ class Variant:
         return Variant(self.kind)
 
 
+def references(v: Variant) -> list[Variant]:
+    """The chain of references below ``v``, the project default first."""
+    chain = [v]
+    while chain[-1].reference() != chain[-1]:
+        chain.append(chain[-1].reference())
+    return chain[:0:-1]
+
+
 def run_variant(
     data: Data, v: Variant, seed: int, folds: dict, trees: int
 ) -> dict[str, dict[str, np.ndarray]]:
@@ -414,8 +422,8 @@ def study(name: str) -> list[Variant]:
 def evaluate(
     data: Data, variants: list[Variant], seeds: list[int], trees: int, cache: Path | None
 ) -> list[dict]:
-    """Run every variant (and the references it is compared with) on every seed."""
-    todo = list(dict.fromkeys([r for v in variants for r in (v.reference(), v)]))
+    """Run every variant (and the references it is compared with, and theirs) on every seed."""
+    todo = list(dict.fromkeys([r for v in variants for r in (*references(v), v)]))
     folds = {s: splits(data, s) for s in seeds}
     for s in seeds:
         sizes = [len(te) for _, te in folds[s]["cluster"]]
