@@ -1,0 +1,54 @@
+"""The MD case's comparison with LGPS's measured numbers and its report section."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from miscreen.cases.md_lgps import against_measured, case_section
+
+
+def _lgps(ea: float | None, sigma: float | None) -> dict:
+    return {
+        "formula": "Li10Ge(PS6)2",
+        "ea_ev": ea,
+        "ea_stderr_ev": 0.05 if ea is not None else None,
+        "sigma_300k_mS_cm": sigma,
+        "sigma_300k_interval_mS_cm": [sigma / 10, sigma * 10] if sigma else None,
+        "sigma_300k_upper_bound_mS_cm": None,
+        "li_hops": 400,
+    }
+
+
+def test_a_soft_potential_is_faster_than_measured_and_says_by_how_much():
+    gap = against_measured(_lgps(0.113, 686.0))  # this machine's quick-protocol run
+    assert gap["ea_difference_ev"] == pytest.approx(-0.137)
+    assert gap["sigma_log10_ratio"] == pytest.approx(math.log10(686 / 12))
+    assert gap["md_vs_measured"] == "faster"
+    assert gap["ea_within_tolerance"] is False and gap["sigma_within_tolerance"] is False
+
+
+def test_within_the_targets_and_without_a_fit():
+    close = against_measured(_lgps(0.30, 5.0))
+    assert close["ea_within_tolerance"] and close["sigma_within_tolerance"]
+    assert close["md_vs_measured"] == "slower"
+    none = against_measured(_lgps(None, None))
+    assert none["md_vs_measured"] == "unknown" and none["sigma_log10_ratio"] is None
+
+
+def test_section_states_the_gap():
+    lgps = _lgps(0.113, 686.0)
+    poor = {**_lgps(None, None), "formula": "Li3PO4", "sigma_300k_upper_bound_mS_cm": 1e3}
+    summary = {
+        "protocol": "quick",
+        "temperatures_k": [800.0, 1000.0, 1200.0],
+        "runtime_s": 1641.6,
+        "lgps": lgps,
+        "poor": poor,
+        "poor_slower_at_every_temperature": True,
+        "lgps_vs_measured": against_measured(lgps),
+    }
+    html = case_section(summary)
+    assert "<b>yes</b>" in html and "<b>faster</b> than measured" in html
+    assert "1.8 decades above 12 mS/cm, Ea -0.14 eV" in html and "softening" in html
