@@ -48,7 +48,7 @@ bench-obelix: $(STAMP) ## The OBELiX model benchmark (results/benchmark-obelix/)
 lgps: $(STAMP) ## The LGPS rediscovery case study (results/lgps/)
 	$(VENV)/bin/miscreen case lgps
 
-md-lgps: $(STAMP) ## CHGNet MD of LGPS vs gamma-Li3PO4, quick protocol (results/md-lgps/, 30-75 min)
+md-lgps: $(STAMP) ## CHGNet MD of LGPS vs gamma-Li3PO4, quick protocol (results/md-lgps/, about 30 min)
 	$(VENV)/bin/miscreen case md-lgps
 
 clean: ## Remove results, trained models and caches (keeps .venv)
