@@ -28,13 +28,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from scipy.stats import spearmanr
+
+from miscreen import schema as S
+from miscreen.fetch.labels import parse_sigma
+from miscreen.train.evaluate import bound_aware_mae, regression_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "bench" / "composition_only.json"
 MIRROR = Path(os.environ.get("MISCREEN_MIRROR", REPO.parent / "shared" / "data"))
 SIGMA = "Ionic conductivity (S cm-1)"
-FLOOR = -15.0
 
 
 def write_csv(rows: pd.DataFrame, path: Path, labelled: bool) -> None:
@@ -62,22 +64,19 @@ def train_run(config: Path, work: Path) -> Path:
     return work / "models" / raw.get("run_name", "default")
 
 
-def upstream_labels(sigma: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(log10 sigma with censored rows at -15, censored, log10 bound)."""
-    text = sigma.astype(str).str.strip()
-    censored = text.str.startswith("<").to_numpy()
-    value = np.log10(text.str.lstrip("<").astype(float).to_numpy())
-    return np.where(censored, FLOOR, value), censored, value
+def upstream_labels(sigma: pd.Series) -> pd.DataFrame:
+    """Labels as the pipeline reads them: log10 sigma (censored rows at -15), censored,
+    log10 bound."""
+    rows = [parse_sigma(v) for v in sigma]
+    return pd.DataFrame(rows, columns=[S.TARGET, S.CENSORED, S.CENSOR_BOUND])
 
 
-def metrics(pred: np.ndarray, y: np.ndarray, censored: np.ndarray, bound: np.ndarray) -> dict:
-    err = np.where(censored, np.maximum(pred - bound, 0.0), np.abs(pred - y))
-    return {
-        "mae": float(np.mean(np.abs(pred - y))),
-        "mae_bound_aware": float(np.mean(err)),
-        "spearman": float(spearmanr(pred, y).statistic),
-        "n": len(y),
-    }
+def metrics(pred: np.ndarray, labels: pd.DataFrame) -> dict:
+    """MAE, RMSE, R², Spearman and n, plus the bound-aware MAE, with the pipeline's own
+    metric functions."""
+    scored = labels.assign(**{S.PRED: pred})
+    out = regression_metrics(labels[S.TARGET].to_numpy(float), pred)
+    return out | {"mae_bound_aware": bound_aware_mae(scored)}
 
 
 def main() -> None:
@@ -95,7 +94,7 @@ def main() -> None:
         )
         for s in ("train", "test")
     )
-    y, censored, bound = upstream_labels(test["sigma"])
+    labels = upstream_labels(test["sigma"])
     run = str(args.model) if args.model else f"miscreen train {args.config}"
     result: dict = {"test_rows": len(test), "train_rows": len(train), "run_model_from": run}
     with tempfile.TemporaryDirectory(prefix="miscreen-bench-comp-") as tmp:
@@ -117,9 +116,7 @@ def main() -> None:
                 str(out),
             )
             pred = pd.read_csv(out, dtype={"id": str}).set_index("id").loc[test["ID"]]
-            result[name] = metrics(
-                pred["predicted_log10_sigma"].to_numpy(float), y, censored, bound
-            )
+            result[name] = metrics(pred[S.PRED].to_numpy(float), labels)
             result[name]["models"] = sorted(pred["model"].dropna().unique().tolist())
     result["run_model_at_least_as_good"] = (
         result["run_model"]["mae"] <= result["train_data_model"]["mae"]

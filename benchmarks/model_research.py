@@ -56,16 +56,15 @@ import pandas as pd
 from pymatgen.core import Composition, Element
 from scipy.stats import spearmanr
 from sklearn.cluster import KMeans
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import ExtraTreesClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import GroupKFold
-from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from miscreen import schema as S
+from miscreen.benchmark import reference_model
 from miscreen.featurize import FeatureOptions, featurize_records
 from miscreen.featurize.anion_framework import AnionFrameworkFeaturizer
 from miscreen.featurize.base import Entry, Featurizer
@@ -218,10 +217,7 @@ def estimator(name: str, trees: int, seed: int, names: list[str]) -> Pipeline:
     default since), ``ensemble_l1`` (the same with gradient boosting on absolute error),
     ``extra_trees`` (median extra trees alone)."""
     if name == "ensemble":
-        model = make_regressor("ensemble", trees, seed)
-        voting = model[-1]
-        voting.estimators = [*voting.estimators, ("knn", composition_neighbours(names))]
-        return model.set_params(**ENSEMBLE_PARAMS, **{NEIGHBOURS_K: 5})
+        return reference_model(trees, seed, names)
     if name == "ensemble_noknn":
         return make_regressor("ensemble", trees, seed).set_params(**ENSEMBLE_PARAMS)
     if name == "ensemble_l1":  # gradient boosting on absolute error (a median, like the trees)
@@ -230,18 +226,6 @@ def estimator(name: str, trees: int, seed: int, names: list[str]) -> Pipeline:
     if name == "extra_trees":
         return make_regressor("extra_trees", trees, seed)
     raise ValueError(f"unknown estimator {name!r}")
-
-
-NEIGHBOURS_K = "model__knn__kneighborsregressor__n_neighbors"
-
-
-def composition_neighbours(names: list[str]) -> Pipeline:
-    """The removed third member: distance-weighted k nearest neighbours in element-fraction
-    space (``comp:Li``, ``comp:S``, ...), i.e. the labels of the most similar compositions."""
-    symbols = {el.symbol for el in Element}
-    columns = [i for i, n in enumerate(names) if n.startswith("comp:") and n[5:] in symbols]
-    select = ColumnTransformer([("fractions", "passthrough", columns)])
-    return make_pipeline(select, KNeighborsRegressor(5, weights="distance"))
 
 
 def classifier(trees: int, seed: int) -> Pipeline:
