@@ -233,19 +233,20 @@ def run_case(cfg: Config, jobs: int = JOBS, device: str = "cpu") -> dict:
     results = {r.id: r for r in R.analyze(run)}
     lgps, poor = results[LGPS_ID], results[POOR_ID]
     slower, detail = slower_everywhere(lgps, poor)
+    lgps_summary = material_summary(lgps)
     summary = {
         "protocol": M.QUICK.name,
         "low_statistics": M.QUICK.low_statistics,
         "temperatures_k": list(M.QUICK.temperatures_k),
         "production_ps": M.QUICK.production_ps,
-        "lgps": material_summary(lgps),
+        "lgps": lgps_summary,
         "poor": {
             **material_summary(poor),
             "measured_log10_sigma_S_cm": POOR_MEASURED_LOG10_S_CM,
             "measured_source": POOR_SOURCE,
         },
         "poor_slower_at_every_temperature": slower,
-        "lgps_vs_measured": against_measured(material_summary(lgps)),
+        "lgps_vs_measured": against_measured(lgps_summary),
         "by_temperature": detail,
         "references": REFERENCES,
         "runtime_s": round(time.perf_counter() - t0, 1),

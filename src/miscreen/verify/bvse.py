@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
 import math
 import pickle
 import time
@@ -48,6 +47,8 @@ from scipy.spatial import cKDTree
 from threadpoolctl import threadpool_limits
 
 from miscreen import schema as S
+from miscreen.fetch.local import reason_of
+from miscreen.fetch.structures import structure_from_json
 
 STAGE = "verify"
 
@@ -631,7 +632,7 @@ def barrier_table(
             failures.append(S.failure(rid, source, STAGE, "no structure: BVSE needs positions"))
             continue
         try:
-            structure = Structure.from_dict(json.loads(text))
+            structure = structure_from_json(text)
         except Exception as exc:  # malformed JSON or dict: say so, keep going
             failures.append(S.failure(rid, source, STAGE, f"unreadable structure JSON: {exc}"))
             continue
@@ -647,8 +648,8 @@ def barrier_table(
             reason = f"BVSE exceeded the per-structure time limit of {time_limit_s:g} s"
             failures.append(S.failure(rid, source, STAGE, reason))
             continue
-        except (ValueError, KeyError, MemoryError) as exc:  # BVSEError is a ValueError
-            failures.append(S.failure(rid, source, STAGE, f"BVSE failed: {exc}"))
+        except Exception as exc:  # one odd structure must not lose the others' barriers
+            failures.append(S.failure(rid, source, STAGE, f"BVSE failed: {reason_of(exc)}"))
             continue
         rows.append({S.ID: rid, **result.as_row()})
     table = pd.DataFrame(rows, columns=[S.ID, *BVSE_COLUMNS]).set_index(S.ID)

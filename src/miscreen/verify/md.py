@@ -28,7 +28,6 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -151,7 +150,6 @@ class Ordered:
     method: str  # "ordered" | "ewald" | "ewald (best of N random)"
     oxidation_states: dict[str, float]
     orderings: float  # number of orderings of the disordered sites (0 when ordered)
-    multiplier: int = 1
 
 
 def _site_groups(structure: Structure) -> list[list[int]]:
@@ -265,7 +263,7 @@ def order_structure(
         method = f"ewald (best of {len(sampled)} random)"
     best = best.get_sorted_structure()
     best.remove_oxidation_states()
-    return Ordered(best, method, oxi, 10.0**log10_n, m)
+    return Ordered(best, method, oxi, 10.0**log10_n)
 
 
 def widths(structure: Structure) -> np.ndarray:
@@ -731,11 +729,6 @@ def run_md_task(
     elapsed = time.perf_counter() - t0
     done = step - start_step
     return TaskStatus(step, total, elapsed, elapsed / done if done else None)
-
-
-def iter_task_dirs(root: Path) -> Iterator[Path]:
-    for p in sorted(Path(root).rglob(TASK_JSON)):
-        yield p.parent
 
 
 def default_threads() -> int:

@@ -31,7 +31,6 @@ from miscreen import store
 from miscreen.catalog import RunCatalog
 from miscreen.verify import md as M
 from miscreen.verify.md_analysis import (
-    STATUS_UPPER_BOUND,
     ArrheniusResult,
     TemperatureResult,
     analyze_trajectory,
@@ -119,9 +118,7 @@ def plan(
         folder = candidate_folder(cand.id)
         cdir = root / folder
         try:
-            if (cdir / M.PREPARED_JSON).exists():
-                prepared = M.read_prepared(cdir)
-            else:
+            if not (cdir / M.PREPARED_JSON).exists():
                 t0 = time.perf_counter()
                 prepared = M.prepare(cand.id, cand.structure, protocol, seed, cand.source, cand.ml)
                 M.write_prepared(cdir, prepared)
@@ -133,12 +130,14 @@ def plan(
                     prepared.ordering,
                     time.perf_counter() - t0,
                 )
+            own = []  # a candidate's tasks join the plan only when all of them are written
             for t in protocol.temperatures_k:
                 M.write_task(cdir / temperature_folder(t), M.MDTask(cand.id, t, protocol, seed))
-                tasks.append(f"{folder}/{temperature_folder(t)}")
+                own.append(f"{folder}/{temperature_folder(t)}")
         except (M.MDError, ValueError) as exc:
             failures.append(S.failure(cand.id, cand.source, M.STAGE, str(exc)))
             continue
+        tasks += own
         folders.append(folder)
     the_plan = Plan(protocol, seed, folders, tasks)
     store.write_json(root / TASKS_JSON, the_plan.to_dict())
@@ -418,5 +417,3 @@ def read_results(run: RunCatalog) -> list[CandidateResult]:
     return [CandidateResult.from_dict(c) for c in d["candidates"]]
 
 
-def is_upper_bound(result: CandidateResult) -> bool:
-    return result.arrhenius is None or result.arrhenius.status == STATUS_UPPER_BOUND

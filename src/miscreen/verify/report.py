@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import jinja2
-import numpy as np
 import pandas as pd
 
 from miscreen import schema as S
+from miscreen.report import fmt
 from miscreen.verify.bvse import BVSE_E1D, BVSE_E2D
 
 SECTION = jinja2.Environment(autoescape=True).from_string(
@@ -30,11 +30,6 @@ the framework weighted by occupancy. Rows without a barrier are listed in
 )
 
 
-def _num(value: object, digits: int = 2) -> str:
-    v = S.as_float(value)
-    return "—" if np.isnan(v) else f"{v:.{digits}f}"
-
-
 def bvse_section(candidates: pd.DataFrame, top: int) -> str:
     """HTML fragment for the report: the checked candidates in rank order."""
     checked = candidates[candidates.get(S.BVSE_METHOD, pd.Series(dtype=str)).notna()]
@@ -44,10 +39,10 @@ def bvse_section(candidates: pd.DataFrame, top: int) -> str:
             "rank": "" if pd.isna(r[S.RANK]) else int(r[S.RANK]),
             "formula": r[S.FORMULA],
             "id": r[S.ID],
-            "pred": _num(r[S.PRED]),
-            "e1": _num(r.get(BVSE_E1D)),
-            "e2": _num(r.get(BVSE_E2D)),
-            "e3": _num(r.get(S.BVSE_E3D)),
+            "pred": fmt(r[S.PRED]),
+            "e1": fmt(r.get(BVSE_E1D)),
+            "e2": fmt(r.get(BVSE_E2D)),
+            "e3": fmt(r.get(S.BVSE_E3D)),
             "method": r.get(S.BVSE_METHOD),
         }
         for r in checked.to_dict("records")
