@@ -12,10 +12,10 @@ import json
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
-from pymatgen.core import Composition, Structure
+from pymatgen.core import Composition, Element, Structure
 
 from miscreen.featurize import context as ctxmod
 from miscreen.featurize.oxidation import Oxidation, guess
@@ -74,6 +74,13 @@ class Featurizer(ABC):
 
     def implementors(self) -> list[str]:
         return ["miscreen"]
+
+
+@lru_cache(maxsize=256)
+def electronegativity(symbol: str) -> float:
+    """Pauling electronegativity of an element; 0 where pymatgen has none (noble gases)."""
+    x = Element(symbol).X
+    return float(x) if x == x else 0.0
 
 
 def wstats(values: np.ndarray, weights: np.ndarray) -> tuple[float, float, float, float]:

@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 
 TIME_LIMIT_S = 60.0
 CHUNK_SIZE = 64
-MAX_SITES = 2000
 REFIRE_S = 1.0  # a timeout is raised again this often, in case code swallowed it
 
 
@@ -272,7 +271,7 @@ def _entry(task: Task) -> Entry:
     if entry.structure is not None:
         # sites, finite cell, volume and cell span per site: the neighbour search's memory
         # grows with the cell's span, so an absurd cell is refused before it is built
-        check_cell(entry.structure, max_sites=MAX_SITES)
+        check_cell(entry.structure)
     return entry
 
 

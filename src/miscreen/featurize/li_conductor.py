@@ -35,6 +35,7 @@ from miscreen.featurize.base import (
     Entry,
     Featurizer,
     effective_cn,
+    electronegativity,
     group_max,
     group_min,
     group_sum,
@@ -273,8 +274,8 @@ class IonicFeaturizer(Featurizer):
             return [math.nan] * 5 + [0.0, 0.0, math.nan, *tail]
         w = np.array([amounts[el] for el in anions])
         frac = w / w.sum()
-        x = float(frac @ [_electroneg(el) for el in anions])
-        dx = x - _electroneg("Li")
+        x = float(frac @ [electronegativity(el) for el in anions])
+        dx = x - electronegativity("Li")
         return [
             x,
             dx,
@@ -286,9 +287,3 @@ class IonicFeaturizer(Featurizer):
             li / float(w.sum()),
             *tail,
         ]
-
-
-@lru_cache(maxsize=256)
-def _electroneg(symbol: str) -> float:
-    x = Element(symbol).X
-    return float(x) if x == x else 0.0

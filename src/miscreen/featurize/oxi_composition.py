@@ -22,12 +22,10 @@ the framework-cation statistics when Li is the only cation.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
-from pymatgen.core import Element
 
-from miscreen.featurize.base import Entry, Featurizer, wstats
+from miscreen.featurize.base import Entry, Featurizer, electronegativity, wstats
 from miscreen.featurize.context import ionic_radius
 from miscreen.featurize.oxidation import guess
 
@@ -85,7 +83,7 @@ class OxidationCompositionFeaturizer(Featurizer):
         w = np.array([amounts[e] for e in els], dtype=float)
         w = w / w.sum()
         q = np.array([ox.states.get(e, 0.0) for e in els], dtype=float)
-        x = np.array([_electroneg(e) for e in els])
+        x = np.array([electronegativity(e) for e in els])
         _mean_q, std_q, lo_q, hi_q = wstats(q, w)
         return [
             lo_q,
@@ -134,9 +132,3 @@ def _framework(els: list[str], w: np.ndarray, q: np.ndarray) -> list[float]:
     field = qq / r**2
     field_mean, _, _, field_hi = wstats(field, ww)
     return [charge_mean, charge_std, r_mean, r_std, r_lo, r_hi, field_mean, field_hi]
-
-
-@lru_cache(maxsize=256)
-def _electroneg(symbol: str) -> float:
-    x = Element(symbol).X
-    return float(x) if x == x else 0.0

@@ -454,8 +454,6 @@ def _csv_row(r: dict, base: Path, rid: str, source: str, where: str) -> dict:
     cif = str(r.get(S.STRUCTURE, "") or "").strip()
     if cif:
         cif_path = (base / cif) if not Path(cif).is_absolute() else Path(cif)
-        if not cif_path.is_file():
-            raise ValueError(f"{where}: structure file {cif_path} does not exist")
         try:
             structure = read_cif(cif_path)
         except ValueError as exc:

@@ -415,5 +415,3 @@ def analyze(run: RunCatalog) -> list[CandidateResult]:
 def read_results(run: RunCatalog) -> list[CandidateResult]:
     d = store.read_json(run.file(MD_RESULTS))
     return [CandidateResult.from_dict(c) for c in d["candidates"]]
-
-
