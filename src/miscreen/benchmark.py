@@ -305,13 +305,12 @@ def format_table(r: dict) -> str:
 
 
 def _pair(r: dict, kind: str = "") -> str:
-    """'plain 80 / 95 (bound-aware 80 / 95)' coverage of all rows or of an input kind."""
+    """80 % / 95 % coverage: bound-aware for all rows; plain, then bound-aware, for a kind."""
     k = f"_{kind}" if kind else ""
-    plain = f"{r[f'coverage_80{k}']:.3f} / {r[f'coverage_95{k}']:.3f}"
-    if not kind:
-        return f"{r['coverage_80_bound_aware']:.3f} / {r['coverage_95_bound_aware']:.3f}"
     aware = f"{r[f'coverage_80_bound_aware{k}']:.3f} / {r[f'coverage_95_bound_aware{k}']:.3f}"
-    return f"{plain} (bound-aware {aware})"
+    if not kind:
+        return aware
+    return f"{r[f'coverage_80{k}']:.3f} / {r[f'coverage_95{k}']:.3f} (bound-aware {aware})"
 
 
 def _fmt(v: object) -> str:

@@ -30,6 +30,7 @@ HEADLINE = (
 
 @app.command("lgps")
 def lgps(
+    ctx: typer.Context,
     config: Annotated[
         Path, typer.Argument(help="case configuration (pool, model, screen settings)")
     ] = Path("configs/lgps.yaml"),
@@ -38,7 +39,8 @@ def lgps(
     from miscreen.cases.lgps import run_case
 
     cfg = load_config_or_exit(config)
-    summary = run_case(cfg)
+    with cli_errors(ctx):
+        summary = run_case(cfg)
     typer.echo(json.dumps({k: summary.get(k) for k in HEADLINE}, indent=1))
     typer.echo(f"wrote {cfg.run.case_json} and {cfg.run.report}")
 

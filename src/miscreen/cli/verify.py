@@ -71,7 +71,7 @@ def select(cfg: Config, top: int, ids: list[str] | None):
             if all(v is not None and pd.notna(v) for v in values):
                 predictions[str(row[S.ID])] = tuple(float(v) for v in values)
     records = load_candidates(cfg).records
-    records = records[records[S.ID].astype(str).isin(wanted)].drop_duplicates(S.ID)
+    records = records[records[S.ID].astype(str).isin(wanted)]
     by_id = {str(r[S.ID]): r for r in records.to_dict("records")}
     chosen, failures = [], []
     for cid in wanted:
@@ -220,7 +220,7 @@ def md(
             return
         run = cfg.run
         the_plan, plan_failures = R.plan(run, chosen, proto, cfg.seed)
-        _record(cfg, run, failures, plan_failures)
+        _record(run, failures, plan_failures)
         if not the_plan.tasks:
             raise ValueError("no candidate could be prepared for MD; see failures.csv")
         if slurm:
@@ -229,7 +229,7 @@ def md(
         run_failures = R.run_local(
             run, jobs or M.default_threads(), threads, M.resolve_device(device)
         )
-        _record(cfg, run, failures, plan_failures, run_failures)
+        _record(run, failures, plan_failures, run_failures)
         results = R.analyze(run)
         _manifest(cfg, proto.name, len(the_plan.tasks))
         for line in summary_lines(results):
@@ -240,14 +240,14 @@ def md(
         )
 
 
-def _record(cfg: Config, run, *tables) -> None:
-    import pandas as pd
-
+def _record(run, *tables) -> None:
+    """This stage's failures so far (written even when empty, so none of an earlier run's
+    stay behind)."""
+    from miscreen import schema as S
     from miscreen.verify.md import STAGE
 
-    parts = [t for t in tables if t is not None and len(t)]
-    if parts:
-        run.write_failures(STAGE, pd.concat(parts, ignore_index=True))
+    frames = [t for t in tables if t is not None]
+    run.write_failures(STAGE, S.concat(S.empty_failures(), *frames))
 
 
 def _manifest(cfg: Config, protocol: str, n_tasks: int) -> None:
