@@ -26,6 +26,17 @@ def test_unknown_key_names_key_and_file(tmp_path):
         load_config(path)
 
 
+def test_misspelt_key_gets_a_suggestion(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("screen:\n  require_any_element: [O]\nmodle: {}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "unknown key 'screen.require_any_element' (did you mean 'require_any_elements'?)" in str(
+        err.value
+    )
+    assert "unknown key 'modle' (did you mean 'model'?)" in str(err.value)
+
+
 def test_bad_value_names_key(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("data:\n  censored: ignore\n")

@@ -9,6 +9,7 @@ short excerpts of bad values, never their whole text.
 
 from __future__ import annotations
 
+import difflib
 import os
 import reprlib
 from pathlib import Path
@@ -275,11 +276,24 @@ def load_config(path: Path | str) -> Config:
         for err in exc.errors()[:20]:
             key = _short(".".join(str(p) for p in err["loc"]), 120)
             if err["type"] == "extra_forbidden":
-                problems.append(f"unknown key '{key}'")
+                problems.append(f"unknown key '{key}'{_did_you_mean(err['loc'])}")
             else:
                 got = _SHORT.repr(err.get("input"))
                 problems.append(f"'{key}': {_short(err['msg'], 300)} (got {got})")
         raise ConfigError(f"{path}: " + "; ".join(problems)) from None
+
+
+def _did_you_mean(loc: tuple) -> str:
+    """' (did you mean 'x'?)' for a misspelt key of a plain settings section, else ''."""
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        model = annotation
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 class _LimitedLoader(yaml.SafeLoader):

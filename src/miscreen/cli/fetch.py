@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from miscreen.fetch.http import FetchError, RetryPolicy
+from miscreen.cli.common import cli_errors
+from miscreen.fetch.http import RetryPolicy
 
 app = typer.Typer(
     help="Fetch structures into a store (Materials Project, OPTIMADE, local files).",
@@ -35,20 +35,6 @@ def _setup_logging() -> None:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     for noisy in ("urllib3", "httpx", "optimade"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Print known errors as one clear message and exit 1 (no traceback)."""
-    from miscreen.fetch.mp import MPError, MPKeyError
-    from miscreen.fetch.optimade import OptimadeError
-    from miscreen.store.structures import StoreError
-
-    try:
-        yield
-    except (FetchError, MPKeyError, MPError, OptimadeError, StoreError, FileNotFoundError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
 
 
 def _policy(attempts: int, timeout: float, backoff: float, concurrency: int) -> RetryPolicy:
@@ -116,7 +102,7 @@ def mp_cmd(
         is_stable=is_stable,
         theoretical=theoretical,
     )
-    with _errors():
+    with cli_errors():
         fetch_mp(
             StructureStore(out),
             query,
@@ -160,7 +146,7 @@ def optimade_cmd(
     from miscreen.store.structures import StructureStore
 
     _setup_logging()
-    with _errors():
+    with cli_errors():
         validate_filter(filter_)
         if not base_url and not provider:
             raise OptimadeError("give at least one --base-url URL or --provider ID")
@@ -199,7 +185,7 @@ def local_cmd(
     from miscreen.store.structures import StructureStore
 
     _setup_logging()
-    with _errors():
+    with cli_errors():
         store = StructureStore(out)
         for p in path:
             fetch_local_into(store, p, id_field, id_prefix, tuple(require_element or ()))
