@@ -138,7 +138,7 @@ def main() -> int:
     full = featurize_table(obelix, "full", jobs=JOBS)
     cifs = obelix[obelix["structure"].notna()]
     obelix_failures = int(full.failures["id"].isin(cifs["id"]).sum())
-    base = featurize_table(obelix, "composition", jobs=JOBS).features
+    base = featurize_table(obelix, "cell", jobs=JOBS).features
     # largest first, one at a time: keeps both cores busy to the end
     big_first = cifs["structure"].str.len().sort_values(ascending=False).index
     done = Parallel(n_jobs=JOBS, batch_size=1)(

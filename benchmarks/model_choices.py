@@ -35,8 +35,8 @@ from miscreen.config import load_config
 from miscreen.featurize import featurize_records
 from miscreen.fetch.labels import apply_censoring
 from miscreen.fetch.sources import load_labelled
+from miscreen.train.estimators import make_regressor
 from miscreen.train.fit import doi_groups
-from miscreen.train.model import make_regressor
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "bench" / "model_choices.json"

@@ -21,8 +21,8 @@ Censored rows (``<1E-10``...) are scored at -15 as upstream does ("MAE"), and al
 bound-aware MAE that counts a censored row as exact when the prediction is at or below its
 stated bound ("bMAE"). Spearman is against the upstream labels.
 
-Input kinds, as the pipeline routes rows (``miscreen.train.models``): ``formula`` (composition
-alone, preset "formula"), ``composition`` (composition + cell, preset "composition"), ``full``
+Input kinds, as the pipeline routes rows (``miscreen.train.routing``): ``formula`` (composition
+alone, preset "composition"), ``composition`` (composition + cell, preset "cell"), ``full``
 (preset "full"; trained on every training row like the pipeline's structure model, scored on
 the rows with CIFs). Candidate feature groups not yet registered are computed here by calling
 the featurizers on entries (the composition-only groups never look at a structure, so a CIF
@@ -76,8 +76,8 @@ from miscreen.featurize.li_conductor import IonicFeaturizer
 from miscreen.featurize.oxi_composition import OxidationCompositionFeaturizer
 from miscreen.fetch.labels import OBELIX_FLOOR_LOG10
 from miscreen.fetch.obelix import load_obelix
+from miscreen.train.estimators import MISSING, make_regressor
 from miscreen.train.fit import doi_groups
-from miscreen.train.model import MISSING, make_regressor
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "bench" / "model_research.json"
@@ -94,7 +94,7 @@ CANDIDATES: dict[str, type[Featurizer]] = {
     "ion": IonicFeaturizer,
     "anion": AnionFrameworkFeaturizer,
 }
-KIND_PRESETS = {"formula": "formula", "composition": "composition", "full": "full"}
+KIND_PRESETS = {"formula": "composition", "composition": "cell", "full": "full"}
 ADOPTED = ("oxi:",)  # registered in the presets after this study chose them
 
 

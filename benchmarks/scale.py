@@ -324,7 +324,7 @@ def summarise(runs: dict[int, dict], speed: dict, args: argparse.Namespace) -> d
         "dask_runs": {str(w): r for w, r in speed.items()},
         "workers": args.workers,
         "chunk_size": args.chunk_size,
-        "preset": "composition",
+        "preset": "cell",
         "preset_note": "the full preset is far slower per structure; see the module docstring",
         "model": "extra_trees, 50 trees, composition preset, OBELiX train split",
         "cpus": os.cpu_count(),

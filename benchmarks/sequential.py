@@ -6,8 +6,8 @@ minutes on one core). Every campaign starts from 10 random rows without a fast c
 (the same 10 for every function at a given seed), then measures batches of 5 (at most one
 per chemical system) chosen from a 50-tree forest's mean and tree spread (``--model``:
 random forest by default, or the median extra trees of the project's ensemble), with the
-composition-only model's features (``featurize`` preset ``formula``: Magpie statistics,
-stoichiometry, element fractions and oxidation-state descriptors; ``--preset composition``
+composition-only model's features (``featurize`` preset ``composition``: Magpie statistics,
+stoichiometry, element fractions and oxidation-state descriptors; ``--preset cell``
 adds OBELiX's cell columns). Targets: the first fast
 conductor (sigma >= 1e-3 S/cm) and 5 of the top 5 % of log10 sigma. Counts include the
 initial 10. ``mei`` (highest prediction) is pure exploitation; ``random`` needs no model.
@@ -163,7 +163,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--cap", type=int, default=200, help="most measurements per campaign")
     ap.add_argument("--censored", choices=("floor", "bound"), default="bound")
-    ap.add_argument("--preset", choices=("formula", "composition"), default="formula")
+    ap.add_argument("--preset", choices=("composition", "cell"), default="composition")
     ap.add_argument("--model", choices=MODELS, default="random_forest")
     ap.add_argument("--diversity", choices=("chemsys", "none"), default="chemsys")
     ap.add_argument("--tag", default="", help="suffix of the output files")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from miscreen import atomic_io
 from miscreen import schema as S
-from miscreen import store
 from miscreen.catalog import ModelCatalog, RunCatalog
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "miscreen"
@@ -48,7 +48,7 @@ def test_failures_of_every_stage_are_kept_and_unioned(tmp_path):
     run.write_failures("train", pd.DataFrame([S.failure("a", "obelix", "load", "bad row")]))
     run.write_failures("screen", pd.DataFrame([S.failure("b", "csv", "featurize", "timeout")]))
     run.write_failures("train", pd.DataFrame([S.failure("c", "obelix", "load", "again")]))
-    union = store.read_table(run.failures)
+    union = atomic_io.read_table(run.failures)
     assert sorted(union[S.ID]) == ["b", "c"]  # a stage's rerun replaces its own rows only
     assert list(union.columns) == list(S.FAILURE_COLUMNS)
 
@@ -69,6 +69,6 @@ def test_manifest_keeps_every_stage(tmp_path):
     run = RunCatalog(tmp_path)
     run.update_manifest({"run_name": "x"}, 0, "train", {"rows": 3})
     run.update_manifest({"run_name": "x"}, 0, "screen", {"rows": 5})
-    manifest = store.read_json(run.manifest)
+    manifest = atomic_io.read_json(run.manifest)
     assert manifest["stages"]["train"]["rows"] == 3 and manifest["stages"]["screen"]["rows"] == 5
     assert manifest["seed"] == 0 and "finished_at" in manifest["stages"]["screen"]

@@ -23,21 +23,21 @@ from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from threadpoolctl import threadpool_limits
 
-from miscreen import pipeline, store
+from miscreen import atomic_io, pipeline
 from miscreen import schema as S
 from miscreen.catalog import RunCatalog
 from miscreen.config import MODEL_KINDS, Config
 from miscreen.featurize import featurize_records
 from miscreen.fetch.labels import apply_censoring
 from miscreen.fetch.sources import load_labelled
+from miscreen.train.estimators import make_regressor
 from miscreen.train.evaluate import (
     PUBLISHED_BASELINES,
     bound_aware_coverage,
     coverage,
     test_metrics,
 )
-from miscreen.train.model import make_regressor
-from miscreen.train.models import model_plan, row_kinds
+from miscreen.train.routing import model_plan, row_kinds
 from miscreen.train.splits import new_chemistry_groups
 
 log = logging.getLogger(__name__)
@@ -97,9 +97,9 @@ def run_obelix_benchmark(cfg: Config, out_dir: Path, kinds: tuple[str, ...] = MO
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     out = RunCatalog(out_dir)
-    store.write_json(out.metrics, result)
-    store.write_text(out.file(TABLE), format_table(result))
-    store.write_table(pred80.drop(columns=[S.STRUCTURE]), out.test_predictions)
+    atomic_io.write_json(out.metrics, result)
+    atomic_io.write_text(out.file(TABLE), format_table(result))
+    atomic_io.write_table(pred80.drop(columns=[S.STRUCTURE]), out.test_predictions)
     return result
 
 

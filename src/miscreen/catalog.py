@@ -3,7 +3,7 @@
 Stages, case studies, benchmarks and batch code ask a :class:`RunCatalog` or
 :class:`ModelCatalog` for paths; no artifact's file name is spelled anywhere else. The few
 writers that several stages share (failures, manifest, report sections) live here too and
-write atomically through :mod:`miscreen.store`.
+write atomically through :mod:`miscreen.atomic_io`.
 
 Run folder (``results/<run_name>/``)::
 
@@ -37,8 +37,8 @@ from typing import Any
 
 import pandas as pd
 
+from miscreen import atomic_io
 from miscreen import schema as S
-from miscreen import store
 
 log = logging.getLogger(__name__)
 
@@ -120,20 +120,20 @@ class RunCatalog:
     def write_failures(self, stage: str, failures: pd.DataFrame) -> None:
         """Keep one stage's failures and rewrite the union of all stages as failures.csv."""
         failures = failures.reindex(columns=list(S.FAILURE_COLUMNS)).drop_duplicates()
-        store.write_table(failures.reset_index(drop=True), self.stage_failures(stage))
+        atomic_io.write_table(failures.reset_index(drop=True), self.stage_failures(stage))
         for f in failures.itertuples(index=False):
             log.warning("skipped %s (%s, %s): %s", f.id, f.source, f.stage, f.reason)
-        parts = [store.read_table(p) for p in sorted(self.stages.glob("*_failures.parquet"))]
-        store.write_table(S.concat(S.empty_failures(), *parts), self.failures)
+        parts = [atomic_io.read_table(p) for p in sorted(self.stages.glob("*_failures.parquet"))]
+        atomic_io.write_table(S.concat(S.empty_failures(), *parts), self.failures)
 
     def update_manifest(self, config: dict[str, Any], seed: int, stage: str, entry: dict) -> None:
         """Record one stage's entry (inputs, models, counts) in ``manifest.json``."""
-        manifest = store.read_json(self.manifest) if self.manifest.exists() else {}
-        base = store.base_manifest(config, seed)
+        manifest = atomic_io.read_json(self.manifest) if self.manifest.exists() else {}
+        base = atomic_io.base_manifest(config, seed)
         manifest.update({k: v for k, v in base.items() if k != "created_at"})
         manifest.setdefault("created_at", base["created_at"])
-        manifest.setdefault("stages", {})[stage] = {**entry, "finished_at": store.now_utc()}
-        store.write_json(self.manifest, manifest)
+        manifest.setdefault("stages", {})[stage] = {**entry, "finished_at": atomic_io.now_utc()}
+        atomic_io.write_json(self.manifest, manifest)
 
     def write_section(self, name: str, html: str, order: int = 50) -> Path:
         """A report section contributed by a stage or case study: an HTML fragment that
@@ -142,7 +142,7 @@ class RunCatalog:
             raise ValueError(f"section names are lower-case words, got {name!r}")
         for old in self.sections.glob(f"*-{name}.html"):
             old.unlink()
-        return store.write_text(self.sections / f"{order:02d}-{name}.html", html)
+        return atomic_io.write_text(self.sections / f"{order:02d}-{name}.html", html)
 
     def read_sections(self) -> list[str]:
         """The contributed report sections, in order."""

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from miscreen.catalog import ModelCatalog, RunCatalog
+from miscreen.errors import UserError
 
 
 class _Strict(BaseModel):
@@ -83,7 +84,7 @@ class DataConfig(_Strict):
 
 
 class FeaturesConfig(_Strict):
-    preset: Literal["composition", "structure", "li_conductor", "full"] = "full"
+    preset: Literal["composition", "cell", "structure", "li_conductor", "full"] = "full"
     jobs: int | None = Field(default=None, ge=1)
     # wall-clock limit per structure; a structure over it goes to failures, the rest go on
     time_limit_s: float = Field(default=60.0, gt=0)
@@ -237,7 +238,7 @@ class Config(_Strict):
         }
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file that cannot be used; the message names the file and the key."""
 
 

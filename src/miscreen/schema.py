@@ -21,6 +21,8 @@ import math
 
 import pandas as pd
 
+MOBILE_ION = "Li"  # the ion whose conductivity miscreen screens for
+
 ID = "id"
 SOURCE = "source"
 FORMULA = "formula"

@@ -198,7 +198,7 @@ def test_streamed_ranking_equals_an_in_memory_screen(batch_run):
     from miscreen import pipeline
     from miscreen.fetch.sources import load_candidates
     from miscreen.screen import Filters, rank_candidates
-    from miscreen.train.models import load_models
+    from miscreen.train.routing import load_models
 
     cfg = batch_run.load("reference")
     predicted, _ = pipeline.predict(cfg, load_models(cfg.models), load_candidates(cfg).records)

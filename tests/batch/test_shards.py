@@ -10,7 +10,7 @@ import pytest
 
 from miscreen import schema as S
 from miscreen.batch import ShardSpec, parse_shard, shard_from_env, shard_of
-from miscreen.batch.sources import iter_chunks, plan_shard, read_chunk
+from miscreen.batch.chunks import iter_chunks, plan_shard, read_chunk
 from miscreen.config import StoreSource
 from miscreen.store.structures import read_store
 
@@ -82,7 +82,7 @@ def test_store_rows_read_only_their_rows_across_row_groups(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from miscreen.batch.sources import StoreRows
+    from miscreen.batch.chunks import StoreRows
 
     table = pa.table({S.ID: [f"c{i}" for i in range(23)], "x": np.arange(23.0)})
     path = tmp_path / "structures.parquet"
@@ -97,7 +97,7 @@ def test_store_rows_read_only_their_rows_across_row_groups(tmp_path):
 def test_a_store_the_worker_cannot_see_is_a_clear_error(tmp_path):
     import numpy as np
 
-    from miscreen.batch.sources import StoreRows
+    from miscreen.batch.chunks import StoreRows
 
     missing = tmp_path / "elsewhere" / "structures.parquet"
     with pytest.raises(FileNotFoundError, match=f"{missing}.*filesystem the client"):

@@ -164,13 +164,13 @@ def test_a_pickle_payload_in_a_model_folder_never_runs_on_predict(
     folder = Path(shutil.copytree(model, tmp_path / "m"))
     routing = json.loads((folder / "routing.json").read_text())
     for name in {r["model"] for r in routing.values()}:
-        from miscreen import store
+        from miscreen import atomic_io
         from miscreen.catalog import ModelFolder
 
         mf = ModelFolder(folder / name)
         mf.estimator.write_bytes(pickle.dumps(Payload()))
         meta = json.loads(mf.meta.read_text())
-        meta["model_sha256"] = store.sha256_file(mf.estimator)
+        meta["model_sha256"] = atomic_io.sha256_file(mf.estimator)
         mf.meta.write_text(json.dumps(meta))
     src = tmp_path / "in.csv"
     src.write_text("composition\nLi2O\n")
@@ -204,9 +204,7 @@ def test_train_data_with_duplicate_ids_and_bad_rows_trains_on_the_good_rows(
         "bad7,Li2O,1e-4,huge.cif\n",
     )
     out = tmp_path / "models" / "mine"
-    res = _run(
-        "train", "--data", data, "--out", out, "--target", "sigma", "--preset", "composition"
-    )
+    res = _run("train", "--data", data, "--out", out, "--target", "sigma", "--preset", "cell")
     assert res.exit_code == 0, res.output
     text = _text(res)
     for n, line in zip(range(1, 8), range(19, 26), strict=True):

@@ -32,7 +32,7 @@ def test_second_run_recomputes_nothing(records: pd.DataFrame, tmp_path) -> None:
 
 
 def test_cache_recomputes_only_what_changed(records: pd.DataFrame, tmp_path) -> None:
-    featurize_table(records, "composition", cache_dir=tmp_path)
+    featurize_table(records, "cell", cache_dir=tmp_path)
     changed = records.copy()
     changed.loc[changed[S.ID] == "licl", S.STRUCTURE] = record("x", rocksalt(0.9))[S.STRUCTURE]
     res = featurize_table(changed, "full", cache_dir=tmp_path).info.set_index(S.ID)
@@ -127,12 +127,12 @@ def test_parquet_stream_carries_schema(records: pd.DataFrame, tmp_path) -> None:
     np.testing.assert_allclose(table.to_numpy(), feats.to_numpy(), equal_nan=True)
 
 
-def test_composition_preset_needs_no_structure() -> None:
+def test_cell_preset_needs_no_structure() -> None:
     rows = pd.DataFrame([record("c", None, "Li7La3Zr2O12")])
     rows[S.SPACEGROUP] = 230.0
     rows[list(S.LATTICE)] = [12.97, 12.97, 12.97, 90.0, 90.0, 90.0]
     rows[S.Z] = 8.0
-    feats, fails, schema = featurize_records(rows, "composition")
+    feats, fails, schema = featurize_records(rows, "cell")
     assert fails.empty and list(feats.columns) == list(schema.names)
     assert feats.loc["c", "cell:point_group_order"] == 48
     assert math.isclose(feats.loc["c", "cell:li_per_volume"], 56 / 12.97**3, rel_tol=1e-6)

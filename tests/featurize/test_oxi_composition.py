@@ -94,9 +94,9 @@ def test_fallback_caps_cations_at_their_highest_known_state() -> None:
 
 
 def test_formula_and_composition_presets_carry_the_oxidation_group() -> None:
-    from miscreen.featurize.registry import feature_schema
+    from miscreen.featurize.presets import feature_schema
 
-    for preset in ("formula", "composition"):
+    for preset in ("composition", "cell"):
         assert sum(n.startswith("oxi:") for n in feature_schema(preset).names) == len(
             F.feature_labels()
         )

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from miscreen.featurize import engine as E
-from miscreen.featurize import registry
+from miscreen.featurize import presets
 from tests.featurize.conftest import record, rocksalt
 
 LIMIT = 0.2
@@ -123,7 +123,7 @@ def big_task() -> E.Task:
     structure = rocksalt()
     structure.make_supercell([6, 6, 6])
     task = E.make_tasks(pd.DataFrame([record("licl-666", structure)]))[0]
-    task.needed = registry.groups("full")
+    task.needed = presets.groups("full")
     return task
 
 
@@ -138,4 +138,4 @@ def test_run_task_on_a_thread_finishes_within_a_generous_limit() -> None:
     with ThreadPoolExecutor(max_workers=1) as pool:
         out = pool.submit(E.run_task, big_task(), 120.0).result(timeout=180)
     assert out.reason is None
-    assert sorted(out.values) == sorted(registry.groups("full"))
+    assert sorted(out.values) == sorted(presets.groups("full"))

@@ -26,7 +26,7 @@ from miscreen.fetch.local import (
     load_labelled_csv,
     structure_record,
 )
-from miscreen.fetch.structures import parse_composition
+from miscreen.fetch.parsing import parse_composition
 
 
 def _li2o() -> Structure:
@@ -179,7 +179,7 @@ def test_a_truncated_gzip_keeps_the_lines_before_the_damage(tmp_path: Path) -> N
 
 # -- structures --------------------------------------------------------------------------
 def test_two_atoms_on_one_position_are_refused(tmp_path: Path) -> None:
-    from miscreen.fetch.structures import check_structure
+    from miscreen.fetch.parsing import check_structure
 
     s = Structure(Lattice.cubic(4.0), ["Li", "Li", "O"], [[0, 0, 0], [0.01, 0, 0], [0.5] * 3])
     with pytest.raises(ValueError, match=r"overlaps site 1.*combined occupancy of 2"):
@@ -197,7 +197,7 @@ def test_two_atoms_on_one_position_are_refused(tmp_path: Path) -> None:
 
 
 def test_absurd_cells_are_refused_with_a_reason(tmp_path: Path) -> None:
-    from miscreen.fetch.structures import check_cell
+    from miscreen.fetch.parsing import check_cell
 
     huge = Structure(Lattice.cubic(1e6), ["Li", "O"], [[0, 0, 0], [0.5] * 3])
     flat = Structure(Lattice.orthorhombic(1e4, 1e4, 3), ["Li"] * 4, np.eye(4, 3) * 0.3)

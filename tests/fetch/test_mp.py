@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from miscreen import schema as S
+from miscreen.atomic_io import read_json
 from miscreen.cli.fetch import app
-from miscreen.store import read_json
 from miscreen.store.structures import read_store
 
 from .conftest import MP_DB_VERSION, MP_KEY, Material, SummaryServer

@@ -20,7 +20,7 @@ from miscreen.fetch.optimade import (
     structures_url,
     validate_filter,
 )
-from miscreen.fetch.structures import structure_from_json
+from miscreen.fetch.parsing import structure_from_json
 
 from .conftest import FIXTURES
 

@@ -18,10 +18,10 @@ from pymatgen.core import Composition, Structure
 from typer.testing import CliRunner
 
 from miscreen import schema as S
+from miscreen.atomic_io import read_json
 from miscreen.cli.fetch import app
 from miscreen.fetch.http import FetchError, RetryingSession, RetryPolicy
 from miscreen.fetch.optimade import Database, fetch_database
-from miscreen.store import read_json
 from miscreen.store.structures import StructureStore, read_store
 
 from .conftest import SNAPSHOT, FaultProxy, Material, OptimadeServer

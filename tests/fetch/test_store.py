@@ -10,8 +10,8 @@ from pymatgen.core import Structure
 from typer.testing import CliRunner
 
 from miscreen import schema as S
+from miscreen.atomic_io import read_json, read_table
 from miscreen.cli.fetch import app
-from miscreen.store import read_json, read_table
 from miscreen.store.structures import read_store
 
 

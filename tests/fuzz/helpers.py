@@ -30,13 +30,13 @@ def small_model_folder(root: Path | None = None) -> Path:
     from miscreen.config import ModelConfig
     from miscreen.featurize import FeatureOptions
     from miscreen.fetch.obelix import load_obelix
-    from miscreen.train.models import fit_models, save_models
+    from miscreen.train.routing import fit_models, save_models
 
     records, _ = load_obelix("train", with_structures=False)
     records = records.iloc[:: max(len(records) // 48, 1)].head(48).reset_index(drop=True)
     result = fit_models(
         records,
-        preset="composition",
+        preset="cell",
         model=ModelConfig(kind="extra_trees", n_estimators=10, cv_folds=3, tune=False),
         seed=0,
         censored="floor",

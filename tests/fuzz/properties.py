@@ -74,7 +74,7 @@ formulas = st.one_of(
 def check_formula(example: tuple[str, bool]) -> None:
     """A formula parses to finite, sane amounts with every written element kept, or is
     refused with a ``ValueError``; a good one always parses."""
-    from miscreen.fetch.structures import MAX_AMOUNT, MIN_AMOUNT, parse_composition
+    from miscreen.fetch.parsing import MAX_AMOUNT, MIN_AMOUNT, parse_composition
 
     formula, good = example
     try:
@@ -197,7 +197,7 @@ def check_predict(example: CsvExample, folder: Path, model: Path) -> None:
 @cache
 def _models(model: Path):
     from miscreen.catalog import ModelCatalog
-    from miscreen.train.models import load_models
+    from miscreen.train.routing import load_models
 
     return load_models(ModelCatalog(model))
 
@@ -390,7 +390,7 @@ def check_cif(example: tuple[str, list[str]], folder: Path, featurize: bool = Tr
     either gives features or a failure with a reason."""
     from miscreen.featurize import FeatureOptions, featurize_records
     from miscreen.fetch.local import load_cif_dir
-    from miscreen.fetch.structures import check_structure, structure_from_json
+    from miscreen.fetch.parsing import check_structure, structure_from_json
 
     text, _ = example
     cifs = folder / "cifs"
@@ -420,7 +420,7 @@ CONFIG_KEYS = {
     "features": st.fixed_dictionaries(
         {},
         optional={
-            "preset": st.sampled_from(("composition", "full", "nope", "")),
+            "preset": st.sampled_from(("composition", "cell", "full", "nope", "")),
             "jobs": st.one_of(st.integers(-3, 64), st.none(), HOSTILE_TEXT),
             "time_limit_s": st.one_of(st.floats(), st.integers()),
         },

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from miscreen import store
+from miscreen import atomic_io
 from miscreen.report import write_report
 
 FIGURES = ("parity", "residuals_by_family", "importance", "pareto")
@@ -41,7 +41,7 @@ def test_figures_saved_as_png_and_svg(run_dir):
 
 
 def test_importances_are_grouped_and_saved(run_dir):
-    imp = store.read_table(run_dir / "feature_importance.csv")
+    imp = atomic_io.read_table(run_dir / "feature_importance.csv")
     assert imp["feature"].is_unique and len(imp) > 10
     assert imp["feature"].str.startswith("Magpie ").sum() > 5
     assert imp["importance_mean"].is_monotonic_decreasing
@@ -50,7 +50,7 @@ def test_importances_are_grouped_and_saved(run_dir):
 
 def test_top_table_and_excluded_counts(run_dir):
     html = (run_dir / "report.html").read_text()
-    cands = store.read_table(run_dir / "candidates.parquet")
+    cands = atomic_io.read_table(run_dir / "candidates.parquet")
     ranked = cands[cands["rank"].notna()]
     top = ranked.iloc[0]
     assert f"{top['predicted_log10_sigma']:.2f} [{top['lower']:.2f}, {top['upper']:.2f}]" in html
@@ -92,19 +92,19 @@ def test_saved_importances_are_reused_only_for_the_same_model(run_dir):
 
     run = RunCatalog(run_dir)
     path = run.importances
-    original = store.read_table(path)
-    manifest = store.read_json(run_dir / "manifest.json")
-    test = store.read_table(run_dir / "test_predictions.csv")
+    original = atomic_io.read_table(path)
+    manifest = atomic_io.read_json(run_dir / "manifest.json")
+    test = atomic_io.read_table(run_dir / "test_predictions.csv")
     try:
         marked = original.assign(importance_mean=123.0)
-        store.write_table(marked, path)
+        atomic_io.write_table(marked, path)
         assert (run_importances(run, manifest, test)["importance_mean"] == 123.0).all()
-        store.write_table(marked.assign(model_sha256="0" * 64), path)  # another model's
+        atomic_io.write_table(marked.assign(model_sha256="0" * 64), path)  # another model's
         redone = run_importances(run, manifest, test)
         assert (redone["importance_mean"] != 123.0).all()
         assert set(redone["model_sha256"]) == set(original["model_sha256"])
     finally:
-        store.write_table(original, path)
+        atomic_io.write_table(original, path)
 
 
 def test_report_reads_without_a_guide(run_dir):

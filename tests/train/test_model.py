@@ -8,7 +8,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from miscreen.catalog import ModelFolder
 from miscreen.featurize import feature_schema
-from miscreen.train.model import ConformalRegressor, MedianExtraTreesRegressor, make_regressor
+from miscreen.train.estimators import ConformalRegressor, MedianExtraTreesRegressor, make_regressor
 from miscreen.train.persist import ModelLoadError, TrainedModel, load_model, save_model
 
 
@@ -61,7 +61,7 @@ def test_unknown_kind_is_an_error():
 
 
 def test_saved_model_is_verified_before_loading(tmp_path):
-    schema = feature_schema("formula")  # a model of today's features (others are refused)
+    schema = feature_schema("composition")  # a model of today's features (others are refused)
     X, y = _data(60)
     X = np.tile(X, (1, -(-len(schema.names) // 4)))[:, : len(schema.names)]
     model = ConformalRegressor(make_regressor("extra_trees", 10), n_folds=3).fit(X, y)
@@ -82,8 +82,8 @@ def test_missing_model_dir_is_clear(tmp_path):
 
 
 def test_tuning_picks_the_grid_point_with_the_lowest_grouped_cv_error():
+    from miscreen.train.estimators import cv_scheme, cv_splits
     from miscreen.train.fit import tune
-    from miscreen.train.model import cv_scheme, cv_splits
 
     X, y = _data(200)
     groups = np.repeat(np.arange(40), 5)  # 40 "publications" of 5 rows
@@ -100,8 +100,8 @@ def test_fit_records_and_applies_the_tuned_hyperparameters():
 
     from miscreen import schema as S
     from miscreen.config import ModelConfig
+    from miscreen.train.estimators import SEARCH_GRIDS
     from miscreen.train.fit import fit_conformal
-    from miscreen.train.model import SEARCH_GRIDS
 
     X, y = _data(120)
     features = pd.DataFrame(X, columns=[f"f{i}" for i in range(4)])

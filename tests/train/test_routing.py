@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from miscreen import schema as S
-from miscreen.train.models import (
+from miscreen.train.routing import (
     CELL_ROWS,
     COMPOSITION_ROWS,
     STRUCTURE_ROWS,
@@ -32,12 +32,12 @@ def test_row_kinds_follow_what_each_row_has():
 def test_plan_has_a_model_per_kind_present():
     kinds = pd.Series([STRUCTURE_ROWS, CELL_ROWS])
     assert model_plan("full", kinds) == {
-        "composition": "formula",
-        "cell": "composition",
+        "composition": "composition",
+        "cell": "cell",
         "structure": "full",
     }
-    assert model_plan("full", pd.Series([COMPOSITION_ROWS])) == {"composition": "formula"}
-    assert "structure" not in model_plan("composition", kinds)
+    assert model_plan("full", pd.Series([COMPOSITION_ROWS])) == {"composition": "composition"}
+    assert "structure" not in model_plan("cell", kinds)
 
 
 def test_routing_never_gives_a_row_a_model_it_lacks_features_for():

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from miscreen import store
+from miscreen import atomic_io
 from miscreen.catalog import ModelCatalog
-from miscreen.train.models import TrainResult, load_models, save_models
 from miscreen.train.persist import ModelLoadError, TrainedModel, load_model
+from miscreen.train.routing import TrainResult, load_models, save_models
 from tests.fuzz.helpers import small_model_folder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,7 +45,7 @@ def _any_model(catalog: ModelCatalog):
 def _record_hash(model_folder) -> None:
     """Write the estimator file's sha256 into model.json, as an attacker would."""
     meta = json.loads(model_folder.meta.read_text())
-    meta["model_sha256"] = store.sha256_file(model_folder.estimator)
+    meta["model_sha256"] = atomic_io.sha256_file(model_folder.estimator)
     model_folder.meta.write_text(json.dumps(meta))
 
 
@@ -219,7 +219,7 @@ KILL_SCRIPT = """
 import os, signal, sys
 from pathlib import Path
 from miscreen.catalog import ModelCatalog
-from miscreen.train.models import load_models, save_models
+from miscreen.train.routing import load_models, save_models
 stop = int(sys.argv[3])
 new = load_models(ModelCatalog(Path(sys.argv[1])))
 calls = []

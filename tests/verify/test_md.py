@@ -16,7 +16,7 @@ import pymatgen.core
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from miscreen import store
+from miscreen import atomic_io
 from miscreen.verify import md as M
 
 STRUCTURES = Path(pymatgen.core.__file__).parents[1] / "util" / "structures"
@@ -80,7 +80,7 @@ def _task(root: Path) -> Path:
     prepared = M.prepare("li2o", Structure.from_file(STRUCTURES / "Li2O.json") * (2, 1, 1), TINY)
     M.write_prepared(cdir, prepared)
     relaxed = M.Relaxed(prepared.structure, 0.0, 0.0, 0, True)
-    store.write_json(cdir / M.RELAXED_JSON, relaxed.to_dict())
+    atomic_io.write_json(cdir / M.RELAXED_JSON, relaxed.to_dict())
     M.write_task(cdir / "900K", M.MDTask("li2o", 900.0, TINY, seed=7))
     return cdir / "900K"
 

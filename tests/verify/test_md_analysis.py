@@ -12,7 +12,7 @@ import pytest
 from pymatgen.core import Lattice, Structure
 from scipy import constants as C
 
-from miscreen import store
+from miscreen import atomic_io
 from miscreen.catalog import RunCatalog
 from miscreen.verify import md as M
 from miscreen.verify import md_run as R
@@ -129,7 +129,7 @@ def _write_task(root, cid: str, structure: Structure, temp: float, d: float, see
         )
         M.write_prepared(cdir, prepared)
         relaxed = M.Relaxed(structure, -4.0, 0.01, 10, True)
-        store.write_json(cdir / M.RELAXED_JSON, relaxed.to_dict())
+        atomic_io.write_json(cdir / M.RELAXED_JSON, relaxed.to_dict())
     tdir = cdir / R.temperature_folder(temp)
     M.write_task(tdir, M.MDTask(cid, temp, proto))
     frames = proto.total_steps // proto.save_every
@@ -138,7 +138,7 @@ def _write_task(root, cid: str, structure: Structure, temp: float, d: float, see
     M._write_chunk(
         tdir, proto.total_steps, [(st, p, temp, -1.0) for st, p in zip(steps, pos, strict=True)]
     )
-    store.write_json(tdir / M.CHECKPOINT_JSON, {"step": proto.total_steps})
+    atomic_io.write_json(tdir / M.CHECKPOINT_JSON, {"step": proto.total_steps})
     return proto
 
 
@@ -153,7 +153,7 @@ def test_a_run_folder_is_analysed_into_tables_and_a_report_section(tmp_path):
             proto = _write_task(root, cid, s, t, d, seed=10 * i + j)
             tasks.append(f"{R.candidate_folder(cid)}/{R.temperature_folder(t)}")
     plan = R.Plan(proto, 0, [R.candidate_folder("fast:1"), "slow"], tasks)
-    store.write_json(root / R.TASKS_JSON, plan.to_dict())
+    atomic_io.write_json(root / R.TASKS_JSON, plan.to_dict())
 
     results = {r.id: r for r in R.analyze(run)}
     fast, slow = results["fast:1"], results["slow"]

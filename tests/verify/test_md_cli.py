@@ -131,7 +131,7 @@ def test_an_array_task_runs_its_task_stops_at_a_time_limit_and_resumes(tmp_path,
 def test_top_candidates_come_ranked_with_their_ml_prediction(tmp_path):
     import pandas as pd
 
-    from miscreen import store
+    from miscreen import atomic_io
     from miscreen.cli.verify import select
     from miscreen.config import load_config
 
@@ -145,7 +145,7 @@ def test_top_candidates_come_ranked_with_their_ml_prediction(tmp_path):
             "upper": [-4.0, -1.0, -8.0, -5.0],
         }
     )
-    store.write_table(ranked, cfg.run.candidates_parquet)
+    atomic_io.write_table(ranked, cfg.run.candidates_parquet)
     chosen, failures = select(cfg, top=3, ids=None)
     assert [c.id for c in chosen] == ["pymatgen:Li10GeP2S12", "pymatgen:LiFePO4"]
     assert chosen[0].ml == (-2.0, -3.0, -1.0)

@@ -22,16 +22,16 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from miscreen import atomic_io
 from miscreen import schema as S
-from miscreen import store
-from miscreen.batch.sources import Piece, read_chunk
+from miscreen.batch.chunks import Piece, read_chunk
 from miscreen.catalog import ModelCatalog
 from miscreen.config import Config, DaskConfig
 from miscreen.featurize import FeatureOptions
 from miscreen.screen.criteria import add_criteria
 from miscreen.screen.known import KNOWN_MATCH, known_matches
 from miscreen.screen.predict import predict_records
-from miscreen.train.models import TrainResult, load_models
+from miscreen.train.routing import TrainResult, load_models
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,8 @@ def predict_chunk(predictor: Predictor, records: pd.DataFrame) -> tuple[pd.DataF
 def screen_chunk(predictor: Predictor, task: ChunkTask) -> ChunkDone:
     """Read, predict and checkpoint one chunk (failures first: the table marks it done)."""
     predicted, failures = predict_chunk(predictor, read_chunk(task.pieces, task.columns))
-    store.write_table(failures, task.failures)
-    store.write_table(predicted, task.table)
+    atomic_io.write_table(failures, task.failures)
+    atomic_io.write_table(predicted, task.table)
     return ChunkDone(task.k, len(predicted), len(failures))
 
 

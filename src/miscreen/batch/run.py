@@ -26,16 +26,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from miscreen import atomic_io
 from miscreen import schema as S
-from miscreen import store
 from miscreen.batch.backends import Backend, ChunkTask
+from miscreen.batch.chunks import ShardPlan, fingerprint, iter_chunks, plan_shard
 from miscreen.batch.shards import ShardSpec
-from miscreen.batch.sources import ShardPlan, fingerprint, iter_chunks, plan_shard
 from miscreen.catalog import unique_inputs
 from miscreen.config import Config
 from miscreen.progress import Progress
 from miscreen.screen import Filters, rank_candidates
-from miscreen.train.models import model_digests
+from miscreen.train.routing import model_digests
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def _todo(plan: ShardPlan, chunk_size: int, parts: Path, progress: Progress) -> 
         if table.exists() and fails.exists():
             rows = min(chunk_size, plan.total - k * chunk_size)
             note = "resumed from checkpoint"
-            progress.advance(rows, len(store.read_table(fails)), resumed=True, note=note)
+            progress.advance(rows, len(atomic_io.read_table(fails)), resumed=True, note=note)
             continue
         yield ChunkTask(k, pieces, plan.columns, table, fails)
 
@@ -110,7 +110,7 @@ def screen_shard(cfg: Config, shard: ShardSpec, backend: Backend) -> ShardResult
     models = model_digest(cfg)
     key = run_key(cfg, shard.count, models, fingerprint(cfg))
     if paths["done"].exists():
-        state = store.read_json(paths["done"])
+        state = atomic_io.read_json(paths["done"])
         if state.get("key") == key:
             log.info("shard %s is already finished (%s); nothing to do", shard, paths["done"])
             return ShardResult(shard, state["rows"], state["failures"], skipped=True)
@@ -149,7 +149,7 @@ def _reset_if_stale(paths: dict[str, Path], key: str) -> None:
         paths[name].unlink(missing_ok=True)
     parts.mkdir(parents=True, exist_ok=True)
     if not marker.exists():
-        store.write_text(marker, key + "\n")
+        atomic_io.write_text(marker, key + "\n")
 
 
 def _finish_shard(
@@ -160,12 +160,12 @@ def _finish_shard(
     tables, fails = [], [plan.failures]
     for k in range(n_chunks):
         table, failures = _chunk_files(paths["parts"], k)
-        tables.append(store.read_table(table))
-        fails.append(store.read_table(failures))
+        tables.append(atomic_io.read_table(table))
+        fails.append(atomic_io.read_table(failures))
     predicted = _concat(tables)
     failures = _concat(fails) if any(len(f) for f in fails) else S.empty_failures()
-    store.write_table(predicted, paths["table"])
-    store.write_table(failures.reset_index(drop=True), paths["failures"])
+    atomic_io.write_table(predicted, paths["table"])
+    atomic_io.write_table(failures.reset_index(drop=True), paths["failures"])
     state = {
         "shard": str(shard),
         "index": shard.index,
@@ -178,9 +178,9 @@ def _finish_shard(
         "columns": plan.columns,
         "inputs": plan.inputs,
         "model_sha256": models,
-        "finished_at": store.now_utc(),
+        "finished_at": atomic_io.now_utc(),
     }
-    store.write_json(paths["done"], state)
+    atomic_io.write_json(paths["done"], state)
     shutil.rmtree(paths["parts"], ignore_errors=True)
     log.info("shard %s: %d candidates predicted, %d failures", shard, len(predicted), len(failures))
     return ShardResult(shard, len(predicted), len(failures), skipped=False)
@@ -197,7 +197,7 @@ def finished_shards(cfg: Config, count: int | None = None) -> list[dict]:
 
     Raises :class:`ShardError` naming the missing or stale shards and what to run.
     """
-    states = [store.read_json(p) for p in sorted(shard_dir(cfg).glob("shard-*-of-*.json"))]
+    states = [atomic_io.read_json(p) for p in sorted(shard_dir(cfg).glob("shard-*-of-*.json"))]
     counts = sorted({s["count"] for s in states} if count is None else {count})
     if not counts:
         raise ShardError(
@@ -235,8 +235,8 @@ def merge_shards(cfg: Config, count: int | None = None) -> pd.DataFrame:
     tables, failures = [], []
     for state in states:
         paths = shard_paths(cfg, ShardSpec(state["index"], state["count"]))
-        tables.append(store.read_table(paths["table"]))
-        failures.append(store.read_table(paths["failures"]))
+        tables.append(atomic_io.read_table(paths["table"]))
+        failures.append(atomic_io.read_table(paths["failures"]))
     predicted = _concat(tables)
     return write_screen_outputs(
         cfg,
@@ -270,8 +270,8 @@ def write_screen_outputs(
     )
     lead = [S.RANK, S.ID, S.SOURCE, S.FORMULA, S.PRED, S.UNCERTAINTY]
     columns = lead + [c for c in ranked.columns if c not in lead and c != S.STRUCTURE]
-    store.write_table(ranked[columns], cfg.run.candidates_csv)
-    store.write_table(ranked[columns], cfg.run.candidates_parquet)
+    atomic_io.write_table(ranked[columns], cfg.run.candidates_csv)
+    atomic_io.write_table(ranked[columns], cfg.run.candidates_parquet)
     cfg.run.write_failures(stage, failures)
     entry = {
         **provenance,

@@ -94,12 +94,12 @@ def render(
 
 def write_scripts(cfg: Config, scripts: Scripts, workdir: Path | None = None) -> tuple[Path, Path]:
     """Write both scripts under ``results/<run>/slurm/`` (the log folder is created too)."""
-    from miscreen import store
+    from miscreen import atomic_io
 
     folder = (workdir or Path.cwd()) / cfg.run.slurm
     folder.mkdir(parents=True, exist_ok=True)
-    array = store.write_text(folder / "screen-array.sh", scripts.array)
-    merge = store.write_text(folder / "merge.sh", scripts.merge)
+    array = atomic_io.write_text(folder / "screen-array.sh", scripts.array)
+    merge = atomic_io.write_text(folder / "merge.sh", scripts.merge)
     return array, merge
 
 

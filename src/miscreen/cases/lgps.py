@@ -20,16 +20,17 @@ import numpy as np
 import pandas as pd
 from pymatgen.core import Composition
 
-from miscreen import pipeline, store
+from miscreen import atomic_io, pipeline
 from miscreen import schema as S
 from miscreen.catalog import RunCatalog, unique_inputs
 from miscreen.config import Config
 from miscreen.fetch.sources import Loaded, load_candidates, load_obelix_split
+from miscreen.formatting import save_figure
 from miscreen.report import build_report, fmt
-from miscreen.report.figures import pool_rank_figure, save_figure
+from miscreen.report.figures import pool_rank_figure
 from miscreen.screen import RANK, Filters, rank_candidates
 from miscreen.store.structures import DUPLICATE_OF, flag_cross_source_duplicates
-from miscreen.train.models import save_models
+from miscreen.train.routing import save_models
 
 log = logging.getLogger(__name__)
 
@@ -284,19 +285,19 @@ def write_outputs(
     run = cfg.run
     std, strict = variants["standard"], variants["strict"]
     table = std.ranked.drop(columns=[S.STRUCTURE], errors="ignore")
-    store.write_table(table, run.candidates_parquet)
-    store.write_table(table, run.candidates_csv)
+    atomic_io.write_table(table, run.candidates_parquet)
+    atomic_io.write_table(table, run.candidates_csv)
     strict_table = strict.ranked.drop(columns=[S.STRUCTURE], errors="ignore")
-    store.write_table(strict_table, run.file(STRICT_CANDIDATES))
-    store.write_table(std.heldout, run.test_predictions)
+    atomic_io.write_table(strict_table, run.file(STRICT_CANDIDATES))
+    atomic_io.write_table(std.heldout, run.test_predictions)
     both = pd.concat([v.heldout.assign(holdout=v.name) for v in variants.values()])
-    store.write_table(both, run.file(HELDOUT_PREDICTIONS))
+    atomic_io.write_table(both, run.file(HELDOUT_PREDICTIONS))
     dup_cols = [S.ID, S.SOURCE, S.FORMULA, DUPLICATE_OF]
-    store.write_table(dups.reindex(columns=dup_cols), run.file(POOL_DUPLICATES))
+    atomic_io.write_table(dups.reindex(columns=dup_cols), run.file(POOL_DUPLICATES))
     run.write_failures("case", failures)
     metrics = {**std.metrics, "evaluation_set": "held-out LGPS family (standard hold-out)"}
-    store.write_json(run.metrics, metrics)
-    store.write_json(run.case_json, summary)
+    atomic_io.write_json(run.metrics, metrics)
+    atomic_io.write_json(run.case_json, summary)
     entry = {
         "case": "lgps",
         "inputs": unique_inputs(loaded.inputs),

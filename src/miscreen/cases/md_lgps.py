@@ -28,11 +28,11 @@ import logging
 import math
 import time
 
+from miscreen import atomic_io
 from miscreen import schema as S
-from miscreen import store
 from miscreen.config import Config
+from miscreen.fetch.parsing import structure_from_json
 from miscreen.fetch.sources import load_candidates
-from miscreen.fetch.structures import structure_from_json
 from miscreen.verify import md as M
 from miscreen.verify import md_run as R
 
@@ -251,13 +251,13 @@ def run_case(cfg: Config, jobs: int = JOBS, device: str = "cpu") -> dict:
         "references": REFERENCES,
         "runtime_s": round(time.perf_counter() - t0, 1),
     }
-    store.write_json(run.case_json, summary)
+    atomic_io.write_json(run.case_json, summary)
     section = case_section(summary)
     run.write_section(SECTION_NAME, section, order=SECTION_ORDER)
     page = '<!doctype html><meta charset="utf-8"><title>md-lgps</title>' + "".join(
         run.read_sections()
     )
-    store.write_text(run.file(CASE_PAGE), page)
+    atomic_io.write_text(run.file(CASE_PAGE), page)
     entry = {"case": "md-lgps", "protocol": M.QUICK.name, "runtime_s": summary["runtime_s"]}
     run.update_manifest(cfg.model_dump(mode="json"), cfg.seed, "case", entry)
     return summary

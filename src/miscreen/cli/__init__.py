@@ -51,13 +51,13 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug lo
 @app.command()
 def run(ctx: typer.Context, config: ConfigArg) -> None:
     """Run every stage (train, evaluate, screen, report) into results/<run_name>/."""
-    from miscreen import store
+    from miscreen import atomic_io
     from miscreen.pipeline import run as run_all
 
     cfg = load_config_or_exit(config)
     with cli_errors(ctx):
         run_all(cfg, config)
-    ranked = store.read_table(cfg.run.candidates_parquet)
+    ranked = atomic_io.read_table(cfg.run.candidates_parquet)
     typer.echo("\n".join(top_lines(ranked, 10)))
     typer.echo(f"\nall candidates: {cfg.run.candidates_csv}\nreport: {cfg.run.report}")
 

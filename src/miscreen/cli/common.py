@@ -15,23 +15,12 @@ import typer
 from typer.exceptions import TyperException
 
 from miscreen.config import Config
+from miscreen.errors import UserError
 
 ConfigArg = Annotated[
     Path, typer.Argument(help="YAML run configuration, e.g. configs/default.yaml")
 ]
 
-# Errors a user can fix from the message alone: shown without their type name.
-USER_ERRORS = (
-    "ConfigError",
-    "InputError",
-    "ModelLoadError",
-    "DataNotFoundError",
-    "FetchError",
-    "MPError",
-    "MPKeyError",
-    "OptimadeError",
-    "StoreError",
-)
 MAX_MESSAGE_CHARS = 2000
 TABLE_SUFFIXES = (".csv", ".parquet")
 
@@ -59,7 +48,7 @@ def error_message(exc: BaseException) -> str:
     """One line for an error: the message of errors users fix themselves, else the type
     and message."""
     text = " ".join(str(exc).split())
-    if type(exc).__name__ in USER_ERRORS or isinstance(exc, ValueError | OSError):
+    if isinstance(exc, UserError) or isinstance(exc, ValueError | OSError):
         line = text or type(exc).__name__
     elif isinstance(exc, MemoryError):
         line = "out of memory"
@@ -87,7 +76,7 @@ def cli_errors(ctx: typer.Context | None = None, verbose: bool | None = None) ->
         if verbose if verbose is not None else verbose_requested(ctx):
             raise
         typer.secho(f"error: {error_message(exc)}", fg="red", err=True)
-        expected = type(exc).__name__ in USER_ERRORS or isinstance(exc, ValueError | OSError)
+        expected = isinstance(exc, UserError) or isinstance(exc, ValueError | OSError)
         if not expected:
             typer.secho("(run `miscreen --verbose ...` to see where it happened)", err=True)
         raise typer.Exit(2 if type(exc).__name__ == "ConfigError" else 1) from None

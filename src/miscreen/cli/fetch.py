@@ -196,8 +196,8 @@ def fetch_local_into(
     store: Any, path: Path, id_field: str, id_prefix: str, require: tuple[str, ...]
 ) -> dict[str, Any]:
     """Load one CIF folder or JSONL snapshot as a single page of ``store`` (skipped if done)."""
+    from miscreen.atomic_io import sha256_file
     from miscreen.fetch.local import load_cif_dir, load_jsonl
-    from miscreen.store import sha256_file
     from miscreen.store.structures import SourceQuery
 
     path = Path(path).resolve()

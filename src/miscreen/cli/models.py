@@ -65,7 +65,7 @@ def _train_on_csv(data: Path, out: Path | None, target: str, preset: str) -> Non
     from miscreen.config import Config, DataConfig, FeaturesConfig
     from miscreen.featurize import PRESETS
     from miscreen.fetch.sources import load_labelled
-    from miscreen.train.models import save_models
+    from miscreen.train.routing import save_models
 
     if out is None:
         raise typer.BadParameter("--data needs --out DIR for the model directory")
@@ -127,13 +127,13 @@ def predict(
 
 
 def _predict(model: Path, input: Path, out: Path, interval: float) -> None:
-    from miscreen import store
+    from miscreen import atomic_io
     from miscreen.catalog import ModelCatalog
     from miscreen.config import Config
     from miscreen.featurize import FeatureOptions
     from miscreen.fetch import local
     from miscreen.screen.predict import predict_records
-    from miscreen.train.models import load_models
+    from miscreen.train.routing import load_models
 
     models = load_models(ModelCatalog(model))
     columns, rows = local.read_input_rows(input)
@@ -147,7 +147,7 @@ def _predict(model: Path, input: Path, out: Path, interval: float) -> None:
         if isinstance(reason, str) and reason:
             label = row.raw.get("id") or f"row {row.number}"
             typer.secho(f"warning: skipped {label}: {reason}", fg="yellow", err=True)
-    store.write_table(table, out)
+    atomic_io.write_table(table, out)
     done = int(table[_names(columns)[REASON]].isna().sum())
     typer.echo(f"wrote {len(table)} rows to {out}: {done} predicted, {len(table) - done} not")
 

@@ -44,16 +44,16 @@ def select(cfg: Config, top: int, ids: list[str] | None):
     structures from the configured sources, ML predictions from candidates.parquet."""
     import pandas as pd
 
+    from miscreen import atomic_io
     from miscreen import schema as S
-    from miscreen import store
+    from miscreen.fetch.parsing import structure_from_json
     from miscreen.fetch.sources import load_candidates
-    from miscreen.fetch.structures import structure_from_json
     from miscreen.verify.md import STAGE
     from miscreen.verify.md_run import MDCandidate
 
     ranked = None
     if cfg.run.candidates_parquet.exists():
-        ranked = store.read_table(cfg.run.candidates_parquet)
+        ranked = atomic_io.read_table(cfg.run.candidates_parquet)
     if ids:
         wanted = [i.strip() for part in ids for i in part.split(",") if i.strip()]
     else:
@@ -262,14 +262,14 @@ def _manifest(cfg: Config, protocol: str, n_tasks: int) -> None:
 def _submit(
     cfg: Config, config: Path, n_tasks: int, device: str, time: str | None, gpus: int
 ) -> None:
-    from miscreen import store
+    from miscreen import atomic_io
     from miscreen.batch.slurm import SubmitError, sbatch
 
     array, analyze = render_scripts(cfg, config, n_tasks, device, time, gpus)
     folder = Path(cfg.run.slurm)
     folder.mkdir(parents=True, exist_ok=True)
-    array_path = store.write_text(folder / ARRAY_SCRIPT, array)
-    analyze_path = store.write_text(folder / ANALYZE_SCRIPT, analyze)
+    array_path = atomic_io.write_text(folder / ARRAY_SCRIPT, array)
+    analyze_path = atomic_io.write_text(folder / ANALYZE_SCRIPT, analyze)
     typer.echo(f"wrote {array_path} and {analyze_path}")
     try:
         array_id = sbatch(array_path)

@@ -1,7 +1,7 @@
 """Featurize a records table into a feature table (one row per id) and a failures table.
 
-Presets (``registry.PRESET_GROUPS``): ``formula`` (Magpie statistics, stoichiometry,
-valence orbitals, element fractions, oxidation-state descriptors), ``composition`` (+ cell
+Presets (``presets.PRESET_GROUPS``): ``composition`` (Magpie statistics, stoichiometry,
+valence orbitals, element fractions, oxidation-state descriptors), ``cell`` (+ cell
 descriptors), ``structure`` (+ density, packing, disorder and coordination from positions),
 ``li_conductor`` (+ Li-transport descriptors), ``full`` (structure + Li transport; the
 default for structures). Disorder is handled by occupancy-weighted
@@ -22,7 +22,7 @@ import pandas as pd
 from miscreen import schema as S
 from miscreen.featurize import engine
 from miscreen.featurize.engine import resolve_jobs
-from miscreen.featurize.registry import PRESETS, FeatureSchema, feature_schema
+from miscreen.featurize.presets import PRESETS, FeatureSchema, feature_schema
 
 __all__ = [
     "PRESETS",
@@ -52,7 +52,7 @@ class FeatureResult:
 
 def featurize_table(
     records: pd.DataFrame,
-    preset: str = "composition",
+    preset: str = "cell",
     *,
     jobs: int | None = None,
     cache_dir: Path | None = None,
@@ -99,7 +99,7 @@ class FeatureOptions:
 
 def featurize_records(
     records: pd.DataFrame,
-    preset: str = "composition",
+    preset: str = "cell",
     options: FeatureOptions | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, FeatureSchema]:
     """-> (features indexed by id with columns ``schema.names``, failures, schema)."""
@@ -129,7 +129,7 @@ def featurize_to_parquet(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from miscreen.store import atomic_path
+    from miscreen.atomic_io import atomic_path
 
     schema = feature_schema(preset)
     meta = {SCHEMA_KEY: json.dumps(schema.to_dict()).encode()}

@@ -29,10 +29,10 @@ from joblib import Parallel, delayed
 from pymatgen.core import Composition, Element
 
 from miscreen import schema as S
-from miscreen.featurize import registry
+from miscreen.featurize import presets
 from miscreen.featurize.base import Entry
 from miscreen.featurize.cache import FeatureCache, fingerprint
-from miscreen.fetch.structures import MAX_AMOUNT, check_cell
+from miscreen.fetch.parsing import MAX_AMOUNT, check_cell
 from miscreen.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -228,11 +228,11 @@ def run_task(task: Task, limit: float | None) -> Outcome:
             warnings.simplefilter("ignore")
             entry = _entry(task)
             for group in task.needed:
-                f = registry.featurizer(group)
+                f = presets.featurizer(group)
                 if f.needs_structure and not task.structure:
                     continue
                 values = f.featurize(entry)
-                if len(values) != len(registry.labels(group)):
+                if len(values) != len(presets.labels(group)):
                     raise RuntimeError(f"{group} returned {len(values)} values")
                 out.values[group] = [float(v) for v in values]
             if "oxidation" in entry.__dict__ or "context" in entry.__dict__:
@@ -317,11 +317,11 @@ def run(
     cache_dir: Path | None = None,
     chunk_size: int = CHUNK_SIZE,
     limit: float | None = TIME_LIMIT_S,
-) -> registry.FeatureSchema:
+) -> presets.FeatureSchema:
     """Featurize ``records`` block by block, handing each block's (features, failures,
     info) to ``sink``; returns the schema."""
-    schema = registry.feature_schema(preset)
-    groups = registry.groups(preset)
+    schema = presets.feature_schema(preset)
+    groups = presets.groups(preset)
     n_jobs = resolve_jobs(jobs)
     cache = FeatureCache(Path(cache_dir)) if cache_dir is not None else None
     block = max(chunk_size * n_jobs * 2, chunk_size)
@@ -345,7 +345,7 @@ def run(
 def _run_block(
     part: pd.DataFrame,
     groups: tuple[str, ...],
-    schema: registry.FeatureSchema,
+    schema: presets.FeatureSchema,
     cache: FeatureCache | None,
     parallel: Parallel | None,
     chunk_size: int,
@@ -353,7 +353,7 @@ def _run_block(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Featurize one block: cache look-up, parallel compute, cache write, assembly."""
     tasks = make_tasks(part)
-    versions = {g: registry.featurizer(g).version for g in groups}
+    versions = {g: presets.featurizer(g).version for g in groups}
     cached: dict[str, dict[str, tuple[np.ndarray, dict]]] = {}
     if cache is not None:
         fps = [t.fp for t in tasks]
@@ -363,7 +363,7 @@ def _run_block(
             g
             for g in groups
             if t.fp not in cached.get(g, {})
-            and (t.structure or not registry.featurizer(g).needs_structure)
+            and (t.structure or not presets.featurizer(g).needs_structure)
         )
     todo = [t for t in tasks if t.needed]
     chunks = [todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)]
@@ -388,7 +388,7 @@ def _run_block(
 def _assemble(
     tasks: list[Task],
     groups: tuple[str, ...],
-    schema: registry.FeatureSchema,
+    schema: presets.FeatureSchema,
     cached: dict[str, dict[str, tuple[np.ndarray, dict]]],
     outcomes: dict[int, Outcome],
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -408,7 +408,7 @@ def _assemble(
                 parts.append(vals)
                 meta.setdefault("oxidation_method", m.get("oxidation_method"))
             else:
-                parts.append(np.full(len(registry.labels(g)), np.nan))
+                parts.append(np.full(len(presets.labels(g)), np.nan))
         rows.append(np.concatenate(parts))
         ids.append(t.id)
         info.append(

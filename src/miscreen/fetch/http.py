@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import pandas as pd
 import requests
 
+from miscreen.errors import UserError
 from miscreen.store.structures import SourceQuery, StructureStore
 
 log = logging.getLogger(__name__)
@@ -210,7 +211,7 @@ def paginate(
         index += 1
 
 
-class FetchError(RuntimeError):
+class FetchError(UserError, RuntimeError):
     """A fetch that stopped; the message names the page and how to resume."""
 
 

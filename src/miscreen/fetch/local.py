@@ -27,8 +27,9 @@ import pandas as pd
 from pymatgen.core import Structure
 
 from miscreen import schema as S
+from miscreen.errors import UserError
 from miscreen.fetch.labels import parse_log10_sigma, parse_sigma
-from miscreen.fetch.structures import (
+from miscreen.fetch.parsing import (
     MAX_CIF_BYTES,
     check_structure,
     parse_composition,
@@ -44,7 +45,7 @@ CSV_SUFFIXES = (".csv",)
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson")
 
 
-class InputError(ValueError):
+class InputError(UserError, ValueError):
     """An input file that cannot be read at all; the message names the file and the fix."""
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 import requests
 
 from miscreen import schema as S
+from miscreen.errors import UserError
 from miscreen.fetch.http import (
     Page,
     PageResult,
@@ -54,11 +55,11 @@ FIELDS = [
 DATABASE_VERSION = "database_version"
 
 
-class MPKeyError(RuntimeError):
+class MPKeyError(UserError, RuntimeError):
     """The Materials Project API key is missing, malformed or rejected."""
 
 
-class MPError(RuntimeError):
+class MPError(UserError, RuntimeError):
     """A Materials Project request that failed for a reason other than the key."""
 
 

@@ -12,9 +12,9 @@ import pandas as pd
 from pymatgen.core import Composition
 
 from miscreen import schema as S
+from miscreen.fetch.datasets import fetch_file
 from miscreen.fetch.labels import parse_sigma
-from miscreen.fetch.registry import fetch_file
-from miscreen.fetch.structures import (
+from miscreen.fetch.parsing import (
     parse_composition,
     structure_from_cif_text,
     structure_to_json,

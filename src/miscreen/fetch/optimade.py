@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 import pandas as pd
 
 from miscreen import schema as S
+from miscreen.errors import UserError
 from miscreen.fetch.http import Page, PageResult, RetryingSession, stream_pages
 from miscreen.fetch.local import structure_record
 from miscreen.store.structures import PROPERTIES, SourceQuery, StructureStore
@@ -43,7 +44,7 @@ META_KEYS = ("api_version", "provider", "implementation", "data_available", "dat
 MP_THERMO = "gga_gga+u_r2scan"
 
 
-class OptimadeError(RuntimeError):
+class OptimadeError(UserError, RuntimeError):
     """A provider, filter or response that cannot be used; the message names it."""
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from miscreen import atomic_io
 from miscreen import schema as S
-from miscreen import store
 from miscreen.config import (
     CandidateSource,
     CifDirSource,
@@ -28,8 +28,8 @@ from miscreen.config import (
     StoreSource,
 )
 from miscreen.fetch import local
+from miscreen.fetch.datasets import DATASETS, fetch_file
 from miscreen.fetch.obelix import load_obelix
-from miscreen.fetch.registry import DATASETS, fetch_file
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def obelix_inputs(split: str, data_dir: Path | None = None) -> list[dict]:
     """The OBELiX files behind a split, with sha256 and upstream URL (for manifests)."""
     return [
         {
-            **store.file_entry(fetch_file("obelix", name, folder=data_dir)),
+            **atomic_io.file_entry(fetch_file("obelix", name, folder=data_dir)),
             "url": DATASETS["obelix"].file(name).url,
         }
         for name in (f"{split}.csv", "all_cifs.tar.gz")
@@ -105,7 +105,7 @@ def load_labelled(cfg: Config, split: str) -> Loaded:
 def labelled_csv(path: Path, target: str) -> Loaded:
     """A labelled CSV (the ``miscreen train --data`` format)."""
     records, failures = local.load_labelled_csv(path, target=target)
-    return Loaded(records, failures, [store.file_entry(path)])
+    return Loaded(records, failures, [atomic_io.file_entry(path)])
 
 
 def load_source(source: CandidateSource, data_dir: Path | None = None) -> Loaded:
@@ -137,12 +137,12 @@ def load_source(source: CandidateSource, data_dir: Path | None = None) -> Loaded
             id_prefix=source.id_prefix,
             require_elements=source.require_elements,
         )
-        return Loaded(records, failures, [store.file_entry(path)])
+        return Loaded(records, failures, [atomic_io.file_entry(path)])
     if isinstance(source, CifDirSource):
         return Loaded(*local.load_cif_dir(source.path))
     if isinstance(source, CsvSource):
         records, failures = local.load_candidate_csv(source.path)
-        return Loaded(records, failures, [store.file_entry(source.path)])
+        return Loaded(records, failures, [atomic_io.file_entry(source.path)])
     if isinstance(source, StoreSource):
         from miscreen.store.structures import read_store
 

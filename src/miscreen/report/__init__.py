@@ -11,15 +11,15 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
+from miscreen import atomic_io
 from miscreen import schema as S
-from miscreen import store
 from miscreen.catalog import RunCatalog
+from miscreen.formatting import fmt, save_figure
 from miscreen.report.figures import (
     importance_figure,
     pareto_figure,
     parity_figure,
     residuals_by_family,
-    save_figure,
 )
 from miscreen.report.importance import run_importances
 from miscreen.train.evaluate import BASELINE_LABELS, PUBLISHED_BASELINES
@@ -123,12 +123,6 @@ energy above hull counts as worst).</p>
 </body></html>
 """
 )
-
-
-def fmt(value: object, digits: int = 2) -> str:
-    """A number for a table cell: ``digits`` decimals, or a dash when missing."""
-    v = S.as_float(value)
-    return "—" if math.isnan(v) else f"{v:.{digits}f}"
 
 
 def _is_count(key: str) -> bool:
@@ -293,28 +287,28 @@ def build_report(run_dir: Path, top_k: int = 25, importances: bool = True) -> Pa
     """Read a run folder's outputs and write its ``report.html`` (atomically) and
     ``figures/*.png|svg``, with every section other stages contributed."""
     run = RunCatalog(Path(run_dir))
-    candidates = store.read_table(run.candidates_parquet)
-    metrics = store.read_json(run.metrics) if run.metrics.exists() else {}
-    test = store.read_table(run.test_predictions) if run.test_predictions.exists() else None
-    manifest = store.read_json(run.manifest)
+    candidates = atomic_io.read_table(run.candidates_parquet)
+    metrics = atomic_io.read_json(run.metrics) if run.metrics.exists() else {}
+    test = atomic_io.read_table(run.test_predictions) if run.test_predictions.exists() else None
+    manifest = atomic_io.read_json(run.manifest)
     table = None
     if importances and test is not None:
         table = run_importances(run, manifest, test)
     elif run.importances.exists():  # computed earlier: shown without recomputing
-        table = store.read_table(run.importances)
+        table = atomic_io.read_table(run.importances)
     html = write_report(
         run_name=run.root.name,
         metrics={k: v for k, v in metrics.items() if not isinstance(v, dict)},
         test_predictions=test,
         candidates=candidates,
-        n_failures=len(store.read_table(run.failures)),
+        n_failures=len(atomic_io.read_table(run.failures)),
         provenance=manifest,
         top_k=top_k,
         importances=table,
         sections=run.read_sections(),
         figures_dir=run.figures,
     )
-    return store.write_text(run.report, html)
+    return atomic_io.write_text(run.report, html)
 
 
 def _count_key(metric: str) -> str:

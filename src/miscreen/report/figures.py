@@ -4,10 +4,6 @@ The notebooks call the same functions, so a figure has one code path."""
 
 from __future__ import annotations
 
-import base64
-import io
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -16,21 +12,9 @@ import numpy as np
 import pandas as pd
 
 from miscreen import schema as S
+from miscreen.formatting import save_figure  # noqa: F401  (re-exported for notebooks)
 from miscreen.schema import PRED
 from miscreen.schema import TARGET as MEASURED
-
-
-def save_figure(fig: plt.Figure, folder: Path | None, name: str) -> str:
-    """Write ``<folder>/<name>.png`` and ``.svg`` (when a folder is given), close the figure
-    and return the PNG as base64 for embedding."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{name}.png").write_bytes(buf.getvalue())
-        fig.savefig(folder / f"{name}.svg", format="svg", bbox_inches="tight")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def parity_figure(test: pd.DataFrame) -> plt.Figure:

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from miscreen import atomic_io
 from miscreen import schema as S
-from miscreen import store
 from miscreen.catalog import ModelCatalog, ModelFolder, RunCatalog
 from miscreen.progress import Progress
-from miscreen.train.models import COMPOSITION_MODEL
+from miscreen.train.routing import COMPOSITION_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +101,12 @@ def run_importances(run: RunCatalog, manifest: dict, test: pd.DataFrame) -> pd.D
     if folder is None:
         if path.exists():
             log.info("%s: its model is gone; showing the importances saved with the run", path)
-            return store.read_table(path)
+            return atomic_io.read_table(path)
         log.warning("no composition model recorded for %s: skipping importances", run.root)
         return None
-    sha = str(store.read_json(folder.meta).get("model_sha256"))
+    sha = str(atomic_io.read_json(folder.meta).get("model_sha256"))
     if path.exists():
-        cached = store.read_table(path)
+        cached = atomic_io.read_table(path)
         if "model_sha256" in cached and set(cached["model_sha256"].astype(str)) == {sha}:
             return cached
         log.info("%s was computed for another model: recomputing", path)
@@ -125,5 +125,5 @@ def run_importances(run: RunCatalog, manifest: dict, test: pd.DataFrame) -> pd.D
     table["model"] = str(folder.root)
     table["model_sha256"] = sha
     table["rows"] = len(y)
-    store.write_table(table, path)
+    atomic_io.write_table(table, path)
     return table

@@ -20,8 +20,8 @@ import pandas as pd
 from pymatgen.analysis.structure_matcher import ElementComparator, StructureMatcher
 from pymatgen.core import Composition, Structure
 
+from miscreen import atomic_io
 from miscreen import schema as S
-from miscreen import store
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def _ordered(structure: Structure | None) -> Structure | None:
 
 @lru_cache(maxsize=2)
 def _known_from_file(path: str, mtime_ns: int) -> tuple[list[Known], dict[str, list[Known]]]:
-    known = parse_known(store.read_table(Path(path)))
+    known = parse_known(atomic_io.read_table(Path(path)))
     by_formula: dict[str, list[Known]] = {}
     for k in known:
         by_formula.setdefault(k.formula, []).append(k)

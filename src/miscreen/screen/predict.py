@@ -6,7 +6,7 @@ import pandas as pd
 
 from miscreen import schema as S
 from miscreen.featurize import FeatureOptions, featurize_records
-from miscreen.train.models import ROW_KINDS, TrainResult, row_kinds
+from miscreen.train.routing import ROW_KINDS, TrainResult, row_kinds
 
 
 def predict_frame(estimator, features: pd.DataFrame, interval: float) -> pd.DataFrame:

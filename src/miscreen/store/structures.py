@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 
 from miscreen import schema as S
-from miscreen.store import (
+from miscreen.atomic_io import (
     base_manifest,
     file_entry,
     now_utc,
@@ -38,6 +38,7 @@ from miscreen.store import (
     write_json,
     write_table,
 )
+from miscreen.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ DUPLICATE_OF = "duplicate_of"
 DUPLICATE_SOURCE = "duplicate_of_source"
 
 
-class StoreError(RuntimeError):
+class StoreError(UserError, RuntimeError):
     """A store that cannot be used as asked; the message says what to do."""
 
 

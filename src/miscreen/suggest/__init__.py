@@ -18,7 +18,13 @@ It meets the other stages through ``miscreen.schema`` columns; the CLI wires it.
 from __future__ import annotations
 
 from miscreen.suggest.acquisition import ACQUISITIONS, KAPPA, get_acquisition, ranking, score
-from miscreen.suggest.batch import (
+from miscreen.suggest.campaign import (
+    CampaignRound,
+    append_round,
+    read_campaign,
+    write_campaign,
+)
+from miscreen.suggest.selection import (
     ACQ_VALUE,
     CHEMSYS,
     MEAN,
@@ -28,12 +34,6 @@ from miscreen.suggest.batch import (
     nearest_measured,
     select_diverse,
     suggest_batch,
-)
-from miscreen.suggest.campaign import (
-    CampaignRound,
-    append_round,
-    read_campaign,
-    write_campaign,
 )
 from miscreen.suggest.simulate import (
     FAST_LOG10,

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from miscreen import atomic_io
 from miscreen import schema as S
-from miscreen import store
 from miscreen.catalog import RunCatalog
-from miscreen.suggest.batch import SD, nearest_measured, suggest_batch
 from miscreen.suggest.campaign import CampaignRound, append_round, read_campaign
+from miscreen.suggest.selection import SD, nearest_measured, suggest_batch
 
 
 def pool_from_run(run: RunCatalog, interval: float) -> pd.DataFrame:
@@ -21,7 +21,7 @@ def pool_from_run(run: RunCatalog, interval: float) -> pd.DataFrame:
         raise FileNotFoundError(
             f"{run.candidates_parquet} is missing: screen first (`miscreen run CONFIG`)"
         )
-    ranked = store.read_table(run.candidates_parquet)
+    ranked = atomic_io.read_table(run.candidates_parquet)
     pool = ranked[ranked[S.RANK].notna()].reset_index(drop=True)
     pool = pool.drop(columns=[S.RANK, S.WHY, S.SCORE, S.EXCLUDED], errors="ignore")
     z = float(norm.ppf(0.5 + interval / 2))
@@ -34,7 +34,7 @@ def measured_from_run(run: RunCatalog) -> pd.DataFrame:
         raise FileNotFoundError(
             f"{run.known_materials} is missing: train first (`miscreen train CONFIG`)"
         )
-    return store.read_table(run.known_materials).dropna(subset=[S.TARGET])
+    return atomic_io.read_table(run.known_materials).dropna(subset=[S.TARGET])
 
 
 def suggest_for_run(
@@ -54,7 +54,7 @@ def suggest_for_run(
         pool, k, acquisition, best, diversity, seed, measured=measured[S.ID], interval=interval
     )
     picks = picks.join(nearest_measured(picks, measured))
-    store.write_table(picks, run.suggestions)
+    atomic_io.write_table(picks, run.suggestions)
     rounds = read_campaign(run.campaign) if run.campaign.exists() else []
     entry = CampaignRound(
         round=len(rounds),
@@ -82,7 +82,7 @@ def newly_measured(rounds: list[CampaignRound], measured: pd.DataFrame) -> dict[
 
 def run_metrics(run: RunCatalog) -> dict[str, float]:
     """The model's headline metrics for the campaign log (those the run has)."""
-    metrics = store.read_json(run.metrics) if run.metrics.exists() else {}
+    metrics = atomic_io.read_json(run.metrics) if run.metrics.exists() else {}
     keys = ("cv_mae", "test_mae", "test_spearman")
     return {k: float(metrics[k]) for k in keys if isinstance(metrics.get(k), int | float)}
 

@@ -17,9 +17,9 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from miscreen.suggest.acquisition import KAPPA, MODEL_FREE, get_acquisition, ranking, score
-from miscreen.suggest.batch import select_diverse
 from miscreen.suggest.campaign import CampaignRound
-from miscreen.train.model import make_regressor, per_tree_predictions
+from miscreen.suggest.selection import select_diverse
+from miscreen.train.estimators import make_regressor, per_tree_predictions
 
 FAST_LOG10 = -3.0  # a fast Li-ion conductor: sigma >= 1 mS/cm at room temperature
 MODELS = ("random_forest", "extra_trees")

@@ -9,14 +9,14 @@ from threadpoolctl import threadpool_limits
 from miscreen import schema as S
 from miscreen.config import ModelConfig
 from miscreen.progress import Progress
-from miscreen.train.evaluate import regression_metrics
-from miscreen.train.model import (
+from miscreen.train.estimators import (
     SEARCH_GRIDS,
     ConformalRegressor,
     cv_scheme,
     cv_splits,
     make_regressor,
 )
+from miscreen.train.evaluate import regression_metrics
 
 
 def doi_groups(labels: pd.DataFrame) -> np.ndarray:

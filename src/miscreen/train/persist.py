@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from miscreen import store
+from miscreen import atomic_io
 from miscreen.catalog import ModelCatalog, ModelFolder
+from miscreen.errors import UserError
 from miscreen.featurize import FeatureSchema, feature_schema
 
 # Every non-builtin type a miscreen model holds (all model kinds of ``train.model``),
@@ -32,8 +33,8 @@ from miscreen.featurize import FeatureSchema, feature_schema
 # model holds nothing else, so a new estimator class is noticed when it is first saved.
 TRUSTED_TYPES: tuple[str, ...] = (
     # miscreen (src/miscreen/train/model.py)
-    "miscreen.train.model.ConformalRegressor",
-    "miscreen.train.model.MedianExtraTreesRegressor",
+    "miscreen.train.estimators.ConformalRegressor",
+    "miscreen.train.estimators.MedianExtraTreesRegressor",
     # scikit-learn estimators
     "sklearn.pipeline.Pipeline",
     "sklearn.impute._base.SimpleImputer",
@@ -82,7 +83,7 @@ class TrainedModel:
         return str(self.meta["model"])
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(UserError, RuntimeError):
     """A model directory that must not be used; the message says why and what to do."""
 
 
@@ -99,18 +100,18 @@ def save_model(folder: ModelFolder, model: TrainedModel) -> TrainedModel:
             f"model {model.name!r} holds types not on miscreen's trusted list {unknown}; "
             f"review them and add them to TRUSTED_TYPES in miscreen/train/persist.py"
         )
-    with store.atomic_path(folder.estimator) as tmp:
+    with atomic_io.atomic_path(folder.estimator) as tmp:
         tmp.write_bytes(data)
     record = {
         **model.meta,
         "feature_schema": model.schema.to_dict(),
         "model_file": folder.estimator.name,
         "model_format": "skops",
-        "model_sha256": store.sha256_file(folder.estimator),
-        "packages": {**store.package_versions(), **store.package_versions(("skops",))},
+        "model_sha256": atomic_io.sha256_file(folder.estimator),
+        "packages": {**atomic_io.package_versions(), **atomic_io.package_versions(("skops",))},
     }
-    store.write_json(folder.meta, record)
-    store.write_text(folder.card, model_card(record))
+    atomic_io.write_json(folder.meta, record)
+    atomic_io.write_text(folder.card, model_card(record))
     return TrainedModel(model.estimator, model.schema, record)
 
 
@@ -162,7 +163,7 @@ def _read_meta(folder: ModelFolder) -> dict:
             f"train one with `miscreen train` or `make screen`"
         )
     try:
-        meta = store.read_json(folder.meta)
+        meta = atomic_io.read_json(folder.meta)
     except (ValueError, OSError) as exc:
         raise ModelLoadError(f"{folder.meta} is not readable JSON ({exc}); retrain") from None
     if not isinstance(meta, dict):
@@ -190,13 +191,13 @@ def load_model(folder: ModelFolder) -> TrainedModel:
             else f"{path.name} is missing"
         )
         raise ModelLoadError(f"{directory}: {why}; retrain the model with `miscreen train`")
-    actual = store.sha256_file(path)
+    actual = atomic_io.sha256_file(path)
     if actual != meta.get("model_sha256"):
         raise ModelLoadError(
             f"{path}: sha256 {actual} does not match {folder.meta} ({meta.get('model_sha256')}); "
             f"the file was changed or replaced. Refusing to load it: retrain the model."
         )
-    installed = store.package_versions(("scikit-learn",))["scikit-learn"]
+    installed = atomic_io.package_versions(("scikit-learn",))["scikit-learn"]
     trained = meta.get("packages", {}).get("scikit-learn")
     if trained != installed:
         raise ModelLoadError(
@@ -239,7 +240,7 @@ def _load_estimator(path: Path, directory: Path) -> Any:
     import skops.io as sio
     from skops.io.exceptions import UntrustedTypesFoundException
 
-    from miscreen.train.model import ConformalRegressor
+    from miscreen.train.estimators import ConformalRegressor
 
     if not zipfile.is_zipfile(path):
         raise ModelLoadError(

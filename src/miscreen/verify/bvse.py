@@ -48,7 +48,7 @@ from threadpoolctl import threadpool_limits
 
 from miscreen import schema as S
 from miscreen.fetch.local import reason_of
-from miscreen.fetch.structures import structure_from_json
+from miscreen.fetch.parsing import structure_from_json
 
 STAGE = "verify"
 

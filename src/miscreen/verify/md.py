@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Composition, Lattice, Structure
 
-from miscreen import store
+from miscreen import atomic_io
 
 log = logging.getLogger(__name__)
 
@@ -379,11 +379,11 @@ def prepare(
 
 
 def write_prepared(candidate_dir: Path, prepared: Prepared) -> Path:
-    return store.write_json(Path(candidate_dir) / PREPARED_JSON, prepared.to_dict())
+    return atomic_io.write_json(Path(candidate_dir) / PREPARED_JSON, prepared.to_dict())
 
 
 def read_prepared(candidate_dir: Path) -> Prepared:
-    return Prepared.from_dict(store.read_json(Path(candidate_dir) / PREPARED_JSON))
+    return Prepared.from_dict(atomic_io.read_json(Path(candidate_dir) / PREPARED_JSON))
 
 
 # ----------------------------------------------------------------------- CHGNet
@@ -465,7 +465,7 @@ def relax(
 
 def read_relaxed(candidate_dir: Path) -> Relaxed | None:
     path = Path(candidate_dir) / RELAXED_JSON
-    return Relaxed.from_dict(store.read_json(path)) if path.exists() else None
+    return Relaxed.from_dict(atomic_io.read_json(path)) if path.exists() else None
 
 
 def ensure_relaxed(candidate_dir: Path, protocol: MDProtocol, device: str = "cpu") -> Relaxed:
@@ -486,7 +486,7 @@ def ensure_relaxed(candidate_dir: Path, protocol: MDProtocol, device: str = "cpu
         result.max_force_ev_a,
         "" if result.converged else " (not converged)",
     )
-    store.write_json(Path(candidate_dir) / RELAXED_JSON, result.to_dict())
+    atomic_io.write_json(Path(candidate_dir) / RELAXED_JSON, result.to_dict())
     return result
 
 
@@ -542,18 +542,18 @@ def write_task(task_dir: Path, task: MDTask) -> Path:
     from); an existing task is kept as it is, so a re-plan never resets a trajectory."""
     path = Path(task_dir) / TASK_JSON
     if path.exists():
-        old = MDTask.from_dict(store.read_json(path))
+        old = MDTask.from_dict(atomic_io.read_json(path))
         if old != task:
             raise MDError(
                 f"{task_dir} holds a different task ({old.protocol.name} protocol, "
                 f"seed {old.seed}); remove it to start over"
             )
         return path
-    return store.write_json(path, task.to_dict())
+    return atomic_io.write_json(path, task.to_dict())
 
 
 def read_task(task_dir: Path) -> MDTask:
-    return MDTask.from_dict(store.read_json(Path(task_dir) / TASK_JSON))
+    return MDTask.from_dict(atomic_io.read_json(Path(task_dir) / TASK_JSON))
 
 
 def _chunk_path(task_dir: Path, last_step: int) -> Path:
@@ -572,7 +572,7 @@ def chunk_files(task_dir: Path) -> list[tuple[int, Path]]:
 
 def read_checkpoint(task_dir: Path) -> dict[str, Any] | None:
     path = Path(task_dir) / CHECKPOINT_JSON
-    return store.read_json(path) if path.exists() else None
+    return atomic_io.read_json(path) if path.exists() else None
 
 
 def task_progress(task_dir: Path) -> int:
@@ -607,7 +607,7 @@ def read_trajectory(task_dir: Path, up_to_step: int | None = None) -> Trajectory
 
 
 def _write_chunk(task_dir: Path, last_step: int, frames: list[tuple]) -> None:
-    with store.atomic_path(_chunk_path(task_dir, last_step)) as tmp, open(tmp, "wb") as fh:
+    with atomic_io.atomic_path(_chunk_path(task_dir, last_step)) as tmp, open(tmp, "wb") as fh:
         np.savez(
             fh,
             steps=np.array([f[0] for f in frames], dtype=np.int64),
@@ -619,7 +619,7 @@ def _write_chunk(task_dir: Path, last_step: int, frames: list[tuple]) -> None:
 
 def _checkpoint(task_dir: Path, step: int, atoms: Any, rng: np.random.Generator) -> None:
     """Exact state: JSON floats round-trip, and the generator's state is plain integers."""
-    store.write_json(
+    atomic_io.write_json(
         Path(task_dir) / CHECKPOINT_JSON,
         {
             "step": int(step),
@@ -628,7 +628,7 @@ def _checkpoint(task_dir: Path, step: int, atoms: Any, rng: np.random.Generator)
             "cell": atoms.get_cell().tolist(),
             "numbers": atoms.get_atomic_numbers().tolist(),
             "rng": rng.bit_generator.state,
-            "written_at": store.now_utc(),
+            "written_at": atomic_io.now_utc(),
         },
     )
 

@@ -26,8 +26,8 @@ from typing import Any
 import pandas as pd
 from pymatgen.core import Structure
 
+from miscreen import atomic_io
 from miscreen import schema as S
-from miscreen import store
 from miscreen.catalog import RunCatalog
 from miscreen.verify import md as M
 from miscreen.verify.md_analysis import (
@@ -140,7 +140,7 @@ def plan(
         tasks += own
         folders.append(folder)
     the_plan = Plan(protocol, seed, folders, tasks)
-    store.write_json(root / TASKS_JSON, the_plan.to_dict())
+    atomic_io.write_json(root / TASKS_JSON, the_plan.to_dict())
     return the_plan, pd.DataFrame(failures, columns=list(S.FAILURE_COLUMNS))
 
 
@@ -148,7 +148,7 @@ def read_plan(run: RunCatalog) -> Plan:
     path = md_root(run) / TASKS_JSON
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: run `miscreen verify md` first")
-    return Plan.from_dict(store.read_json(path))
+    return Plan.from_dict(atomic_io.read_json(path))
 
 
 def task_dir(run: RunCatalog, the_plan: Plan, index: int) -> Path:
@@ -367,14 +367,14 @@ def describe(protocol: M.MDProtocol) -> str:
 def analyze(run: RunCatalog) -> list[CandidateResult]:
     """Analyse every candidate of the plan; write the tables, ``md_results.json`` and the
     report section. Unfinished tasks are listed as incomplete, not guessed."""
-    from miscreen.verify.md_report import md_section
+    from miscreen.verify.md_section import md_section
 
     the_plan = read_plan(run)
     root = md_root(run)
     results = [analyze_candidate(root / c, the_plan.protocol) for c in the_plan.candidates]
-    store.write_table(temperature_table(results), run.file(MD_TEMPERATURES))
-    store.write_table(summary_table(results, the_plan.protocol), run.file(MD_SUMMARY))
-    store.write_json(
+    atomic_io.write_table(temperature_table(results), run.file(MD_TEMPERATURES))
+    atomic_io.write_table(summary_table(results, the_plan.protocol), run.file(MD_SUMMARY))
+    atomic_io.write_json(
         run.file(MD_RESULTS),
         {"protocol": the_plan.protocol.to_dict(), "candidates": [r.to_dict() for r in results]},
     )
@@ -413,5 +413,5 @@ def analyze(run: RunCatalog) -> list[CandidateResult]:
 
 
 def read_results(run: RunCatalog) -> list[CandidateResult]:
-    d = store.read_json(run.file(MD_RESULTS))
+    d = atomic_io.read_json(run.file(MD_RESULTS))
     return [CandidateResult.from_dict(c) for c in d["candidates"]]

@@ -6,7 +6,7 @@ import jinja2
 import pandas as pd
 
 from miscreen import schema as S
-from miscreen.report import fmt
+from miscreen.formatting import fmt
 from miscreen.verify.bvse import BVSE_E1D, BVSE_E2D
 
 SECTION = jinja2.Environment(autoescape=True).from_string(

@@ -11,7 +11,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from miscreen import schema as S
-from miscreen.fetch.structures import parse_composition
+from miscreen.fetch.parsing import parse_composition
 from miscreen.suggest.acquisition import DESCRIPTIONS, KAPPA, ranking, score
 
 MEAN = S.PRED  # the screen stage's prediction column

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from miscreen.report.figures import save_figure
+from miscreen.formatting import save_figure
 from miscreen.verify.md_analysis import STATUS_UPPER_BOUND, ArrheniusResult, TemperatureResult
 
 

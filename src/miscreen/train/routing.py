@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from miscreen import atomic_io
 from miscreen import schema as S
-from miscreen import store
 from miscreen.catalog import ModelCatalog
 from miscreen.config import ModelConfig
 from miscreen.featurize import FeatureOptions, featurize_records
@@ -35,8 +35,8 @@ from miscreen.train.persist import (
 
 log = logging.getLogger(__name__)
 
-COMPOSITION_MODEL = "composition"  # the composition alone (preset "formula")
-CELL_MODEL = "cell"  # composition + space group and lattice (preset "composition")
+COMPOSITION_MODEL = "composition"  # the composition alone (preset "composition")
+CELL_MODEL = "cell"  # composition + space group and lattice (preset "cell")
 STRUCTURE_MODEL = "structure"  # everything, positions included (the run's preset)
 STRUCTURE_ROWS = "structure_rows"
 CELL_ROWS = "cell_rows"
@@ -101,10 +101,10 @@ def model_plan(preset: str, kinds: pd.Series) -> dict[str, str]:
     per kind, each trained on every labelled row (all rows have a composition; OBELiX gives
     every row a cell; rows without positions carry a constant in the structure model)."""
     present = set(kinds)
-    plan = {COMPOSITION_MODEL: "formula"}
+    plan = {COMPOSITION_MODEL: COMPOSITION_MODEL}
     if present & {CELL_ROWS, STRUCTURE_ROWS}:
-        plan[CELL_MODEL] = "composition"
-    if STRUCTURE_ROWS in present and preset not in ("formula", "composition"):
+        plan[CELL_MODEL] = CELL_MODEL
+    if STRUCTURE_ROWS in present and preset not in (COMPOSITION_MODEL, CELL_MODEL):
         plan[STRUCTURE_MODEL] = preset
     return plan
 
@@ -143,7 +143,7 @@ def fit_models(
             "seed": seed,
             "censored_policy": censored,
             "training_rows": len(labels),
-            "training_data_sha256": store.sha256_frame(labels[[S.TARGET]].reset_index()),
+            "training_data_sha256": atomic_io.sha256_frame(labels[[S.TARGET]].reset_index()),
             "training_inputs": inputs or [],
             "metrics": cv,
         }
@@ -179,7 +179,7 @@ def save_models(result: TrainResult, catalog: ModelCatalog) -> TrainResult:
     staging = ModelCatalog(root.with_name(f".{root.name}.new-{uuid.uuid4().hex[:8]}"))
     try:
         saved = {name: save_model(staging.model(name), m) for name, m in result.models.items()}
-        store.write_json(staging.routing, result.routing)
+        atomic_io.write_json(staging.routing, result.routing)
     except BaseException:
         shutil.rmtree(staging.root, ignore_errors=True)
         raise
@@ -207,7 +207,7 @@ def read_routing(catalog: ModelCatalog) -> dict[str, dict]:
             f"{catalog.root}`"
         )
     try:
-        routing = store.read_json(catalog.routing)
+        routing = atomic_io.read_json(catalog.routing)
     except ValueError as exc:
         raise ModelLoadError(f"{catalog.routing} is not valid JSON ({exc}); retrain") from None
     if not isinstance(routing, dict) or not all(

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from miscreen.fetch import registry
-from miscreen.fetch.registry import DataNotFoundError, Dataset, RemoteFile, fetch_file
+from miscreen.fetch import datasets
+from miscreen.fetch.datasets import DataNotFoundError, Dataset, RemoteFile, fetch_file
 
 from .conftest import SHARED
 
@@ -18,7 +18,7 @@ from .conftest import SHARED
 def test_obelix_from_mirror_is_hash_checked():
     path = fetch_file("obelix", "all.csv")
     assert path == SHARED / "obelix" / "all.csv"
-    assert registry.sha256_file(path) == registry.OBELIX.file("all.csv").sha256
+    assert datasets.sha256_file(path) == datasets.OBELIX.file("all.csv").sha256
 
 
 def test_corrupt_cache_file_is_never_used(tmp_path, monkeypatch):
@@ -66,25 +66,25 @@ def http_server(tmp_path):
 
 def _register(monkeypatch, url: str, sha: str) -> None:
     ds = Dataset("toy", (RemoteFile("train.csv", sha, f"{url}/train.csv"),), "CC0", "toy", url)
-    monkeypatch.setitem(registry.DATASETS, "toy", ds)
+    monkeypatch.setitem(datasets.DATASETS, "toy", ds)
 
 
 def test_download_is_verified_and_moved_into_cache(http_server, tmp_path, monkeypatch):
     root, url = http_server
     shutil.copy(SHARED / "obelix" / "train.csv", root / "train.csv")
-    _register(monkeypatch, url, registry.OBELIX.file("train.csv").sha256)
+    _register(monkeypatch, url, datasets.OBELIX.file("train.csv").sha256)
     cache = tmp_path / "cache"
     monkeypatch.setenv("MISCREEN_DATA_DIR", str(cache))
     monkeypatch.setenv("MISCREEN_MIRROR", "")
     path = fetch_file("toy", "train.csv")
     assert path == cache / "toy" / "train.csv"
-    assert registry.sha256_file(path) == registry.OBELIX.file("train.csv").sha256
+    assert datasets.sha256_file(path) == datasets.OBELIX.file("train.csv").sha256
 
 
 def test_download_with_wrong_hash_leaves_no_file(http_server, tmp_path, monkeypatch):
     root, url = http_server
     (root / "train.csv").write_text("tampered\n")
-    _register(monkeypatch, url, registry.OBELIX.file("train.csv").sha256)
+    _register(monkeypatch, url, datasets.OBELIX.file("train.csv").sha256)
     cache = tmp_path / "cache"
     monkeypatch.setenv("MISCREEN_DATA_DIR", str(cache))
     monkeypatch.setenv("MISCREEN_MIRROR", "")

@@ -13,7 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from miscreen.store import sha256_file
+from miscreen.atomic_io import sha256_file
+from miscreen.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ MATBENCH_DIELECTRIC = Dataset(
 DATASETS: dict[str, Dataset] = {d.name: d for d in (OBELIX, MP_2018, MATBENCH_DIELECTRIC)}
 
 
-class DataNotFoundError(FileNotFoundError):
+class DataNotFoundError(UserError, FileNotFoundError):
     """A registered file could be found neither in the cache, a mirror, nor upstream."""
 
 

@@ -12,20 +12,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from miscreen import batch, store
+from miscreen import atomic_io, batch
 from miscreen import schema as S
 from miscreen.catalog import unique_inputs
 from miscreen.config import Config
 from miscreen.featurize import FeatureOptions
-from miscreen.fetch.sources import Loaded, load_candidates, load_labelled
+from miscreen.fetch.sources import Loaded, load_labelled
 from miscreen.report import build_report
 from miscreen.screen.known import KNOWN_COLUMNS
 from miscreen.screen.predict import predict_records
-from miscreen.suggest.run import suggest_for_run
 from miscreen.train.evaluate import test_metrics
-from miscreen.train.models import TrainResult, fit_models, save_models
-from miscreen.verify import barrier_table
-from miscreen.verify.report import bvse_section
+from miscreen.train.routing import TrainResult, fit_models, save_models
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +86,10 @@ def train_stage(cfg: Config) -> dict:
         failures += [test.failures, test_fail]
         inputs += test.inputs
         measured.append(test.records)
-        store.write_table(test_pred, cfg.run.test_predictions)
+        atomic_io.write_table(test_pred, cfg.run.test_predictions)
     known = pd.concat(measured, ignore_index=True).reindex(columns=list(KNOWN_COLUMNS))
-    store.write_table(known.drop_duplicates(S.ID), cfg.run.known_materials)
-    store.write_json(cfg.run.metrics, metrics)
+    atomic_io.write_table(known.drop_duplicates(S.ID), cfg.run.known_materials)
+    atomic_io.write_json(cfg.run.metrics, metrics)
     cfg.run.write_failures("train", pd.concat(failures, ignore_index=True))
     entry = {
         "inputs": unique_inputs(inputs),
@@ -102,7 +99,7 @@ def train_stage(cfg: Config) -> dict:
         },
         "training_rows": len(labelled.records),
     }
-    _manifest(cfg, "train", entry)
+    write_manifest(cfg, "train", entry)
     return metrics
 
 
@@ -120,52 +117,22 @@ def report_stage(cfg: Config, importances: bool | None = None) -> Path:
     when ``importances``, default ``report.importances``)."""
     wanted = cfg.report.importances if importances is None else importances
     path = build_report(cfg.run.root, top_k=cfg.screen.top_k, importances=wanted)
-    _manifest(cfg, "report", {"report": str(path), "importances": wanted})
+    write_manifest(cfg, "report", {"report": str(path), "importances": wanted})
     return path
-
-
-def verify_bvse_stage(cfg: Config, top: int) -> pd.DataFrame:
-    """BVSE Li migration barriers for the ``top`` ranked candidates with a structure; the
-    barrier columns join the candidate table, which is ranked again (``screen.barrier_weight``
-    lets the barrier count in the score) and the report rendered again."""
-    ranked = store.read_table(cfg.run.candidates_parquet)
-    ids = set(ranked.loc[ranked[S.RANK].notna(), S.ID].astype(str).head(top))
-    records = load_candidates(cfg).records
-    chosen = records[records[S.ID].astype(str).isin(ids)]
-    table, failures = barrier_table(chosen, time_limit_s=cfg.features.time_limit_s)
-    table = table.reset_index() if S.ID not in table else table
-    kept = ranked.drop(columns=[c for c in table.columns if c != S.ID], errors="ignore")
-    merged = kept.merge(table, on=S.ID, how="left")
-    provenance = {"bvse_top": top, "bvse_rows": len(table), "bvse_failures": len(failures)}
-    out = batch.write_screen_outputs(cfg, merged, failures, provenance, stage="verify")
-    cfg.run.write_section("bvse", bvse_section(out, top), order=62)
-    report_stage(cfg)
-    return out
-
-
-def suggest_stage(
-    cfg: Config, k: int, acquisition: str, diversity: str = "chemsys"
-) -> pd.DataFrame:
-    """The next ``k`` experiments from the run's ranked candidates (``suggestions.csv``, a
-    round in ``campaign.jsonl``, a report section), then the report is rendered again."""
-    picks = suggest_for_run(cfg.run, k, acquisition, diversity, cfg.model.interval, cfg.seed)
-    _manifest(cfg, "suggest", {"acquisition": acquisition, "batch": k, "diversity": diversity})
-    report_stage(cfg)
-    return picks
 
 
 def run(cfg: Config, config_path: Path | None = None) -> Path:
     """Train, evaluate, screen and report; every output lands in ``results/<run_name>/``."""
     np.random.seed(cfg.seed)
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    _manifest(cfg, "run", {"config_path": str(config_path) if config_path else None})
+    write_manifest(cfg, "run", {"config_path": str(config_path) if config_path else None})
     train_stage(cfg)
     screen_stage(cfg)
     report_stage(cfg)
     return cfg.run_dir
 
 
-def _manifest(cfg: Config, stage: str, entry: dict) -> None:
+def write_manifest(cfg: Config, stage: str, entry: dict) -> None:
     cfg.run.update_manifest(
         cfg.model_dump(mode="json"), cfg.seed, stage, {**entry, "folders": cfg.folders()}
     )

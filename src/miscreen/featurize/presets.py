@@ -1,7 +1,8 @@
 """Featurizer groups, the named presets built from them, and the feature schema.
 
-Presets: ``formula`` (comp + oxi: the composition alone, what a list of formulas has),
-``composition`` (+ cell: space group and lattice, as OBELiX gives for every row),
+Presets, named like the models that use them: ``composition`` (comp + oxi: the
+composition alone, what a list of formulas has), ``cell`` (+ cell: space group and
+lattice, as OBELiX gives for every row),
 ``structure`` (comp + cell + struct: positions give density, packing, disorder,
 coordination), ``li_conductor`` (comp + cell + ion + li: Li-transport descriptors),
 ``full`` (comp, cell, struct, ion, li; the default for structures). Rows without a
@@ -39,8 +40,8 @@ GROUPS: dict[str, type[Featurizer]] = {
     "oxi": OxidationCompositionFeaturizer,
 }
 PRESET_GROUPS: dict[str, tuple[str, ...]] = {
-    "formula": ("comp", "oxi"),
-    "composition": ("comp", "cell", "oxi"),
+    "composition": ("comp", "oxi"),
+    "cell": ("comp", "cell", "oxi"),
     "structure": ("comp", "cell", "struct"),
     "li_conductor": ("comp", "cell", "ion", "li"),
     "full": ("comp", "cell", "struct", "ion", "li"),

@@ -1,0 +1,11 @@
+"""The one exception type for mistakes a user can fix from the message alone (a bad config,
+an unreadable input file, a missing data file, a model folder to retrain). The command line
+shows such an error as one red line without its type name; any other exception is a bug and
+keeps its type (and, with ``miscreen --verbose``, its traceback)."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A problem with the user's input, data, models or environment; the message says what
+    is wrong and how to fix it."""
