@@ -34,8 +34,9 @@ test: $(STAMP) ## Run the layer contract (lint-imports), then the test suite
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
-lint: $(STAMP) ## ruff check, format check and the layer contract (lint-imports)
+lint: $(STAMP) ## ruff check, format check, private-name imports (PLC2701) and the import contracts
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check --preview --select PLC2701 src
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/lint-imports
 
