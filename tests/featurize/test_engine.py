@@ -11,6 +11,7 @@ import pytest
 from miscreen import schema as S
 from miscreen.featurize import (
     FeatureSchema,
+    engine,
     feature_schema,
     featurize_records,
     featurize_table,
@@ -18,7 +19,6 @@ from miscreen.featurize import (
     read_schema,
     resolve_jobs,
 )
-from miscreen.featurize import engine as E
 from tests.featurize.conftest import record, rocksalt
 
 
@@ -73,7 +73,7 @@ def test_time_limit_turns_a_slow_structure_into_a_failure(records: pd.DataFrame)
 
 
 def test_jobs_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(E, "_usable_cpus", lambda: 8)
+    monkeypatch.setattr(engine, "_usable_cpus", lambda: 8)
     monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
     assert resolve_jobs(None) == 1  # never every core by default
     assert resolve_jobs(3) == 3
@@ -90,7 +90,7 @@ def test_jobs_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_parallel_run_matches_serial(records: pd.DataFrame, monkeypatch) -> None:
-    monkeypatch.setattr(E, "_usable_cpus", lambda: 2)
+    monkeypatch.setattr(engine, "_usable_cpus", lambda: 2)
     many = pd.concat(
         [records.assign(**{S.ID: records[S.ID] + f"-{i}"}) for i in range(6)], ignore_index=True
     )

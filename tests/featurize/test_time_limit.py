@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pandas as pd
 import pytest
 
-from miscreen.featurize import engine as E
-from miscreen.featurize import presets
+from miscreen.featurize import engine, presets
+from miscreen.featurize.time_limit import StructureTimeout, time_limit
 from tests.featurize.conftest import record, rocksalt
 
 LIMIT = 0.2
@@ -31,9 +31,9 @@ def slow_loop() -> str:
 def limited(work: Callable[[], str], seconds: float = LIMIT) -> str:
     """Run ``work`` under ``time_limit``; the message of the timeout if one was raised."""
     try:
-        with E.time_limit(seconds):
+        with time_limit(seconds):
             return work()
-    except E.StructureTimeout as exc:
+    except StructureTimeout as exc:
         return f"timeout: {exc}"
 
 
@@ -73,7 +73,7 @@ def test_stops_work_that_swallows_the_first_timeout() -> None:
     def stubborn() -> str:
         try:
             slow_loop()
-        except E.StructureTimeout:
+        except StructureTimeout:
             pass  # what a careless `except Exception` in a featurizer would do
         return slow_loop()
 
@@ -83,7 +83,7 @@ def test_stops_work_that_swallows_the_first_timeout() -> None:
 def quick_blocks_then_wait() -> str:
     """Many fast blocks under a short limit, then idle past it: nothing may arrive late."""
     for _ in range(300):
-        with E.time_limit(0.05):
+        with time_limit(0.05):
             sum(range(200))
     deadline = time.monotonic() + 0.3
     while time.monotonic() < deadline:  # bytecode keeps running: a stray one would land
@@ -118,24 +118,24 @@ def test_no_limit_when_none_or_not_positive(seconds: float | None) -> None:
     assert limited(short_sleep, seconds=seconds) == "slept"  # type: ignore[arg-type]
 
 
-def big_task() -> E.Task:
+def big_task() -> engine.Task:
     """A real 1728-site LiCl supercell needing every group of the ``full`` preset."""
     structure = rocksalt()
     structure.make_supercell([6, 6, 6])
-    task = E.make_tasks(pd.DataFrame([record("licl-666", structure)]))[0]
+    task = engine.make_tasks(pd.DataFrame([record("licl-666", structure)]))[0]
     task.needed = presets.groups("full")
     return task
 
 
 def test_run_task_on_a_thread_reports_the_time_limit() -> None:
     with ThreadPoolExecutor(max_workers=1) as pool:
-        out = pool.submit(E.run_task, big_task(), 1e-3).result(timeout=GIVE_UP_S * 6)
+        out = pool.submit(engine.run_task, big_task(), 1e-3).result(timeout=GIVE_UP_S * 6)
     assert out.reason is not None and "time limit" in out.reason
     assert out.values == {}
 
 
 def test_run_task_on_a_thread_finishes_within_a_generous_limit() -> None:
     with ThreadPoolExecutor(max_workers=1) as pool:
-        out = pool.submit(E.run_task, big_task(), 120.0).result(timeout=180)
+        out = pool.submit(engine.run_task, big_task(), 120.0).result(timeout=180)
     assert out.reason is None
     assert sorted(out.values) == sorted(presets.groups("full"))
