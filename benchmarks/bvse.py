@@ -54,7 +54,8 @@ def _baseline(structures: dict[str, object], ours: pd.DataFrame) -> dict[str, ob
     """bvlain on ordered structures: seconds per structure and max |difference| to ours."""
     from bvlain import Lain
 
-    from miscreen.verify.bvse import BVSE_E1D, BVSE_E2D, BVSE_E3D, ENCUT_EV, grid_shape
+    from miscreen.verify.bvse import BVSE_E1D, BVSE_E2D, BVSE_E3D, ENCUT_EV
+    from miscreen.verify.bvse_grid import grid_shape
 
     ids = [
         rid

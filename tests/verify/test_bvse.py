@@ -14,7 +14,7 @@ import pymatgen.core
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from miscreen.verify import bvse as B
+from miscreen.verify import bvse, bvse_grid, bvse_oxidation, bvse_params, bvse_percolation
 
 STRUCTURES = Path(pymatgen.core.__file__).parents[1] / "util" / "structures"
 
@@ -32,13 +32,15 @@ def li2o() -> Structure:
 def _bvlain_grid_barriers(structure: Structure) -> tuple[float, float, float]:
     """Our energies and percolation search on bvlain's own grid: ``linspace(0, 1, n)`` per
     axis with ``n = a // 0.2`` (it repeats the boundary plane), r_cut 10 A."""
-    decorated, _ = B.with_oxidation_states(structure)
-    fw = B._framework(decorated, softbv_radii=False, screening=B.SCREENING)
+    decorated, _ = bvse_oxidation.with_oxidation_states(structure)
+    fw = bvse_params.framework_parameters(
+        decorated, softbv_radii=False, screening=bvse_params.SCREENING
+    )
     n = [int(x // 0.2) for x in structure.lattice.abc]
     axes = [np.linspace(0.0, 1.0, k) for k in n]
     points = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    energy = B.site_energies(fw, structure.lattice, points, r_cut=10.0).reshape(n)
-    return B.percolation_barriers(energy, encut=5.0)
+    energy = bvse_grid.site_energies(fw, structure.lattice, points, r_cut=10.0).reshape(n)
+    return bvse_percolation.percolation_barriers(energy, encut=5.0)
 
 
 def test_lifepo4_matches_bvlain_published_example(lifepo4: Structure) -> None:
@@ -56,8 +58,8 @@ def test_lifepo4_matches_bvlain_published_example(lifepo4: Structure) -> None:
     assert on_their_grid[:2] == published[:2]
     assert on_their_grid[2] == pytest.approx(published[2], abs=0.011)
 
-    result = B.bvse_barriers(lifepo4)
-    assert result.method == B.METHOD_ORDERED
+    result = bvse.bvse_barriers(lifepo4)
+    assert result.method == bvse.METHOD_ORDERED
     got = (result.e_1d, result.e_2d, result.e_3d)
     assert got == pytest.approx(published, abs=0.08)
     # 1-D channels along b only: a low 1-D barrier, then a large jump to 2-D/3-D
@@ -69,9 +71,9 @@ def test_disordered_lgps_is_occupancy_weighted() -> None:
     handled without ordering; LGPS is a 3-D conductor with a low barrier, unlike LiFePO4."""
     lgps = Structure.from_file(STRUCTURES / "Li10GeP2S12.json")
     assert not lgps.is_ordered
-    result = B.bvse_barriers(lgps)
-    assert result.method == B.METHOD_OCCUPANCY
-    assert result.oxidation in (B.OXI_BOND_VALENCE, B.OXI_COMPOSITION)
+    result = bvse.bvse_barriers(lgps)
+    assert result.method == bvse.METHOD_OCCUPANCY
+    assert result.oxidation in (bvse_oxidation.OXI_BOND_VALENCE, bvse_oxidation.OXI_COMPOSITION)
     assert 0.0 < result.e_1d <= result.e_2d <= result.e_3d < 1.0
 
 
@@ -84,9 +86,9 @@ def test_mixed_site_energy_is_the_occupancy_average(lifepo4: Structure) -> None:
     mn.replace_species({"Fe2+": "Mn2+"})
     mixed = fe.copy()
     mixed.replace_species({"Fe2+": {"Fe2+": 0.5, "Mn2+": 0.5}})
-    grids = [B.site_energy_grid(s, resolution=0.4) for s in (fe, mn, mixed)]
+    grids = [bvse_grid.site_energy_grid(s, resolution=0.4) for s in (fe, mn, mixed)]
     np.testing.assert_allclose(grids[2], 0.5 * (grids[0] + grids[1]), rtol=1e-9, atol=1e-9)
-    assert B.disorder_method(mixed) == B.METHOD_OCCUPANCY
+    assert bvse.disorder_method(mixed) == bvse.METHOD_OCCUPANCY
 
 
 def test_li_occupancy_does_not_change_barriers(li2o: Structure) -> None:
@@ -94,9 +96,9 @@ def test_li_occupancy_does_not_change_barriers(li2o: Structure) -> None:
     recorded as an ordered framework."""
     half = li2o.copy()
     half.replace_species({"Li+": {"Li+": 0.5}})
-    full, part = B.bvse_barriers(li2o), B.bvse_barriers(half)
-    assert part.method == B.METHOD_ORDERED_FRAMEWORK
-    assert part.oxidation == full.oxidation == B.OXI_GIVEN
+    full, part = bvse.bvse_barriers(li2o), bvse.bvse_barriers(half)
+    assert part.method == bvse.METHOD_ORDERED_FRAMEWORK
+    assert part.oxidation == full.oxidation == bvse_oxidation.OXI_GIVEN
     assert (part.e_1d, part.e_2d, part.e_3d) == (full.e_1d, full.e_2d, full.e_3d)
     assert math.isfinite(full.e_3d)
 
@@ -121,7 +123,7 @@ def _mask(shape: tuple[int, int, int], cells: list[tuple[object, object, object]
     ],
 )
 def test_percolation_dimension(cells: list[tuple[object, ...]], expected: int) -> None:
-    assert B.percolation_dimension(_mask((8, 7, 6), cells)) == expected
+    assert bvse_percolation.percolation_dimension(_mask((8, 7, 6), cells)) == expected
 
 
 def test_percolation_dimension_diagonal_channel_across_the_boundary() -> None:
@@ -129,9 +131,9 @@ def test_percolation_dimension_diagonal_channel_across_the_boundary() -> None:
     m = np.zeros((6, 6, 5), dtype=bool)
     for i in range(6):
         m[i, i, 2] = True
-    assert B.percolation_dimension(m) == 1
+    assert bvse_percolation.percolation_dimension(m) == 1
     m[0, 0, 2] = False  # broken once: no longer infinite
-    assert B.percolation_dimension(m) == 0
+    assert bvse_percolation.percolation_dimension(m) == 0
 
 
 def test_barrier_table_gives_reasons_not_crashes(li2o: Structure) -> None:
@@ -151,10 +153,15 @@ def test_barrier_table_gives_reasons_not_crashes(li2o: Structure) -> None:
             ],
         }
     )
-    table, failures = B.barrier_table(records)
+    table, failures = bvse.barrier_table(records)
     assert list(table.index) == ["good"]
-    assert list(table.columns[:4]) == [B.BVSE_E1D, B.BVSE_E2D, B.BVSE_E3D, B.BVSE_METHOD]
-    assert table.loc["good", B.BVSE_METHOD] == B.METHOD_ORDERED
+    assert list(table.columns[:4]) == [
+        bvse.BVSE_E1D,
+        bvse.BVSE_E2D,
+        bvse.BVSE_E3D,
+        bvse.BVSE_METHOD,
+    ]
+    assert table.loc["good", bvse.BVSE_METHOD] == bvse.METHOD_ORDERED
     reasons = failures.set_index("id")["reason"]
     assert set(failures["stage"]) == {"verify"}
     assert "no structure" in reasons["none"] and "no structure" in reasons["nan"]
@@ -176,17 +183,17 @@ def test_structure_without_li_positions_uses_the_record_composition(li2o: Struct
             "structure": [json.dumps(frame.as_dict())],
         }
     )
-    table, failures = B.barrier_table(records)
+    table, failures = bvse.barrier_table(records)
     assert failures.empty
-    assert table.loc["frame", B.BVSE_OXIDATION] == B.OXI_COMPOSITION
-    assert table.loc["frame", B.BVSE_E3D] == pytest.approx(B.bvse_barriers(li2o).e_3d)
+    assert table.loc["frame", bvse.BVSE_OXIDATION] == bvse_oxidation.OXI_COMPOSITION
+    assert table.loc["frame", bvse.BVSE_E3D] == pytest.approx(bvse.bvse_barriers(li2o).e_3d)
 
 
 def test_time_limit_is_a_failure_row(li2o: Structure) -> None:
     records = pd.DataFrame(
         {"id": ["x"], "source": ["test"], "structure": [json.dumps(li2o.as_dict())]}
     )
-    table, failures = B.barrier_table(records, time_limit_s=1e-9)
+    table, failures = bvse.barrier_table(records, time_limit_s=1e-9)
     assert table.empty
     assert "time limit" in failures.loc[0, "reason"]
 
