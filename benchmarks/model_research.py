@@ -72,7 +72,7 @@ from miscreen.featurize.embeddings import (
     Mat2VecEmbeddingFeaturizer,
     MegnetEmbeddingFeaturizer,
 )
-from miscreen.featurize.li_conductor import IonicFeaturizer
+from miscreen.featurize.ionic import IonicFeaturizer
 from miscreen.featurize.oxi_composition import OxidationCompositionFeaturizer
 from miscreen.fetch.labels import OBELIX_FLOOR_LOG10
 from miscreen.fetch.obelix import load_obelix

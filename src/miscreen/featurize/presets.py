@@ -27,7 +27,8 @@ from typing import Any
 from miscreen.featurize.base import Featurizer
 from miscreen.featurize.cell import CellFeaturizer
 from miscreen.featurize.composition import CompositionFeaturizer
-from miscreen.featurize.li_conductor import IonicFeaturizer, LiConductorFeaturizer
+from miscreen.featurize.ionic import IonicFeaturizer
+from miscreen.featurize.li_sites import LiSiteFeaturizer
 from miscreen.featurize.oxi_composition import OxidationCompositionFeaturizer
 from miscreen.featurize.structure import StructureFeaturizer
 
@@ -36,7 +37,7 @@ GROUPS: dict[str, type[Featurizer]] = {
     "cell": CellFeaturizer,
     "struct": StructureFeaturizer,
     "ion": IonicFeaturizer,
-    "li": LiConductorFeaturizer,
+    "li": LiSiteFeaturizer,
     "oxi": OxidationCompositionFeaturizer,
 }
 PRESET_GROUPS: dict[str, tuple[str, ...]] = {

@@ -1,14 +1,11 @@
-"""Descriptors known to matter for Li-ion transport.
+"""The ``li`` group: descriptors of the Li sites and Li hops of a structure.
 
-``li`` (needs positions): Li content and Li-site occupancy, Li–Li and Li–anion distance
-statistics, Li coordination (ECoN by anions), Li bond-valence sums, the free radius of each
-Li site and the bottleneck of straight Li–Li hops (clearance of the hop midpoint from the
-nearest anion surface), the anion framework's volume per anion, free volume and how close
-its geometry is to bcc or fcc packing (bcc anion frameworks, as in LGPS and the
-argyrodites, give low migration barriers: Wang et al., Nat. Mater. 14, 1026 (2015)).
-
-``ion`` (composition only, so composition-only rows get it too): anion electronegativity,
-charge, radius and mixing, Li–anion electronegativity difference and ionic character.
+Needs positions: Li content and Li-site occupancy, Li–Li and Li–anion distance statistics,
+Li coordination (ECoN by anions), Li bond-valence sums, the free radius of each Li site and
+the bottleneck of straight Li–Li hops (clearance of the hop midpoint from the nearest anion
+surface), the anion framework's volume per anion, free volume and how close its geometry is
+to bcc or fcc packing (bcc anion frameworks, as in LGPS and the argyrodites, give low
+migration barriers: Wang et al., Nat. Mater. 14, 1026 (2015)).
 
 Disorder: Li counts and site statistics are occupancy-weighted; a site hosts Li when its Li
 occupancy is positive. The anion sublattice for the bcc/fcc comparison is the set of sites
@@ -18,8 +15,8 @@ one anion site).
 Li–Li nearest distances beyond the neighbour-list cutoff (6 A) are reported as 6 A.
 Documented NaNs: every Li-site feature when the structure holds no Li site (some OBELiX
 CIFs omit the unlocated Li, e.g. the LLTO perovskites); hop features when no two Li sites
-lie within 6 A (e.g. NASICONs with Li only on M1 sites); Li–anion features and ``ion:*``
-anion features when the material has no anion (e.g. an alloy).
+lie within 6 A (e.g. NASICONs with Li only on M1 sites); Li–anion features when the
+material has no anion (e.g. an alloy).
 """
 
 from __future__ import annotations
@@ -35,7 +32,6 @@ from miscreen.featurize.base import (
     Entry,
     Featurizer,
     effective_cn,
-    electronegativity,
     group_max,
     group_min,
     group_sum,
@@ -59,7 +55,7 @@ BRESE = (
 )
 
 
-class LiConductorFeaturizer(Featurizer):
+class LiSiteFeaturizer(Featurizer):
     """Li-site, Li-hop and anion-framework descriptors from one structure."""
 
     name = "li"
@@ -102,7 +98,7 @@ class LiConductorFeaturizer(Featurizer):
     def featurize(self, entry: Entry) -> list[float]:
         ctx = entry.context
         if ctx is None:
-            raise ValueError("Li-conductor featurizer needs a structure")
+            raise ValueError("the Li-site featurizer needs a structure")
         return [*_li_content(ctx), *_li_li(ctx), *_li_anion(ctx), *_hops(ctx), *_framework(ctx)]
 
     def citations(self) -> list[str]:
@@ -233,57 +229,3 @@ def _framework(ctx: StructureContext) -> list[float]:
         float(bcc),
         float(fcc),
     ]
-
-
-class IonicFeaturizer(Featurizer):
-    """Anion chemistry and Li–anion ionicity from the composition and oxidation states."""
-
-    name = "ion"
-    version = "2"
-    needs_structure = False
-
-    def feature_labels(self) -> list[str]:
-        names = [
-            "anion_x_mean",
-            "li_anion_dx",
-            "ionic_character",
-            "anion_charge_mean",
-            "anion_radius_mean",
-            "n_anion_species",
-            "anion_mix_entropy",
-            "li_per_anion",
-            "li_charge_fraction",
-            "cation_charge_mean",
-        ]
-        return [f"{self.name}:{n}" for n in names]
-
-    def featurize(self, entry: Entry) -> list[float]:
-        ox = entry.oxidation
-        amounts = {el.symbol: float(a) for el, a in entry.composition.element_composition.items()}
-        anions = [el for el in amounts if el in ox.anions]
-        li = amounts.get("Li", 0.0)
-        cations = [el for el in amounts if el not in ox.anions]
-        pos = sum(amounts[el] * max(ox.states.get(el, 0.0), 0.0) for el in cations)
-        others = [el for el in cations if el != "Li"]
-        n_other = sum(amounts[el] for el in others)
-        cat_q = (
-            sum(amounts[el] * ox.states.get(el, 0.0) for el in others) / n_other if n_other else 0.0
-        )
-        tail = [li / pos if pos > 0 else math.nan, cat_q]
-        if not anions:
-            return [math.nan] * 5 + [0.0, 0.0, math.nan, *tail]
-        w = np.array([amounts[el] for el in anions])
-        frac = w / w.sum()
-        x = float(frac @ [electronegativity(el) for el in anions])
-        dx = x - electronegativity("Li")
-        return [
-            x,
-            dx,
-            1.0 - math.exp(-(dx**2) / 4.0),
-            float(frac @ [ox.states[el] for el in anions]),
-            float(frac @ [ionic_radius(el, ox.states[el]) for el in anions]),
-            float(len(anions)),
-            float(-(frac * np.log(frac)).sum()),
-            li / float(w.sum()),
-            *tail,
-        ]
