@@ -71,3 +71,57 @@ def test_data_and_cache_folders_come_from_the_config_unless_the_environment_says
     monkeypatch.setenv("MISCREEN_DATA_DIR", str(tmp_path / "env"))
     monkeypatch.setenv("MISCREEN_CACHE_DIR", str(tmp_path / "envcache"))
     assert cfg.data_path == tmp_path / "env" and cfg.cache_path == tmp_path / "envcache"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ("features: {time_limit_s: 1.0e-9}", "features.time_limit_s", "no structure can finish"),
+        (
+            "features: {time_limit_s: 0.001}",
+            "features.time_limit_s",
+            "greater than or equal to 0.1",
+        ),
+        ("features: {time_limit_s: 1.0e+9}", "features.time_limit_s", "above a day"),
+        ("features: {time_limit_s: .nan}", "features.time_limit_s", "finite number"),
+        ("features: {jobs: 100000}", "features.jobs", "processes on one machine"),
+        ("model: {n_estimators: 100000000}", "model.n_estimators", "trees per model"),
+        ("model: {cv_folds: 1000000}", "model.cv_folds", "each costing a fit"),
+        ("seed: 100000000000000000000", "seed", "seeds in [0, 2**32)"),
+        ("seed: -1", "seed", "seeds in [0, 2**32)"),
+        ("screen: {top_k: 10000000}", "screen.top_k", "candidates listed"),
+        ("screen: {barrier_weight: .inf}", "screen.barrier_weight", "finite number"),
+        ("batch: {chunk_size: 100000000}", "batch.chunk_size", "held in memory"),
+        ("batch: {slurm: {shards: 1000000}}", "batch.slurm.shards", "job array"),
+    ],
+)
+def test_every_number_has_bounds_with_their_reason(tmp_path, text, key, reason):
+    path = tmp_path / "c.yaml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert f"'{key}'" in str(err.value) and reason in str(err.value)
+
+
+def test_the_bounds_keep_the_defaults_and_their_edges(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "seed: 4294967295\nfeatures: {time_limit_s: 0.1, jobs: 1024}\n"
+        "model: {n_estimators: 10000, cv_folds: 50}\n"
+    )
+    cfg = load_config(path)
+    assert cfg.seed == 2**32 - 1 and cfg.features.time_limit_s == 0.1
+    assert load_config(REPO / "configs" / "default.yaml").features.time_limit_s > 0.1
+
+
+def test_a_folder_key_naming_a_file_says_which_key(tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("x")
+    for key in ("cache_dir", "data_dir", "results_dir", "models_dir"):
+        for target in (tmp_path / "afile", tmp_path / "afile" / "below"):
+            path = tmp_path / "c.yaml"
+            path.write_text(f"{key}: {target}\n")
+            with pytest.raises(ConfigError, match=rf"'{key}'.*{target} is not a folder"):
+                load_config(path)
+    monkeypatch.setenv("MISCREEN_CACHE_DIR", str(tmp_path / "afile"))
+    with pytest.raises(ConfigError, match=r"MISCREEN_CACHE_DIR.*is not a folder"):
+        _ = load_config(REPO / "configs" / "default.yaml").cache_path

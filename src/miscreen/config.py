@@ -1,10 +1,10 @@
 """Run configuration: a YAML file validated by pydantic.
 
-Unknown keys and bad values are errors that name the key and the file. The YAML is read
-with limits, so a hostile or broken file costs neither time nor memory: at most
-``MAX_CONFIG_BYTES`` bytes, ``MAX_ALIASES`` alias uses, ``MAX_NODES`` values once aliases
-are expanded, ``MAX_DEPTH`` levels of nesting, no recursive anchors; error messages show
-short excerpts of bad values, never their whole text.
+Unknown keys and bad values are errors that name the key and the file. Every number has
+bounds, and a value outside them is refused with the reason for the bound (see
+:func:`bounded`); floats must be finite. Folders that exist as files are refused with
+their key. The YAML itself is read with limits (:mod:`miscreen.yaml_loader`), and error
+messages show short excerpts of bad values, never their whole text.
 """
 
 from __future__ import annotations
@@ -15,15 +15,44 @@ import reprlib
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 
 from miscreen.catalog import ModelCatalog, RunCatalog
-from miscreen.errors import UserError
+from miscreen.errors import ConfigError
+from miscreen.yaml_loader import (
+    MAX_ALIASES,
+    MAX_CONFIG_BYTES,
+    MAX_DEPTH,
+    MAX_NODES,
+    read_yaml_file,
+    safe_yaml,
+    shorten,
+)
+
+__all__ = [
+    "MAX_ALIASES",
+    "MAX_CONFIG_BYTES",
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "Config",
+    "ConfigError",
+    "load_config",
+    "safe_yaml",
+]
+
+MAX_SEED = 2**32  # numpy and scikit-learn take seeds in [0, 2**32)
+DAY_S = 86_400.0
+
+
+def bounded(default: Any, why: str, **bounds: Any) -> Any:
+    """A pydantic field with ``bounds`` (``ge``, ``le``, ...) whose reason ``why`` is added
+    to the error message when a config value is outside them."""
+    return Field(default=default, description=why, **bounds)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ObelixSource(_Strict):
@@ -85,9 +114,15 @@ class DataConfig(_Strict):
 
 class FeaturesConfig(_Strict):
     preset: Literal["composition", "cell", "structure", "li_conductor", "full"] = "full"
-    jobs: int | None = Field(default=None, ge=1)
+    jobs: int | None = bounded(None, "featurizing processes on one machine", ge=1, le=1024)
     # wall-clock limit per structure; a structure over it goes to failures, the rest go on
-    time_limit_s: float = Field(default=60.0, gt=0)
+    time_limit_s: float = bounded(
+        60.0,
+        "seconds per structure: below 0.1 s no structure can finish (and the timer would "
+        "fire faster than it is handled), above a day it is no limit",
+        ge=0.1,
+        le=DAY_S,
+    )
 
 
 ModelKind = Literal["extra_trees", "random_forest", "hist_gradient_boosting", "ensemble"]
@@ -96,34 +131,39 @@ MODEL_KINDS: tuple[str, ...] = get_args(ModelKind)
 
 class ModelConfig(_Strict):
     kind: ModelKind = "ensemble"
-    n_estimators: int = Field(default=500, ge=10)
-    cv_folds: int = Field(default=5, ge=2)
+    n_estimators: int = bounded(
+        500, "trees per model: more than 10,000 cost memory and time for no gain", ge=10, le=10_000
+    )
+    cv_folds: int = bounded(5, "cross-validation folds, each costing a fit", ge=2, le=50)
     tune: bool = True  # grid-search the kind's hyperparameters by grouped CV (train split)
     # hyperparameters applied when not tuning, e.g. those a search chose and recorded
     hyperparameters: dict[str, float | int | str | None] = {}
     interval: float = Field(default=0.8, gt=0, lt=1)
 
 
+_WEIGHT = "a score weight in log10 S/cm per unit; beyond 100 this term alone ranks"
+
+
 class ScreenConfig(_Strict):
-    top_k: int = Field(default=25, ge=1)
+    top_k: int = bounded(25, "candidates listed in the report", ge=1, le=10_000)
     require_elements: tuple[str, ...] = ("Li",)
     # at least one of these (e.g. the anions of electrolytes: leaves out alloys and
     # intermetallics, which conduct electrons); empty: no such filter
     require_any_elements: tuple[str, ...] = ()
     exclude_elements: tuple[str, ...] = ()
-    max_e_above_hull: float | None = Field(default=None, ge=0)
-    min_band_gap: float | None = Field(default=None, ge=0)
-    max_sites: int | None = Field(default=None, ge=1)
+    max_e_above_hull: float | None = bounded(None, "eV/atom above the hull", ge=0, le=100)
+    min_band_gap: float | None = bounded(None, "band gap in eV", ge=0, le=100)
+    max_sites: int | None = bounded(None, "sites per cell", ge=1, le=1_000_000)
     min_li_fraction: float | None = Field(default=None, ge=0, le=1)  # atomic fraction of Li
     score: Literal["mean", "lower", "upper"] = "mean"
     # subtract weight x (normalised Herfindahl-Hirschman supply risk, 0..1) from the score
-    supply_risk_weight: float = Field(default=0.0, ge=0)
+    supply_risk_weight: float = bounded(0.0, _WEIGHT, ge=0, le=100)
     # leave out candidates that are training materials (same reduced formula, or a
     # StructureMatcher match where both have structures); they are listed with their match
     exclude_known: bool = False
     # subtract weight x the 3-D BVSE Li barrier (eV) from the score, where `miscreen verify
     # bvse` computed one (rows without one count as the highest barrier found)
-    barrier_weight: float = Field(default=0.0, ge=0)
+    barrier_weight: float = bounded(0.0, _WEIGHT, ge=0, le=100)
 
 
 class ReportConfig(_Strict):
@@ -135,12 +175,14 @@ class ReportConfig(_Strict):
 class SlurmConfig(_Strict):
     """Resources of the ``miscreen slurm submit`` job array and its merge job."""
 
-    shards: int = Field(default=10, ge=1)  # array size: one shard per array task
-    max_parallel: int | None = Field(default=None, ge=1)  # at most this many tasks at once
+    # array size: one shard per array task
+    shards: int = bounded(10, "tasks of one SLURM job array", ge=1, le=10_000)
+    # at most this many tasks at once
+    max_parallel: int | None = bounded(None, "tasks of one SLURM job array", ge=1, le=10_000)
     partition: str | None = None
     account: str | None = None
     time: str = "04:00:00"
-    cpus_per_task: int = Field(default=1, ge=1)
+    cpus_per_task: int = bounded(1, "CPUs of one node", ge=1, le=1024)
     mem: str = "4G"
     merge_time: str = "01:00:00"
     merge_mem: str = "8G"
@@ -153,14 +195,17 @@ class DaskConfig(_Strict):
 
     scheduler: str | None = None  # e.g. tcp://10.0.0.5:8786
     jobqueue: dict[str, Any] | None = None  # dask_jobqueue.SLURMCluster keyword arguments
-    jobs: int = Field(default=1, ge=1)  # SLURMCluster jobs to start (cluster.scale(jobs=...))
-    chunks_per_worker: int = Field(default=2, ge=1)  # chunks in flight per worker thread
+    # SLURMCluster jobs to start (cluster.scale(jobs=...))
+    jobs: int = bounded(1, "SLURM jobs of one Dask cluster", ge=1, le=10_000)
+    # chunks in flight per worker thread
+    chunks_per_worker: int = bounded(2, "chunks held in memory per worker", ge=1, le=1000)
 
 
 class BatchConfig(_Strict):
     """Sharded, chunked screening: chunk size, default backend, SLURM and Dask settings."""
 
-    chunk_size: int = Field(default=1000, ge=1)  # candidates per checkpointed chunk
+    # candidates per checkpointed chunk
+    chunk_size: int = bounded(1000, "candidates held in memory at once", ge=1, le=1_000_000)
     backend: Literal["local", "dask"] = "local"
     slurm: SlurmConfig = SlurmConfig()
     dask: DaskConfig = DaskConfig()
@@ -168,7 +213,7 @@ class BatchConfig(_Strict):
 
 class Config(_Strict):
     run_name: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]+$")
-    seed: int = 0
+    seed: int = bounded(0, "numpy and scikit-learn take seeds in [0, 2**32)", ge=0, lt=MAX_SEED)
     results_dir: Path = Path("results")
     models_dir: Path = Path("models")
     # downloaded data files; the environment variable MISCREEN_DATA_DIR overrides it
@@ -191,6 +236,15 @@ class Config(_Strict):
             raise ValueError(f"run_name {value!r} is not a folder name; use e.g. 'lgps-run'")
         if len(value) > 100:
             raise ValueError("run_name is longer than 100 characters")
+        return value
+
+    @field_validator("results_dir", "models_dir", "data_dir", "cache_dir")
+    @classmethod
+    def _a_folder(cls, value: Path | None) -> Path | None:
+        """A folder, or a path where one can be made: not a file, not below one."""
+        problem = folder_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
         return value
 
     @property
@@ -222,6 +276,9 @@ class Config(_Strict):
         ``<data path>/cache/features``."""
         env = os.environ.get("MISCREEN_CACHE_DIR")
         if env:
+            problem = folder_problem(Path(env))
+            if problem:
+                raise ConfigError(f"MISCREEN_CACHE_DIR: {problem}")
             return Path(env)
         return (
             self.cache_dir if self.cache_dir is not None else self.data_path / "cache" / "features"
@@ -238,36 +295,29 @@ class Config(_Strict):
         }
 
 
-class ConfigError(UserError, ValueError):
-    """A config file that cannot be used; the message names the file and the key."""
+def folder_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be (or become) a folder, or None: it, or the nearest of its
+    parents that exists, is not a folder."""
+    for part in (path, *path.parents):
+        if part.exists() or part.is_symlink():
+            if part.is_dir():
+                return None
+            what = "" if part == path else f" (its parent {part} is not a folder)"
+            return f"{path} is not a folder{what}, name a folder there"
+    return None
 
 
-MAX_CONFIG_BYTES = 1 << 20
-MAX_ALIASES = 100
-MAX_NODES = 20_000
-MAX_DEPTH = 50
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 80
 _SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 5
 _SHORT.maxlevel = 3
+_BOUND_ERRORS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
 
 
 def load_config(path: Path | str) -> Config:
     """The validated config in ``path``; ``ConfigError`` naming the file and the problem."""
     path = Path(path)
-    if not path.is_file():
-        what = "is a folder, not a file" if path.is_dir() else "does not exist"
-        raise ConfigError(f"config file {path} {what}")
-    size = path.stat().st_size
-    if size > MAX_CONFIG_BYTES:
-        raise ConfigError(
-            f"{path}: {size:,} bytes; a config is at most {MAX_CONFIG_BYTES:,} bytes of YAML"
-        )
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    raw = safe_yaml(text, str(path)) or {}
+    raw = read_yaml_file(path) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys to values")
     try:
@@ -275,102 +325,43 @@ def load_config(path: Path | str) -> Config:
     except ValidationError as exc:
         problems = []
         for err in exc.errors()[:20]:
-            key = _short(".".join(str(p) for p in err["loc"]), 120)
+            key = shorten(".".join(str(p) for p in err["loc"]), 120)
             if err["type"] == "extra_forbidden":
                 problems.append(f"unknown key '{key}'{_did_you_mean(err['loc'])}")
-            else:
-                got = _SHORT.repr(err.get("input"))
-                problems.append(f"'{key}': {_short(err['msg'], 300)} (got {got})")
+                continue
+            got = _SHORT.repr(err.get("input"))
+            field = _field(err["loc"])
+            why = (
+                f"{field.description}, "
+                if err["type"] in _BOUND_ERRORS and field is not None and field.description
+                else ""
+            )
+            problems.append(f"'{key}': {shorten(err['msg'], 300)} ({why}got {got})")
         raise ConfigError(f"{path}: " + "; ".join(problems)) from None
 
 
-def _did_you_mean(loc: tuple) -> str:
-    """' (did you mean 'x'?)' for a misspelt key of a plain settings section, else ''."""
+def _section(loc: tuple) -> type[BaseModel] | None:
+    """The settings section (a model class) that holds the last key of ``loc``, or None
+    when the path goes through anything but plain sections (e.g. a candidate list)."""
     model: type[BaseModel] = Config
     for part in loc[:-1]:
         field = model.model_fields.get(str(part))
         annotation = field.annotation if field else None
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return ""
+            return None
         model = annotation
+    return model
+
+
+def _field(loc: tuple) -> FieldInfo | None:
+    model = _section(loc)
+    return model.model_fields.get(str(loc[-1])) if model is not None and loc else None
+
+
+def _did_you_mean(loc: tuple) -> str:
+    """' (did you mean 'x'?)' for a misspelt key of a plain settings section, else ''."""
+    model = _section(loc)
+    if model is None:
+        return ""
     close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-class _LimitedLoader(yaml.SafeLoader):
-    """The safe loader, stopping at ``MAX_DEPTH`` levels of nesting while it scans (deeply
-    nested flow collections otherwise cost the scanner time growing with the square)."""
-
-    def fetch_more_tokens(self) -> None:
-        if self.flow_level > MAX_DEPTH or len(self.indents) > MAX_DEPTH:
-            raise _TooDeep
-        super().fetch_more_tokens()
-
-
-class _TooDeep(Exception):
-    pass
-
-
-def safe_yaml(text: str, where: str = "<config>") -> Any:
-    """Parse one YAML document with the safe loader, refusing documents whose aliases
-    expand beyond the budget (``MAX_ALIASES`` uses, ``MAX_NODES`` values), recursive
-    anchors and nesting deeper than ``MAX_DEPTH``, before anything is constructed."""
-    loader = None
-    try:
-        loader = _LimitedLoader(text)
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _check_expansion(node, where)
-        return loader.construct_document(node)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: not valid YAML: {_short(str(exc), 500)}") from None
-    except (RecursionError, _TooDeep):
-        raise ConfigError(f"{where}: YAML nested too deeply (limit {MAX_DEPTH} levels)") from None
-    finally:
-        if loader is not None:
-            loader.dispose()
-
-
-def _check_expansion(root: yaml.Node, where: str) -> None:
-    """Count the values of the document with every alias expanded, without expanding it."""
-    sizes: dict[int, int] = {}
-    active: set[int] = set()
-    aliases = 0
-
-    def size(node: yaml.Node, depth: int) -> int:
-        nonlocal aliases
-        key = id(node)
-        if key in active:
-            raise ConfigError(f"{where}: a YAML alias refers to the value that contains it")
-        if key in sizes:
-            aliases += 1
-            if aliases > MAX_ALIASES:
-                raise ConfigError(f"{where}: more than {MAX_ALIASES} YAML alias uses (*name)")
-            return sizes[key]
-        if depth > MAX_DEPTH:
-            raise ConfigError(f"{where}: YAML nested too deeply (limit {MAX_DEPTH} levels)")
-        active.add(key)
-        if isinstance(node, yaml.MappingNode):
-            children = [part for pair in node.value for part in pair]
-        elif isinstance(node, yaml.SequenceNode):
-            children = list(node.value)
-        else:
-            children = []
-        total = 1
-        for child in children:
-            total += size(child, depth + 1)
-            if total > MAX_NODES:
-                raise ConfigError(
-                    f"{where}: the YAML expands to more than {MAX_NODES:,} values "
-                    f"(aliases repeat their anchor's whole value); write the config out plainly"
-                )
-        active.discard(key)
-        sizes[key] = total
-        return total
-
-    size(root, 0)
-
-
-def _short(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -9,3 +9,8 @@ from __future__ import annotations
 class UserError(Exception):
     """A problem with the user's input, data, models or environment; the message says what
     is wrong and how to fix it."""
+
+
+class ConfigError(UserError, ValueError):
+    """A config file (or config value) that cannot be used; the message names the file and
+    the key. The command line exits with code 2 for it (1 for other user errors)."""

@@ -88,3 +88,21 @@ def test_the_cli_reports_a_hostile_config_as_one_line(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["train", str(path)])
     assert res.exit_code == 2 and "expands to more than" in res.output
     assert "Traceback" not in res.output
+
+
+def test_a_tiny_time_limit_is_a_config_error_not_a_signal(tmp_path: Path) -> None:
+    """``time_limit_s: 1e-9`` used to end the process with SIGALRM (exit 142)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "c.yaml"
+    path.write_text(f"results_dir: {tmp_path}/r\nmodels_dir: {tmp_path}/m\n"
+                    "features: {time_limit_s: 1.0e-9}\n")  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "miscreen", "train", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "features.time_limit_s" in proc.stderr and "no structure can finish" in proc.stderr

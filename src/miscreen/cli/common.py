@@ -1,6 +1,9 @@
 """Pieces every command module shares: the config argument, one error handler that turns
 any failure into one red line (the traceback only with ``miscreen --verbose``), and the
-checks of output paths and options that must pass before any work starts."""
+checks of output paths and options that must pass before any work starts.
+
+Exit codes: 2 for a config error (:class:`~miscreen.errors.ConfigError`) and for a bad
+option, 1 for any other error, 130 when interrupted."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import typer
 from typer.exceptions import TyperException
 
 from miscreen.config import Config
-from miscreen.errors import UserError
+from miscreen.errors import ConfigError, UserError
 
 ConfigArg = Annotated[
     Path, typer.Argument(help="YAML run configuration, e.g. configs/default.yaml")
@@ -23,11 +26,15 @@ ConfigArg = Annotated[
 
 MAX_MESSAGE_CHARS = 2000
 TABLE_SUFFIXES = (".csv", ".parquet")
+# shown as their message alone, without a type name or the --verbose hint: user errors,
+# and the operating system's and libraries' file and value errors (a missing or unreadable
+# file, a full disk), whose messages name the file or value
+EXPECTED_ERRORS = (UserError, OSError, ValueError)
 
 
 def load_config_or_exit(path: Path) -> Config:
     """The validated config, or a red one-line error and exit code 2."""
-    from miscreen.config import ConfigError, load_config
+    from miscreen.config import load_config
 
     try:
         return load_config(path)
@@ -48,7 +55,7 @@ def error_message(exc: BaseException) -> str:
     """One line for an error: the message of errors users fix themselves, else the type
     and message."""
     text = " ".join(str(exc).split())
-    if isinstance(exc, UserError) or isinstance(exc, ValueError | OSError):
+    if isinstance(exc, EXPECTED_ERRORS):
         line = text or type(exc).__name__
     elif isinstance(exc, MemoryError):
         line = "out of memory"
@@ -76,10 +83,9 @@ def cli_errors(ctx: typer.Context | None = None, verbose: bool | None = None) ->
         if verbose if verbose is not None else verbose_requested(ctx):
             raise
         typer.secho(f"error: {error_message(exc)}", fg="red", err=True)
-        expected = isinstance(exc, UserError) or isinstance(exc, ValueError | OSError)
-        if not expected:
+        if not isinstance(exc, EXPECTED_ERRORS):
             typer.secho("(run `miscreen --verbose ...` to see where it happened)", err=True)
-        raise typer.Exit(2 if type(exc).__name__ == "ConfigError" else 1) from None
+        raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
 
 
 def same_file(a: Path, b: Path) -> bool:
