@@ -17,8 +17,13 @@ Run folder (``results/<run_name>/``)::
     feature_importance.csv                permutation importances (cached)
     known_materials.parquet               the run's measured (labelled) materials
     suggestions.csv, campaign.jsonl       the next experiments to make, and each round's log
+    md/tasks.json, md/<candidate>/        verify md: the plan, and each candidate's task folders
+    md_temperatures.csv, md_summary.csv   verify md: per temperature, per candidate
+    md_results.json                       verify md: everything, with MSD curves
     case.json                             a case study's headline numbers
-    shards/, slurm/                       batch screening state and job scripts
+    shards/                               batch screening state
+    slurm/                                job scripts (screen-array.sh, merge.sh, md-array.sh,
+                                          md-analyze.sh) and their logs
     extra files a case study names through :meth:`RunCatalog.file`
 
 Model folder (``models/<run_name>/``)::
@@ -83,6 +88,25 @@ class ModelCatalog:
 
 
 @dataclass(frozen=True)
+class ShardFiles:
+    """One screening shard's files under ``shards/`` (``miscreen.batch`` screens and merges)."""
+
+    root: Path  # the run's shards folder
+    name: str  # e.g. shard-0003-of-0010
+
+    parts = property(lambda self: self.root / f"{self.name}.parts")  # chunk checkpoints
+    table = property(lambda self: self.root / f"{self.name}.parquet")
+    failures = property(lambda self: self.root / f"{self.name}.failures.parquet")
+    done = property(lambda self: self.root / f"{self.name}.json")  # written last
+    key = property(lambda self: self.parts / "key.txt")  # the run key of the checkpoints
+
+    def chunk(self, k: int) -> tuple[Path, Path]:
+        """Chunk ``k``'s checkpoint: (predictions, failures)."""
+        name = f"chunk-{k:06d}"
+        return self.parts / f"{name}.parquet", self.parts / f"{name}.failures.parquet"
+
+
+@dataclass(frozen=True)
 class RunCatalog:
     """A run folder and every artifact in it."""
 
@@ -102,9 +126,26 @@ class RunCatalog:
     case_json = property(lambda self: self.root / "case.json")  # a case study's numbers
     suggestions = property(lambda self: self.root / "suggestions.csv")
     campaign = property(lambda self: self.root / "campaign.jsonl")
+    md = property(lambda self: self.root / "md")  # verify md: one folder per candidate
+    md_plan = property(lambda self: self.root / "md" / "tasks.json")
+    md_temperatures = property(lambda self: self.root / "md_temperatures.csv")
+    md_summary = property(lambda self: self.root / "md_summary.csv")
+    md_results = property(lambda self: self.root / "md_results.json")
     shards = property(lambda self: self.root / "shards")
     slurm = property(lambda self: self.root / "slurm")
     stages = property(lambda self: self.root / "stages")
+    screen_array_script = property(lambda self: self.slurm / "screen-array.sh")
+    merge_script = property(lambda self: self.slurm / "merge.sh")
+    md_array_script = property(lambda self: self.slurm / "md-array.sh")
+    md_analyze_script = property(lambda self: self.slurm / "md-analyze.sh")
+
+    def shard(self, index: int, count: int) -> ShardFiles:
+        """The files of shard ``index`` (0-based) of ``count``."""
+        return ShardFiles(self.shards, f"shard-{index:04d}-of-{count:04d}")
+
+    def finished_shards(self) -> list[Path]:
+        """The ``.json`` files of every finished shard, sorted."""
+        return sorted(self.shards.glob("shard-*-of-*.json"))
 
     def stage_failures(self, stage: str) -> Path:
         return self.stages / f"{stage}_failures.parquet"

@@ -134,9 +134,9 @@ def test_killed_shard_resumes_from_its_checkpoints(batch_run):
     shard = ShardSpec(0, 1)
     with pytest.raises(Killed):
         screen_shard(cfg, shard, KilledAfter(3, Predictor.from_config(cfg)))
-    parts = shard_paths(cfg, shard)["parts"]
+    parts = shard_paths(cfg, shard).parts
     assert len(list(parts.glob("chunk-*.failures.parquet"))) == 3
-    assert not shard_paths(cfg, shard)["done"].exists()
+    assert not shard_paths(cfg, shard).done.exists()
     resumed = Counting(Predictor.from_config(cfg))
     result = screen_shard(cfg, shard, resumed)
     total_chunks = -(-result.rows // 30)

@@ -11,6 +11,7 @@ import pytest
 from miscreen import schema as S
 from miscreen.batch import ShardSpec, parse_shard, shard_from_env, shard_of
 from miscreen.batch.chunks import iter_chunks, plan_shard, read_chunk
+from miscreen.catalog import RunCatalog
 from miscreen.config import StoreSource
 from miscreen.store.structures import read_store
 
@@ -43,9 +44,13 @@ def test_bad_shard_is_a_clear_error(text, message):
         parse_shard(text)
 
 
-def test_parse_shard_and_name():
+def test_parse_shard_and_its_files(tmp_path):
     spec = parse_shard("3/10")
-    assert spec == ShardSpec(3, 10) and spec.name == "shard-0003-of-0010"
+    assert spec == ShardSpec(3, 10)
+    files = RunCatalog(tmp_path).shard(spec.index, spec.count)
+    assert files.name == "shard-0003-of-0010" and files.done.parent == tmp_path / "shards"
+    assert files.table.name == "shard-0003-of-0010.parquet"
+    assert files.chunk(12)[1] == files.parts / "chunk-000012.failures.parquet"
 
 
 def test_slurm_array_variables_name_the_shard():

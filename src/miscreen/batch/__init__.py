@@ -6,6 +6,9 @@ the one screening path: ``miscreen run`` screens through :func:`screen_all` too.
 - :func:`screen_shard`: predict one shard (``i/N``) chunk by chunk; idempotent.
 - :func:`merge_shards`: rank every shard's predictions together into ``candidates.csv``.
 - :func:`screen_all`: one shard of one, then merge (an unsharded run that streams).
+- :func:`rank_screened`: the one ranking every screen uses (filters, score, columns);
+  :func:`screen_records` predicts and ranks rows already in memory the same way (the case
+  studies' pools).
 """
 
 from __future__ import annotations
@@ -29,7 +32,10 @@ from miscreen.batch.run import (
     ShardResult,
     finished_shards,
     merge_shards,
+    rank_screened,
+    screen_records,
     screen_shard,
+    write_candidates,
     write_screen_outputs,
 )
 from miscreen.batch.shards import ShardSpec, parse_shard, shard_from_env, shard_of
@@ -48,10 +54,13 @@ __all__ = [
     "merge_shards",
     "parse_shard",
     "predict_chunk",
+    "rank_screened",
     "screen_all",
+    "screen_records",
     "screen_shard",
     "shard_from_env",
     "shard_of",
+    "write_candidates",
     "write_screen_outputs",
 ]
 

@@ -28,10 +28,10 @@ import pandas as pd
 
 from miscreen import atomic_io
 from miscreen import schema as S
-from miscreen.batch.backends import Backend, ChunkTask
+from miscreen.batch.backends import Backend, ChunkTask, Predictor, predict_chunk
 from miscreen.batch.chunks import ShardPlan, fingerprint, iter_chunks, plan_shard
 from miscreen.batch.shards import ShardSpec
-from miscreen.catalog import unique_inputs
+from miscreen.catalog import RunCatalog, ShardFiles, unique_inputs
 from miscreen.config import Config
 from miscreen.progress import Progress
 from miscreen.screen import Filters, rank_candidates
@@ -58,15 +58,9 @@ def shard_dir(cfg: Config) -> Path:
     return cfg.run.shards
 
 
-def shard_paths(cfg: Config, shard: ShardSpec) -> dict[str, Path]:
-    """The files of one shard (see the module docstring)."""
-    base = shard_dir(cfg) / shard.name
-    return {
-        "parts": base.with_name(f"{shard.name}.parts"),
-        "table": base.with_name(f"{shard.name}.parquet"),
-        "failures": base.with_name(f"{shard.name}.failures.parquet"),
-        "done": base.with_name(f"{shard.name}.json"),
-    }
+def shard_paths(cfg: Config, shard: ShardSpec) -> ShardFiles:
+    """The files of one shard, as the run catalog names them (see the module docstring)."""
+    return cfg.run.shard(shard.index, shard.count)
 
 
 def model_digest(cfg: Config) -> dict[str, str]:
@@ -88,14 +82,12 @@ def run_key(cfg: Config, shard_count: int, models: dict[str, str], inputs: list[
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _chunk_files(parts: Path, k: int) -> tuple[Path, Path]:
-    return parts / f"chunk-{k:06d}.parquet", parts / f"chunk-{k:06d}.failures.parquet"
-
-
-def _todo(plan: ShardPlan, chunk_size: int, parts: Path, progress: Progress) -> Iterator[ChunkTask]:
+def _todo(
+    plan: ShardPlan, chunk_size: int, files: ShardFiles, progress: Progress
+) -> Iterator[ChunkTask]:
     """Chunks still to screen; checkpointed ones are counted and skipped."""
     for k, pieces in enumerate(iter_chunks(plan, chunk_size)):
-        table, fails = _chunk_files(parts, k)
+        table, fails = files.chunk(k)
         if table.exists() and fails.exists():
             rows = min(chunk_size, plan.total - k * chunk_size)
             note = "resumed from checkpoint"
@@ -109,10 +101,10 @@ def screen_shard(cfg: Config, shard: ShardSpec, backend: Backend) -> ShardResult
     paths = shard_paths(cfg, shard)
     models = model_digest(cfg)
     key = run_key(cfg, shard.count, models, fingerprint(cfg))
-    if paths["done"].exists():
-        state = atomic_io.read_json(paths["done"])
+    if paths.done.exists():
+        state = atomic_io.read_json(paths.done)
         if state.get("key") == key:
-            log.info("shard %s is already finished (%s); nothing to do", shard, paths["done"])
+            log.info("shard %s is already finished (%s); nothing to do", shard, paths.done)
             return ShardResult(shard, state["rows"], state["failures"], skipped=True)
         log.warning("shard %s was made from other inputs or models: redoing it", shard)
     _reset_if_stale(paths, key)
@@ -120,17 +112,17 @@ def screen_shard(cfg: Config, shard: ShardSpec, backend: Backend) -> ShardResult
     chunk_size = cfg.batch.chunk_size
     n_chunks = -(-plan.total // chunk_size)
     with Progress(f"screen shard {shard}", plan.total, "rows") as progress:
-        for done in backend.map(_todo(plan, chunk_size, paths["parts"], progress)):
-            _check_visible(paths["parts"], done.k)
+        for done in backend.map(_todo(plan, chunk_size, paths, progress)):
+            _check_visible(paths, done.k)
             progress.advance(
                 done.rows, done.failures, note=f"{progress.steps + 1}/{n_chunks} chunks"
             )
     return _finish_shard(cfg, shard, plan, key, models, n_chunks)
 
 
-def _check_visible(parts: Path, k: int) -> None:
+def _check_visible(files: ShardFiles, k: int) -> None:
     """A chunk's checkpoint, written by whoever screened it, must be visible here."""
-    missing = [p for p in _chunk_files(parts, k) if not p.exists()]
+    missing = [p for p in files.chunk(k) if not p.exists()]
     if missing:
         raise ShardError(
             f"chunk {k} was screened but its checkpoint {missing[0]} is not visible here: the "
@@ -139,14 +131,13 @@ def _check_visible(parts: Path, k: int) -> None:
         )
 
 
-def _reset_if_stale(paths: dict[str, Path], key: str) -> None:
+def _reset_if_stale(paths: ShardFiles, key: str) -> None:
     """Drop checkpoints and outputs written under another run key; record the current key."""
-    parts = paths["parts"]
-    marker = parts / "key.txt"
+    parts, marker = paths.parts, paths.key
     if parts.exists() and (not marker.exists() or marker.read_text().strip() != key):
         shutil.rmtree(parts)
-    for name in ("done", "table", "failures"):
-        paths[name].unlink(missing_ok=True)
+    for path in (paths.done, paths.table, paths.failures):
+        path.unlink(missing_ok=True)
     parts.mkdir(parents=True, exist_ok=True)
     if not marker.exists():
         atomic_io.write_text(marker, key + "\n")
@@ -159,13 +150,13 @@ def _finish_shard(
     paths = shard_paths(cfg, shard)
     tables, fails = [], [plan.failures]
     for k in range(n_chunks):
-        table, failures = _chunk_files(paths["parts"], k)
+        table, failures = paths.chunk(k)
         tables.append(atomic_io.read_table(table))
         fails.append(atomic_io.read_table(failures))
     predicted = _concat(tables)
     failures = _concat(fails) if any(len(f) for f in fails) else S.empty_failures()
-    atomic_io.write_table(predicted, paths["table"])
-    atomic_io.write_table(failures.reset_index(drop=True), paths["failures"])
+    atomic_io.write_table(predicted, paths.table)
+    atomic_io.write_table(failures.reset_index(drop=True), paths.failures)
     state = {
         "shard": str(shard),
         "index": shard.index,
@@ -180,8 +171,8 @@ def _finish_shard(
         "model_sha256": models,
         "finished_at": atomic_io.now_utc(),
     }
-    atomic_io.write_json(paths["done"], state)
-    shutil.rmtree(paths["parts"], ignore_errors=True)
+    atomic_io.write_json(paths.done, state)
+    shutil.rmtree(paths.parts, ignore_errors=True)
     log.info("shard %s: %d candidates predicted, %d failures", shard, len(predicted), len(failures))
     return ShardResult(shard, len(predicted), len(failures), skipped=False)
 
@@ -197,7 +188,7 @@ def finished_shards(cfg: Config, count: int | None = None) -> list[dict]:
 
     Raises :class:`ShardError` naming the missing or stale shards and what to run.
     """
-    states = [atomic_io.read_json(p) for p in sorted(shard_dir(cfg).glob("shard-*-of-*.json"))]
+    states = [atomic_io.read_json(p) for p in cfg.run.finished_shards()]
     counts = sorted({s["count"] for s in states} if count is None else {count})
     if not counts:
         raise ShardError(
@@ -235,8 +226,8 @@ def merge_shards(cfg: Config, count: int | None = None) -> pd.DataFrame:
     tables, failures = [], []
     for state in states:
         paths = shard_paths(cfg, ShardSpec(state["index"], state["count"]))
-        tables.append(atomic_io.read_table(paths["table"]))
-        failures.append(atomic_io.read_table(paths["failures"]))
+        tables.append(atomic_io.read_table(paths.table))
+        failures.append(atomic_io.read_table(paths.failures))
     predicted = _concat(tables)
     return write_screen_outputs(
         cfg,
@@ -251,6 +242,33 @@ def merge_shards(cfg: Config, count: int | None = None) -> pd.DataFrame:
     )
 
 
+def rank_screened(cfg: Config, predicted: pd.DataFrame) -> pd.DataFrame:
+    """Rank predicted candidates the one way every screen ranks them (``miscreen run``,
+    ``merge``, ``verify bvse``, the case studies): the run's filters (the known-material
+    exclusion included), score and weights; the columns of ``candidates.csv``, without
+    structures."""
+    ranked = rank_candidates(
+        predicted,
+        Filters.from_config(cfg.screen),
+        cfg.screen.score,
+        cfg.screen.supply_risk_weight,
+        cfg.screen.barrier_weight,
+    )
+    lead = [S.RANK, S.ID, S.SOURCE, S.FORMULA, S.PRED, S.UNCERTAINTY]
+    columns = lead + [c for c in ranked.columns if c not in lead and c != S.STRUCTURE]
+    return ranked[columns]
+
+
+def screen_records(
+    cfg: Config, records: pd.DataFrame, predictor: Predictor | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predict and rank records already in memory exactly as the batch path does (one
+    chunk's prediction, criteria and known-material matches, then :func:`rank_screened`)
+    -> (ranked, failures); writes nothing. ``predictor`` defaults to the run's."""
+    predicted, failures = predict_chunk(predictor or Predictor.from_config(cfg), records)
+    return rank_screened(cfg, predicted), failures
+
+
 def write_screen_outputs(
     cfg: Config,
     predicted: pd.DataFrame,
@@ -261,17 +279,8 @@ def write_screen_outputs(
     """Rank predictions globally and write candidates.csv/.parquet, failures and manifest:
     the one place ranked candidates are written (by the screen merge, and again when the
     verify stage adds barriers)."""
-    ranked = rank_candidates(
-        predicted,
-        Filters.from_config(cfg.screen),
-        cfg.screen.score,
-        cfg.screen.supply_risk_weight,
-        cfg.screen.barrier_weight,
-    )
-    lead = [S.RANK, S.ID, S.SOURCE, S.FORMULA, S.PRED, S.UNCERTAINTY]
-    columns = lead + [c for c in ranked.columns if c not in lead and c != S.STRUCTURE]
-    atomic_io.write_table(ranked[columns], cfg.run.candidates_csv)
-    atomic_io.write_table(ranked[columns], cfg.run.candidates_parquet)
+    ranked = rank_screened(cfg, predicted)
+    write_candidates(cfg.run, ranked)
     cfg.run.write_failures(stage, failures)
     entry = {
         **provenance,
@@ -281,3 +290,9 @@ def write_screen_outputs(
     }
     cfg.run.update_manifest(cfg.model_dump(mode="json"), cfg.seed, stage, entry)
     return ranked
+
+
+def write_candidates(run: RunCatalog, ranked: pd.DataFrame) -> None:
+    """The ranked table as ``candidates.csv`` and ``candidates.parquet``."""
+    atomic_io.write_table(ranked, run.candidates_csv)
+    atomic_io.write_table(ranked, run.candidates_parquet)

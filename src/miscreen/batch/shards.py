@@ -28,11 +28,6 @@ class ShardSpec:
                 f"give INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 3/10"
             )
 
-    @property
-    def name(self) -> str:
-        """File stem of this shard's outputs, e.g. ``shard-0003-of-0010``."""
-        return f"shard-{self.index:04d}-of-{self.count:04d}"
-
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"
 
