@@ -4,7 +4,6 @@ each with its prediction, interval, acquisition value and a sentence saying why.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -13,6 +12,7 @@ from scipy.stats import norm
 from miscreen import schema as S
 from miscreen.fetch.parsing import parse_composition
 from miscreen.suggest.acquisition import DESCRIPTIONS, KAPPA, ranking, score
+from miscreen.train.splits import chemical_system
 
 MEAN = S.PRED  # the screen stage's prediction column
 SD = "predicted_sd"  # spread of the model's prediction, log10 S/cm
@@ -30,12 +30,6 @@ NEAREST_SIGMA = "nearest_measured_log10_sigma"
 NEAREST_DISTANCE = "nearest_measured_distance"
 
 DIVERSITY = ("chemsys", "none")
-
-
-@lru_cache(maxsize=65536)
-def chemical_system(composition: str) -> str:
-    """``Li-P-S`` style chemical system of a formula (elements sorted)."""
-    return parse_composition(composition).chemical_system
 
 
 def chemical_systems(compositions: Iterable[object], ids: Sequence[object] | None = None) -> list:
