@@ -16,17 +16,22 @@ a partition of the 478 training rows into test folds, every row predicted once:
   (Meredig et al. 2018; Hargreaves et al. 2023) -- each cluster is one test fold;
 - ``chemsys``: GroupKFold(5) by chemical system (the sorted element set), shuffled by seed.
 
+The folds are the package's (``miscreen.train.splits.new_chemistry_folds``, shuffled).
+
 The criterion is the mean over the three schemes of the out-of-fold MAE in log10(S/cm).
 Censored rows (``<1E-10``...) are scored at -15 as upstream does ("MAE"), and also by a
 bound-aware MAE that counts a censored row as exact when the prediction is at or below its
 stated bound ("bMAE"). Spearman is against the upstream labels.
 
-Input kinds, as the pipeline routes rows (``miscreen.train.routing``): ``formula`` (composition
-alone, preset "composition"), ``composition`` (composition + cell, preset "cell"), ``full``
-(preset "full"; trained on every training row like the pipeline's structure model, scored on
-the rows with CIFs). Candidate feature groups not yet registered are computed here by calling
-the featurizers on entries (the composition-only groups never look at a structure, so a CIF
-row and the same formula typed by a user get the same values).
+Input kinds, named like the pipeline's models (``miscreen.train.routing``): ``composition``
+(the composition alone, preset "composition"), ``cell`` (composition + cell, preset "cell"),
+``structure`` (preset "full", the default config's; trained on every training row like the
+pipeline's structure model, scored on the rows with CIFs). Before issue 21 these kinds were
+called ``formula``, ``composition`` and ``full``; results written then carry the old names.
+Candidate feature groups not registered in a preset are computed here by calling the
+featurizers on entries (the composition-only groups never look at a structure, so a CIF row
+and the same formula typed by a user get the same values); the ones that were not adopted
+live in ``benchmarks/research/``.
 
 Noise: every variant is compared, on the same folds and seeds, with its reference: the same
 estimator and policy without the added groups, else the project default (ensemble, censored
@@ -42,6 +47,7 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,40 +56,35 @@ os.environ.setdefault(
     "MISCREEN_MIRROR", str(Path(__file__).resolve().parents[2] / "shared" / "data")
 )
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for benchmarks.research
 
 import numpy as np
 import pandas as pd
-from pymatgen.core import Composition, Element
+from benchmarks.research.anion_framework import AnionFrameworkFeaturizer
+from benchmarks.research.embeddings import Mat2VecEmbeddingFeaturizer, MegnetEmbeddingFeaturizer
+from pymatgen.core import Composition
 from scipy.stats import spearmanr
-from sklearn.cluster import KMeans
 from sklearn.ensemble import ExtraTreesClassifier
 from sklearn.impute import SimpleImputer
-from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from miscreen import schema as S
 from miscreen.benchmark import reference_model
 from miscreen.featurize import FeatureOptions, featurize_records
-from miscreen.featurize.anion_framework import AnionFrameworkFeaturizer
 from miscreen.featurize.base import Entry, Featurizer
-from miscreen.featurize.embeddings import (
-    Mat2VecEmbeddingFeaturizer,
-    MegnetEmbeddingFeaturizer,
-)
 from miscreen.featurize.ionic import IonicFeaturizer
 from miscreen.featurize.oxi_composition import OxidationCompositionFeaturizer
 from miscreen.fetch.labels import OBELIX_FLOOR_LOG10
 from miscreen.fetch.obelix import load_obelix
 from miscreen.train.estimators import MISSING, make_regressor
 from miscreen.train.fit import doi_groups
+from miscreen.train.splits import N_CLUSTERS, Folds, chemsys_groups, new_chemistry_folds
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "results" / "bench" / "model_research.json"
 SCHEMES = ("doi", "cluster", "chemsys")
 N_FOLDS = 5
-N_CLUSTERS = 5
 N_BOOT = 300
 # the default config's hyperparameters (configs/default.yaml, chosen by DOI-grouped search)
 ENSEMBLE_PARAMS = {"model__et__max_features": 0.5}
@@ -94,7 +95,9 @@ CANDIDATES: dict[str, type[Featurizer]] = {
     "ion": IonicFeaturizer,
     "anion": AnionFrameworkFeaturizer,
 }
-KIND_PRESETS = {"formula": "composition", "composition": "cell", "full": "full"}
+# the input kinds, named like the pipeline's models, and their presets
+KIND_PRESETS = {"composition": "composition", "cell": "cell", "structure": "full"}
+KINDS = tuple(KIND_PRESETS)
 ADOPTED = ("oxi:",)  # registered in the presets after this study chose them
 
 
@@ -111,7 +114,6 @@ class Data:
     bound: np.ndarray  # log10 bound of censored rows, NaN elsewhere
     doi: np.ndarray
     chemsys: np.ndarray
-    fractions: pd.DataFrame  # element fractions (for the clusters)
     has_cif: np.ndarray
     base: dict[str, pd.DataFrame] = field(default_factory=dict)  # kind -> preset table
     extra: dict[tuple[str, bool], pd.DataFrame] = field(default_factory=dict)
@@ -131,25 +133,18 @@ def load(cache_dir: Path) -> Data:
         # the study's baselines are the presets as they were: groups it adopted since
         # (``oxi``) come back only as the "+group" variants
         base[kind] = table.loc[:, ~table.columns.str.startswith(ADOPTED)]
-    ids = base["formula"].index
+    ids = base["composition"].index
     for table in base.values():
         ids = ids.intersection(table.index)
     records = records.loc[ids]
     base = {k: t.loc[ids] for k, t in base.items()}
-    comp = base["formula"]
-    symbols = {el.symbol for el in Element}
-    fractions = comp[[c for c in comp.columns if c.startswith("comp:") and c[5:] in symbols]]
-    chemsys = records[S.COMPOSITION].map(
-        lambda c: "-".join(sorted(el.symbol for el in Composition(c).elements))
-    )
     return Data(
         records=records,
         y=records[S.TARGET].to_numpy(float),
         censored=records[S.CENSORED].astype(bool).to_numpy(),
         bound=records["censor_bound"].to_numpy(float),
         doi=doi_groups(records),
-        chemsys=chemsys.to_numpy(),
-        fractions=fractions,
+        chemsys=chemsys_groups(records[S.COMPOSITION]),
         has_cif=S.has_structure(records).to_numpy(),
         base=base,
     )
@@ -183,7 +178,7 @@ def extra_table(data: Data, group: str, with_structure: bool) -> pd.DataFrame:
 
 
 def features(data: Data, kind: str, groups: tuple[str, ...]) -> pd.DataFrame:
-    with_structure = kind == "full"
+    with_structure = kind == "structure"
     parts = [data.base[kind]] + [extra_table(data, g, with_structure) for g in groups]
     return pd.concat(parts, axis=1)
 
@@ -191,21 +186,9 @@ def features(data: Data, kind: str, groups: tuple[str, ...]) -> pd.DataFrame:
 # --------------------------------------------------------------------------- folds
 
 
-def splits(data: Data, seed: int) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
-    """The three new-chemistry CV schemes for one seed."""
-    idx = np.arange(len(data.y))
-    out = {}
-    out["doi"] = list(
-        GroupKFold(N_FOLDS, shuffle=True, random_state=seed).split(idx, groups=data.doi)
-    )
-    frac = data.fractions.loc[:, data.fractions.std() > 0]
-    z = StandardScaler().fit_transform(frac)
-    labels = KMeans(N_CLUSTERS, n_init=10, random_state=seed).fit_predict(z)
-    out["cluster"] = [(idx[labels != k], idx[labels == k]) for k in np.unique(labels)]
-    out["chemsys"] = list(
-        GroupKFold(N_FOLDS, shuffle=True, random_state=seed).split(idx, groups=data.chemsys)
-    )
-    return out
+def splits(data: Data, seed: int) -> dict[str, Folds]:
+    """The three new-chemistry CV schemes for one seed (the package's, shuffled by seed)."""
+    return new_chemistry_folds(data.records, seed, N_FOLDS, shuffle=True)
 
 
 # ---------------------------------------------------------------------- estimators
@@ -328,7 +311,8 @@ def cached_run(
     so that a rerun with more seeds or variants computes only what is new."""
     if cache is None:
         return run_variant(data, v, seed, folds, trees)
-    path = cache / f"{v.key}_s{seed}_t{trees}.npz"
+    # the preset in the name: a file from before the kinds were renamed is never read
+    path = cache / f"{v.key}_{KIND_PRESETS[v.kind]}_s{seed}_t{trees}.npz"
     if path.exists():
         out: dict[str, dict[str, np.ndarray]] = {}
         with np.load(path) as flat:
@@ -381,29 +365,29 @@ def study(name: str) -> list[Variant]:
     vs: list[Variant] = []
     if name == "quick":
         vs += [
-            Variant("formula", policy="bound"),
-            Variant("formula", policy="two_part"),  # also gives drop and two-part-mean
-            Variant("formula", estimator=noknn),
-            Variant("formula", estimator="extra_trees"),
-            Variant("formula", estimator=noknn, policy="bound"),
-            Variant("formula", ("oxi",), noknn, "bound"),
-            Variant("formula", ("megnet",), noknn, "bound"),
+            Variant("composition", policy="bound"),
+            Variant("composition", policy="two_part"),  # also gives drop and two-part-mean
+            Variant("composition", estimator=noknn),
+            Variant("composition", estimator="extra_trees"),
             Variant("composition", estimator=noknn, policy="bound"),
             Variant("composition", ("oxi",), noknn, "bound"),
-            Variant("full", policy="bound"),
-            Variant("full", policy="two_part"),
-            Variant("full", estimator=noknn, policy="bound"),
-            Variant("full", ("anion",), noknn, "bound"),
+            Variant("composition", ("megnet",), noknn, "bound"),
+            Variant("cell", estimator=noknn, policy="bound"),
+            Variant("cell", ("oxi",), noknn, "bound"),
+            Variant("structure", policy="bound"),
+            Variant("structure", policy="two_part"),
+            Variant("structure", estimator=noknn, policy="bound"),
+            Variant("structure", ("anion",), noknn, "bound"),
         ]
         return vs
-    for kind in ("formula", "composition", "full"):
+    for kind in KINDS:
         vs += [Variant(kind, policy="bound"), Variant(kind, policy="two_part")]
         for est in (noknn, "extra_trees"):
             vs += [Variant(kind, (), est, pol) for pol in ("floor", "bound", "drop")]
         vs.append(Variant(kind, ("oxi",), noknn, "bound"))
-    for kind in ("formula", "composition"):
+    for kind in ("composition", "cell"):
         vs += [Variant(kind, (g,), noknn, "drop") for g in ("oxi", "ion", "megnet", "mat2vec")]
-    vs += [Variant("full", (g,), noknn) for g in ("anion", "oxi")]
+    vs += [Variant("structure", (g,), noknn) for g in ("anion", "oxi")]
     return vs
 
 
@@ -441,7 +425,7 @@ def summarise(data: Data, v: Variant, preds: Preds, seeds: list[int]) -> dict:
     """Scores of one variant per scheme (mean over seeds), the criterion, and the paired
     change against its reference with its noise."""
     rng = np.random.default_rng(0)
-    rows = data.has_cif if v.kind == "full" else np.ones(len(data.y), bool)
+    rows = data.has_cif if v.kind == "structure" else np.ones(len(data.y), bool)
     out: dict = {"kind": v.kind, "variant": v.label, "groups": list(v.groups),
                  "estimator": v.estimator, "policy": v.policy, "rows": int(rows.sum())}  # fmt: skip
     crit: dict[str, list[float]] = {"mae": [], "bmae": [], "spearman": []}
@@ -497,7 +481,7 @@ def summarise(data: Data, v: Variant, preds: Preds, seeds: list[int]) -> dict:
 
 
 def print_table(results: list[dict]) -> None:
-    for kind in ("formula", "composition", "full"):
+    for kind in KINDS:
         rows = [r for r in results if r["kind"] == kind]
         if not rows:
             continue
@@ -577,6 +561,9 @@ def main(argv: list[str] | None = None) -> dict:
         "bmae": "censored rows count as exact when the prediction is at or below their bound",
         "noise": "max(bootstrap se over DOIs of the paired per-row change, seed sd / "
         "sqrt(seeds)); a win needs a change below -2 x noise on every seed",
+        "kinds": {
+            kind: f"preset {preset!r}" for kind, preset in KIND_PRESETS.items()
+        },  # before issue 21: formula, composition and full
         "study": "custom" if args.variant else args.study,
         "seeds": seeds,
         "trees": args.trees,

@@ -14,8 +14,8 @@ MAE by 0.10 for compositions (on 4 of 5 seeds, mean beyond twice its noise) and 
 cells (on every seed) but only 0.04 for structures (within the noise), where ``ion`` and
 ``li`` already carry the oxidation states, so ``full`` goes without it. Element embeddings
 (MEGNet: +0.10, higher on 4 of 5 seeds; mat2vec: -0.02, noise) and anion-framework
-descriptors (+0.00) did not earn a place; their featurizers stay in ``featurize/`` for the
-study to rerun.
+descriptors (+0.00) did not earn a place; their featurizers live in ``benchmarks/research/``
+(not shipped) for the study to rerun.
 """
 
 from __future__ import annotations

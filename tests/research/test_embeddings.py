@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pymatgen.core import Composition
-
-from miscreen.featurize.base import Entry
-from miscreen.featurize.embeddings import (
+from benchmarks.research.embeddings import (
     MAT2VEC_COMPONENTS,
     Mat2VecEmbeddingFeaturizer,
     MegnetEmbeddingFeaturizer,
     mat2vec_table,
     megnet_table,
 )
+from pymatgen.core import Composition
+
+from miscreen.featurize.base import Entry
 
 FEATURIZERS = [MegnetEmbeddingFeaturizer(), Mat2VecEmbeddingFeaturizer()]
 
