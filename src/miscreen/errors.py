@@ -14,3 +14,12 @@ class UserError(Exception):
 class ConfigError(UserError, ValueError):
     """A config file (or config value) that cannot be used; the message names the file and
     the key. The command line exits with code 2 for it (1 for other user errors)."""
+
+
+class ModelLoadError(UserError, RuntimeError):
+    """A model folder that must not be used (missing, damaged, from another version, or
+    holding what miscreen does not trust); the message says why and what to do."""
+
+
+class ModelFolderBusy(UserError):
+    """Another miscreen process is writing the same model folder."""

@@ -258,3 +258,45 @@ def test_a_retrain_killed_mid_save_leaves_old_or_no_models(
     )  # fmt: skip
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert _state(target) == ("none" if stop == steps else "old")
+
+
+def test_only_the_listed_types_load_not_skops_defaults(folder: Path) -> None:
+    """skops trusts every scikit-learn estimator by default; miscreen trusts its list only."""
+    import numpy as np
+    import skops.io as sio
+    from sklearn.linear_model import LinearRegression
+
+    from miscreen.train.persist import TRUSTED_TYPES
+
+    model = _any_model(ModelCatalog(folder))
+    estimator = load_model(model).estimator
+    estimator.extra_ = LinearRegression().fit(np.eye(3), np.arange(3.0))
+    sio.dump(estimator, model.estimator)
+    _record_hash(model)
+    assert "sklearn.linear_model._base.LinearRegression" not in TRUSTED_TYPES
+    # skops, given our list, would load it: it trusts LinearRegression by default
+    assert set(sio.get_untrusted_types(file=model.estimator)) <= set(TRUSTED_TYPES)
+    with pytest.raises(ModelLoadError, match=r"does not trust.*LinearRegression"):
+        load_model(model)
+
+
+def test_saving_a_model_with_an_unlisted_type_is_refused(trained: Path, tmp_path: Path) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    from miscreen.train.persist import save_model
+
+    model = load_model(_any_model(ModelCatalog(trained)))
+    model.estimator.extra_ = LinearRegression()
+    with pytest.raises(TypeError, match="LinearRegression"):
+        save_model(ModelCatalog(tmp_path).model("x"), model)
+
+
+def test_a_huge_model_json_is_refused_by_size(folder: Path) -> None:
+    from miscreen.train.persist import MAX_META_BYTES
+
+    model = _any_model(ModelCatalog(folder))
+    meta = json.loads(model.meta.read_text())
+    meta["padding"] = "x" * (MAX_META_BYTES + 1)
+    model.meta.write_text(json.dumps(meta))
+    with pytest.raises(ModelLoadError, match=r"has [\d,]+ bytes.*limit"):
+        load_model(model)
