@@ -38,6 +38,13 @@ FAMILY = "family"
 DOI = "doi"
 E_HULL = "e_above_hull"
 BAND_GAP = "band_gap"
+# estimates where the source gives none (screen.stability, screen.band_gap, screen.redox)
+STABILITY_METHOD = "stability_method"  # source, matched:<id>, chgnet_hull
+HULL_PHASES = "hull_phases"  # ids of the reference phases that built the hull
+HULL_WARNING = "hull_warning"  # phases a chemist would expect that the hull lacks
+BAND_GAP_METHOD = "band_gap_method"  # source, composition_model, refractive_index, combined
+BAND_GAP_SD = "band_gap_sd"  # eV, 0 for a source value
+REDOX_ACTIVE = "redox_active_elements"
 
 RECORD_COLUMNS = (ID, SOURCE, FORMULA, COMPOSITION, STRUCTURE, SPACEGROUP, *LATTICE, Z)
 FAILURE_COLUMNS = (ID, SOURCE, "stage", "reason")
