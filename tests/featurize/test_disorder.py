@@ -8,7 +8,7 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from miscreen.featurize import featurize_records
-from miscreen.featurize.context import build
+from miscreen.featurize.context import build_context
 from tests.featurize.conftest import record, rocksalt
 
 
@@ -38,7 +38,7 @@ def test_split_sites_are_not_counted_as_neighbours() -> None:
         [{"Li": 0.5}, {"Li": 0.5}, "Cl"],
         [[0, 0, 0], [0.08, 0, 0], [0.5, 0.5, 0.5]],
     )
-    ctx = build(s)
+    ctx = build_context(s)
     between = ((ctx.center == 0) & (ctx.neighbor == 1)) | ((ctx.center == 1) & (ctx.neighbor == 0))
     assert ctx.dist[between].min() > 5.0  # the 0.48 A pair (alternatives) is gone, images stay
     assert ctx.li.sum() == pytest.approx(1.0)
@@ -57,8 +57,8 @@ def test_structure_features_are_nan_without_structure(records: pd.DataFrame) -> 
 def test_oxidation_states_given_in_structure_are_used() -> None:
     s = rocksalt()
     s.add_oxidation_state_by_element({"Li": 1, "Cl": -1})
-    assert build(s).oxidation.method == "given"
-    assert build(rocksalt()).oxidation.method in {"pymatgen", "electronegativity"}
+    assert build_context(s).oxidation.method == "given"
+    assert build_context(rocksalt()).oxidation.method in {"pymatgen", "electronegativity"}
 
 
 def test_vacancy_dummy_species_count_as_vacancy() -> None:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from miscreen import schema as S
 from miscreen.featurize import engine
 from miscreen.featurize.engine import resolve_jobs
 from miscreen.featurize.presets import PRESETS, FeatureSchema, feature_schema
+from miscreen.schema import ID, empty_failures
 
 __all__ = [
     "PRESETS",
@@ -79,10 +79,10 @@ def featurize_table(
         chunk_size=chunk_size,
         limit=time_limit,
     )
-    empty = pd.DataFrame(columns=list(schema.names), index=pd.Index([], name=S.ID), dtype=float)
+    empty = pd.DataFrame(columns=list(schema.names), index=pd.Index([], name=ID), dtype=float)
     return FeatureResult(
         features=pd.concat(feats) if feats else empty,
-        failures=pd.concat(fails, ignore_index=True) if fails else S.empty_failures(),
+        failures=pd.concat(fails, ignore_index=True) if fails else empty_failures(),
         info=pd.concat(infos, ignore_index=True) if infos else pd.DataFrame(),
         schema=schema,
     )
@@ -133,7 +133,7 @@ def featurize_to_parquet(
 
     schema = feature_schema(preset)
     meta = {SCHEMA_KEY: json.dumps(schema.to_dict()).encode()}
-    fields = [pa.field(S.ID, pa.string())] + [pa.field(n, pa.float64()) for n in schema.names]
+    fields = [pa.field(ID, pa.string())] + [pa.field(n, pa.float64()) for n in schema.names]
     arrow_schema = pa.schema(fields, metadata=meta)
     fails: list[pd.DataFrame] = []
     written = 0
@@ -155,7 +155,7 @@ def featurize_to_parquet(
             chunk_size=chunk_size,
             limit=time_limit,
         )
-    failures = pd.concat(fails, ignore_index=True) if fails else S.empty_failures()
+    failures = pd.concat(fails, ignore_index=True) if fails else empty_failures()
     return written, failures, schema
 
 

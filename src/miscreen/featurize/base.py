@@ -17,7 +17,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 from pymatgen.core import Composition, Element, Structure
 
-from miscreen.featurize import context as ctxmod
+from miscreen.featurize.context import StructureContext, build_context
 from miscreen.featurize.oxidation import Oxidation, guess
 
 
@@ -40,11 +40,11 @@ class Entry:
         return Structure.from_dict(json.loads(self.structure_json))
 
     @cached_property
-    def context(self) -> ctxmod.StructureContext | None:
+    def context(self) -> StructureContext | None:
         if self.structure is None:
             return None
         self._built.append("context")
-        return ctxmod.build(self.structure)
+        return build_context(self.structure)
 
     @cached_property
     def oxidation(self) -> Oxidation:

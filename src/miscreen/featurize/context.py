@@ -83,7 +83,7 @@ class StructureContext:
         return _weighted_mean_rows(self.occ * mask, r)
 
 
-def build(structure: Structure, cutoff: float = CUTOFF) -> StructureContext:
+def build_context(structure: Structure, cutoff: float = CUTOFF) -> StructureContext:
     """Arrays, oxidation states and the neighbour list of ``structure`` (done once)."""
     elements, occ, given = _occupancies(structure)
     if occ.sum() <= 0:

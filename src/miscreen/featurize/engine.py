@@ -24,13 +24,24 @@ import pandas as pd
 from joblib import Parallel, delayed
 from pymatgen.core import Composition, Element
 
-from miscreen import schema as S
 from miscreen.featurize import presets
 from miscreen.featurize.base import Entry
 from miscreen.featurize.cache import FeatureCache, fingerprint
 from miscreen.featurize.time_limit import StructureTimeout, time_limit
 from miscreen.fetch.parsing import MAX_AMOUNT, check_cell
 from miscreen.progress import Progress
+from miscreen.schema import (
+    COMPOSITION,
+    FAILURE_COLUMNS,
+    ID,
+    LATTICE,
+    SOURCE,
+    SPACEGROUP,
+    STRUCTURE,
+    Z,
+    as_float,
+    failure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -152,18 +163,18 @@ def make_tasks(records: pd.DataFrame) -> list[Task]:
     out = []
     cols = {
         c: records[c].tolist() if c in records.columns else [None] * len(records)
-        for c in (S.ID, S.SOURCE, S.COMPOSITION, S.STRUCTURE, S.SPACEGROUP, *S.LATTICE, S.Z)
+        for c in (ID, SOURCE, COMPOSITION, STRUCTURE, SPACEGROUP, *LATTICE, Z)
     }
     for i in range(len(records)):
-        raw = cols[S.STRUCTURE][i]
+        raw = cols[STRUCTURE][i]
         structure = raw if isinstance(raw, str) and raw else None
-        comp = str(cols[S.COMPOSITION][i]) if cols[S.COMPOSITION][i] is not None else ""
-        spg, z = S.as_float(cols[S.SPACEGROUP][i]), S.as_float(cols[S.Z][i])
-        lattice = tuple(S.as_float(cols[k][i]) for k in S.LATTICE)
+        comp = str(cols[COMPOSITION][i]) if cols[COMPOSITION][i] is not None else ""
+        spg, z = as_float(cols[SPACEGROUP][i]), as_float(cols[Z][i])
+        lattice = tuple(as_float(cols[k][i]) for k in LATTICE)
         out.append(
             Task(
-                id=str(cols[S.ID][i]),
-                source=str(cols[S.SOURCE][i]),
+                id=str(cols[ID][i]),
+                source=str(cols[SOURCE][i]),
                 composition=comp,
                 structure=structure,
                 spacegroup=spg,
@@ -269,7 +280,7 @@ def _assemble(
     for t in tasks:
         out = outcomes.get(t.pos)
         if out is not None and out.reason is not None:
-            fails.append(S.failure(t.id, t.source, out.stage, out.reason))
+            fails.append(failure(t.id, t.source, out.stage, out.reason))
             continue
         parts, meta = [], dict(out.info) if out is not None else {}
         for g in groups:
@@ -285,7 +296,7 @@ def _assemble(
         ids.append(t.id)
         info.append(
             {
-                S.ID: t.id,
+                ID: t.id,
                 "fingerprint": t.fp,
                 "has_structure": bool(t.structure),
                 "oxidation_method": meta.get("oxidation_method") or "",
@@ -295,9 +306,9 @@ def _assemble(
         )
     feats = pd.DataFrame(
         np.vstack(rows) if rows else np.empty((0, len(schema.names))),
-        index=pd.Index(ids, name=S.ID),
+        index=pd.Index(ids, name=ID),
         columns=list(schema.names),
     )
-    failures = pd.DataFrame(fails, columns=list(S.FAILURE_COLUMNS))
-    info_cols = [S.ID, "fingerprint", "has_structure", "oxidation_method", "computed", "seconds"]
+    failures = pd.DataFrame(fails, columns=list(FAILURE_COLUMNS))
+    info_cols = [ID, "fingerprint", "has_structure", "oxidation_method", "computed", "seconds"]
     return feats, failures, pd.DataFrame(info, columns=info_cols)

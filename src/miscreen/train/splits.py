@@ -21,8 +21,8 @@ from sklearn.cluster import KMeans
 from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 from sklearn.preprocessing import StandardScaler
 
-from miscreen import schema as S
 from miscreen.fetch.parsing import parse_composition
+from miscreen.schema import COMPOSITION, ID
 
 N_CLUSTERS = 5
 N_FOLDS = 5
@@ -58,9 +58,9 @@ def new_chemistry_groups(labelled: pd.DataFrame, seed: int = 0) -> dict[str, np.
     """The three grouping schemes for the labelled rows (see the module docstring)."""
     from miscreen.train.fit import doi_groups
 
-    comps = labelled[S.COMPOSITION]
+    comps = labelled[COMPOSITION]
     return {
-        "doi": doi_groups(labelled.set_index(S.ID)),
+        "doi": doi_groups(labelled.set_index(ID)),
         "chemsys": chemsys_groups(comps),
         "cluster": cluster_groups(comps, seed=seed),
     }
