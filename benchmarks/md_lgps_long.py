@@ -21,20 +21,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("MISCREEN_MIRROR", str(REPO.parent / "shared" / "data"))
 
-from miscreen.cases import md_lgps as C  # noqa: E402
+from miscreen.cases import md_lgps  # noqa: E402
 from miscreen.config import load_config  # noqa: E402
-from miscreen.verify import md as M  # noqa: E402
-from miscreen.verify import md_run as R  # noqa: E402
+from miscreen.pipeline.verification import analyze_md, plan_md, run_md  # noqa: E402
+from miscreen.verify.md_protocol import QUICK, MDProtocol  # noqa: E402
 
 OUT = REPO / "results" / "bench" / "md_lgps_long.json"
-LONG = M.MDProtocol(
+LONG = MDProtocol(
     name="long",
     temperatures_k=(600.0, 700.0, 800.0, 900.0),
     equilibration_ps=2.0,
     production_ps=16.0,
     checkpoint_every=500,
-    max_atoms=M.QUICK.max_atoms,
-    relax_steps=M.QUICK.relax_steps,
+    max_atoms=QUICK.max_atoms,
+    relax_steps=QUICK.relax_steps,
     low_statistics=True,
 )
 
@@ -43,21 +43,21 @@ def main() -> None:
     t0 = time.perf_counter()
     cfg = load_config(REPO / "configs" / "md-lgps.yaml")
     cfg = cfg.model_copy(update={"run_name": "md-lgps-long"})
-    lgps = [c for c in C.candidates(cfg) if c.id == C.LGPS_ID]
-    _, failures = R.plan(cfg.run, lgps, LONG, cfg.seed)
+    lgps = [c for c in md_lgps.candidates(cfg) if c.id == md_lgps.LGPS_ID]
+    plan, failures = plan_md(cfg, lgps, LONG)
     if len(failures):
         raise SystemExit(f"could not prepare LGPS: {failures['reason'].tolist()}")
-    failed = R.run_local(cfg.run, jobs=C.JOBS, threads=1)
+    failed = run_md(cfg, plan, failures, jobs=md_lgps.JOBS, threads=1, device="cpu")
     if len(failed):
         raise SystemExit("MD failed: " + "; ".join(failed["reason"]))
-    result = next(r for r in R.analyze(cfg.run) if r.id == C.LGPS_ID)
-    summary = C.material_summary(result)
+    result = next(r for r in analyze_md(cfg) if r.id == md_lgps.LGPS_ID)
+    summary = md_lgps.material_summary(result)
     out = {
         "protocol": {k: v for k, v in LONG.to_dict().items() if k != "name"},
         "lgps": summary,
-        "lgps_vs_measured": C.against_measured(summary),
+        "lgps_vs_measured": md_lgps.against_measured(summary),
         "quick_protocol_for_comparison": "results/md-lgps/case.json",
-        "references": C.REFERENCES,
+        "references": md_lgps.REFERENCES,
         "runtime_s": round(time.perf_counter() - t0, 1),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)

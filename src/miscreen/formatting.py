@@ -33,3 +33,39 @@ def save_figure(fig: plt.Figure, folder: Path | None, name: str) -> str:
         fig.savefig(folder / f"{name}.svg", format="svg", bbox_inches="tight")
     plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def significant(value: float | None, digits: int = 2) -> str:
+    """A number to ``digits`` significant digits, or a dash when missing or not finite."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    return f"{value:.{digits}g}"
+
+
+def interval_text(interval: tuple[float, float] | list[float] | None, digits: int = 2) -> str:
+    """``[lower, upper]`` to ``digits`` significant digits, or a dash when there is none."""
+    if not interval:
+        return "—"
+    return f"[{significant(interval[0], digits)}, {significant(interval[1], digits)}]"
+
+
+def sigma_text(
+    sigma: float | None,
+    interval: tuple[float, float] | list[float] | None = None,
+    upper_bound: float | None = None,
+    digits: int = 3,
+) -> str:
+    """A conductivity as MD gives it: ``686 [69, 6.9e+03]`` (the value, then its interval
+    when there is one), or ``< 0.5`` when only an upper bound is known."""
+    if sigma is None:
+        return "< " + significant(upper_bound) if upper_bound is not None else "—"
+    text = significant(sigma, digits)
+    return f"{text} {interval_text(interval)}" if interval else text
+
+
+def ea_text(ea: float | None, stderr: float | None = None) -> str:
+    """An activation energy in eV with its standard error: ``0.113 ± 0.050``; a dash when
+    there is none."""
+    if ea is None:
+        return "—"
+    return f"{ea:.3f} ± {stderr:.3f}" if stderr is not None else f"{ea:.3f}"

@@ -89,3 +89,68 @@ def test_scripts_run_as_an_array_and_merge_after_it(batch_run, tmp_path, monkeyp
     subprocess.run(["bash", "-c", merged], check=True, capture_output=True)
     got = batch_run.root / "results" / "slurm-run" / "batch" / "candidates.csv"
     assert got.read_bytes() == (batch_run.reference / "candidates.csv").read_bytes()
+
+
+def recording_sbatch(tmp_path, monkeypatch):
+    """A fake ``sbatch`` on PATH that logs its arguments -> the log file."""
+    log = tmp_path / "sbatch.log"
+    fake = tmp_path / "bin" / "sbatch"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/bash\necho "$@" >> {log}\necho $((1000 + $(wc -l < {log})))\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    return log
+
+
+def test_an_untrained_run_is_refused_before_anything_is_submitted(batch_run, tmp_path, monkeypatch):
+    """Issue 27, point 14: every array task would featurize, then fail with "train first"."""
+    log = recording_sbatch(tmp_path, monkeypatch)
+    config = slurm_config(batch_run, "slurm-untrained")
+    untrained = tmp_path / "no-models"
+    config.write_text(config.read_text().replace(f"{batch_run.root}/models", str(untrained)))
+    result = runner.invoke(app, ["slurm", "submit", str(config)])
+    assert result.exit_code == 1
+    assert "holds no trained models" in result.output and "miscreen train" in result.output
+    assert not log.exists()  # sbatch never called
+    assert not (batch_run.root / "results" / "slurm-untrained").exists()  # no scripts either
+
+
+def test_missing_measured_materials_are_refused_when_the_screen_excludes_them(
+    batch_run, tmp_path, monkeypatch
+):
+    log = recording_sbatch(tmp_path, monkeypatch)
+    config = slurm_config(batch_run, "slurm-known")
+    config.write_text(config.read_text() + "screen: {exclude_known: true}\n")
+    result = runner.invoke(app, ["slurm", "submit", str(config)])
+    assert result.exit_code == 1
+    assert "known_materials.parquet is missing" in result.output
+    assert not log.exists()
+
+
+def test_screening_and_md_arrays_share_one_header_and_environment(batch_run):
+    """One renderer: the MD array (verify md --slurm) and the screening array differ only
+    in what they run and the resources asked for them."""
+    from miscreen.batch.slurm import screening_scripts
+    from miscreen.config import load_config
+    from miscreen.pipeline.verification import md_scripts
+
+    config = slurm_config(batch_run, "slurm-same")
+    cfg = load_config(config)
+    screen = screening_scripts(cfg, config, 4)
+    md = md_scripts(cfg, config, 6, gpus=1)
+    own = ("#SBATCH --job-name", "#SBATCH --output", "#SBATCH --array", "#SBATCH --gres", "export")
+
+    def shared(text: str) -> list[str]:
+        """Header and environment lines, less those naming the job and its own resources."""
+        keep = ("#!", "#SBATCH", "set ", "module ", "export ")
+        return [x for x in text.splitlines() if x.startswith(keep) and not x.startswith(own)]
+
+    assert len(shared(screen.array)) == 11  # shebang, 8 #SBATCH, set -e, module load
+    assert shared(screen.array) == shared(md.array)
+    assert shared(screen.merge) == shared(md.merge)
+    env = next(line for line in md.array.splitlines() if "OMP_NUM_THREADS" in line)
+    assert env == (
+        "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1} "
+        "OPENBLAS_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1} MKL_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}"
+    )
+    assert "#SBATCH --gres=gpu:1" in md.array and "--gres" not in screen.array

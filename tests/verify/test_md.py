@@ -16,12 +16,27 @@ import pymatgen.core
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from miscreen import atomic_io
-from miscreen.verify import md as M
+from miscreen.verify.md_cell import make_supercell, prepare, right_handed, supercell_scaling, widths
+from miscreen.verify.md_dynamics import run_md_task
+from miscreen.verify.md_ordering import order_structure
+from miscreen.verify.md_protocol import QUICK, STANDARD, MDError, MDProtocol
+from miscreen.verify.md_relax import Relaxed
+from miscreen.verify.md_tasks import (
+    CHECKPOINT_JSON,
+    FRAMES_PREFIX,
+    FRAMES_SUFFIX,
+    MDTask,
+    Trajectory,
+    read_trajectory,
+    task_progress,
+    write_prepared,
+    write_relaxed,
+    write_task,
+)
 
 STRUCTURES = Path(pymatgen.core.__file__).parents[1] / "util" / "structures"
 # no supercell, 2 fs steps, a frame every 2 steps, a checkpoint every 10
-TINY = M.MDProtocol("test", (900.0, 1000.0), 0.0, 0.24, save_every=2, checkpoint_every=10)
+TINY = MDProtocol("test", (900.0, 1000.0), 0.0, 0.24, save_every=2, checkpoint_every=10)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +46,7 @@ def lgps() -> Structure:
 
 def test_lgps_is_ordered_by_ewald_energy_into_a_right_handed_50_atom_cell(lgps):
     assert not lgps.is_ordered and len(lgps) == 58
-    prepared = M.prepare("lgps", lgps, M.QUICK)
+    prepared = prepare("lgps", lgps, QUICK)
     cell = prepared.structure
     assert cell.is_ordered and len(cell) == 50
     assert cell.composition.reduced_formula == "Li10Ge(PS6)2"  # Li20Ge2P4S24
@@ -43,45 +58,44 @@ def test_lgps_is_ordered_by_ewald_energy_into_a_right_handed_50_atom_cell(lgps):
 
 
 def test_orderings_above_the_cap_are_sampled_at_random(lgps):
-    ordered = M.order_structure(lgps, max_orderings=10, random_orderings=4)
+    ordered = order_structure(lgps, max_orderings=10, random_orderings=4)
     assert ordered.method == "ewald (best of 4 random)" and ordered.orderings > 1e6
     assert ordered.structure.is_ordered
-    assert ordered.structure.composition == M.order_structure(lgps).structure.composition
+    assert ordered.structure.composition == order_structure(lgps).structure.composition
 
 
 def test_unbalanced_or_li_free_cells_are_refused_with_a_reason():
-    with pytest.raises(M.MDError, match="has no Li"):
-        M.prepare("x", Structure(Lattice.cubic(4), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3]), M.QUICK)
+    with pytest.raises(MDError, match="has no Li"):
+        prepare("x", Structure(Lattice.cubic(4), ["Na", "Cl"], [[0, 0, 0], [0.5] * 3]), QUICK)
     odd = Structure(
         Lattice.cubic(4), [{"Li": 0.5}, "Cl", "Cl"], [[0, 0, 0], [0.5] * 3, [0, 0.5, 0.5]]
     )
-    with pytest.raises(M.MDError, match="no charge-balanced oxidation states for LiCl4"):
-        M.order_structure(odd)  # Li0.5Cl2: whole atoms in a doubled cell, still unbalanced
+    with pytest.raises(MDError, match="no charge-balanced oxidation states for LiCl4"):
+        order_structure(odd)  # Li0.5Cl2: whole atoms in a doubled cell, still unbalanced
 
 
 def test_right_handed_keeps_every_atom_where_it_was(lgps):
-    fixed = M.right_handed(lgps)
+    fixed = right_handed(lgps)
     assert np.linalg.det(fixed.lattice.matrix) > 0
     np.testing.assert_allclose(fixed.cart_coords, lgps.cart_coords, atol=1e-9)
 
 
 def test_supercells_follow_the_protocol():
     li2o = Structure.from_file(STRUCTURES / "Li2O.json")  # 3 atoms, widths ~2.7 A
-    quick = M.make_supercell(li2o, M.QUICK)
-    assert len(quick) <= M.QUICK.max_atoms and len(quick) >= 30
-    standard = M.make_supercell(li2o, M.STANDARD)
-    assert min(M.widths(standard)) >= 10.0
-    assert M.supercell_scaling(li2o, M.STANDARD) == (4, 4, 4)  # the smallest that does it
+    quick = make_supercell(li2o, QUICK)
+    assert len(quick) <= QUICK.max_atoms and len(quick) >= 30
+    standard = make_supercell(li2o, STANDARD)
+    assert min(widths(standard)) >= 10.0
+    assert supercell_scaling(li2o, STANDARD) == (4, 4, 4)  # the smallest that does it
 
 
 def _task(root: Path) -> Path:
     """A tiny task (Li2O, 6 atoms, 120 steps); relaxation skipped (its result given)."""
     cdir = root / "li2o"
-    prepared = M.prepare("li2o", Structure.from_file(STRUCTURES / "Li2O.json") * (2, 1, 1), TINY)
-    M.write_prepared(cdir, prepared)
-    relaxed = M.Relaxed(prepared.structure, 0.0, 0.0, 0, True)
-    atomic_io.write_json(cdir / M.RELAXED_JSON, relaxed.to_dict())
-    M.write_task(cdir / "900K", M.MDTask("li2o", 900.0, TINY, seed=7))
+    prepared = prepare("li2o", Structure.from_file(STRUCTURES / "Li2O.json") * (2, 1, 1), TINY)
+    write_prepared(cdir, prepared)
+    write_relaxed(cdir, Relaxed(prepared.structure, 0.0, 0.0, 0, True))
+    write_task(cdir / "900K", MDTask("li2o", 900.0, TINY, seed=7))
     return cdir / "900K"
 
 
@@ -89,14 +103,14 @@ def _task(root: Path) -> Path:
 def reference_dir(tmp_path_factory) -> Path:
     """A task run without interruption."""
     tdir = _task(tmp_path_factory.mktemp("reference"))
-    status = M.run_md_task(tdir, threads=1, progress=False)
+    status = run_md_task(tdir, threads=1, progress=False)
     assert status.done and status.step == TINY.total_steps == 120
     return tdir
 
 
 @pytest.fixture(scope="module")
-def reference(reference_dir) -> M.Trajectory:
-    return M.read_trajectory(reference_dir)
+def reference(reference_dir) -> Trajectory:
+    return read_trajectory(reference_dir)
 
 
 def test_md_runs_and_saves_every_frame_with_its_step(reference):
@@ -111,7 +125,7 @@ def test_md_runs_and_saves_every_frame_with_its_step(reference):
 def test_a_finished_task_is_not_run_again(reference_dir):
     tdir = reference_dir
     before = {p: p.stat().st_mtime_ns for p in tdir.iterdir()}
-    status = M.run_md_task(tdir, threads=1, progress=False)
+    status = run_md_task(tdir, threads=1, progress=False)
     assert status.done and status.wall_s == 0.0
     assert before == {p: p.stat().st_mtime_ns for p in tdir.iterdir()}
 
@@ -120,7 +134,9 @@ def test_a_killed_task_resumes_from_its_checkpoint_and_continues_the_same_trajec
     tmp_path, reference
 ):
     tdir = _task(tmp_path)
-    code = "import sys; from miscreen.verify.md import run_md_task; run_md_task(sys.argv[1])"
+    code = (
+        "import sys; from miscreen.verify.md_dynamics import run_md_task; run_md_task(sys.argv[1])"
+    )
     proc = subprocess.Popen(
         [sys.executable, "-c", code, str(tdir)],
         stdout=subprocess.DEVNULL,
@@ -128,30 +144,30 @@ def test_a_killed_task_resumes_from_its_checkpoint_and_continues_the_same_trajec
     )
     deadline = time.monotonic() + 120
     try:
-        while M.task_progress(tdir) < 20:  # two checkpoints written: kill it mid-run
+        while task_progress(tdir) < 20:  # two checkpoints written: kill it mid-run
             assert proc.poll() is None and time.monotonic() < deadline, "the task did not start"
             time.sleep(0.02)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    killed_at = M.task_progress(tdir)
+    killed_at = task_progress(tdir)
     assert 20 <= killed_at < TINY.total_steps  # really stopped part-way
     # a kill between writing a chunk and its checkpoint leaves a chunk ahead: ignored
-    stray = tdir / f"{M.FRAMES_PREFIX}{killed_at + 10:09d}{M.FRAMES_SUFFIX}"
+    stray = tdir / f"{FRAMES_PREFIX}{killed_at + 10:09d}{FRAMES_SUFFIX}"
     stray.write_bytes(b"half a chunk")
-    assert M.read_trajectory(tdir).steps.max() == killed_at
+    assert read_trajectory(tdir).steps.max() == killed_at
 
-    status = M.run_md_task(tdir, threads=1, progress=False)
+    status = run_md_task(tdir, threads=1, progress=False)
     assert status.done and status.step == TINY.total_steps
-    resumed = M.read_trajectory(tdir)
+    resumed = read_trajectory(tdir)
     np.testing.assert_array_equal(resumed.steps, reference.steps)  # totals N, no gap/repeat
     np.testing.assert_allclose(resumed.positions, reference.positions, rtol=0, atol=1e-8)
-    ckpt = json.loads((tdir / M.CHECKPOINT_JSON).read_text())
+    ckpt = json.loads((tdir / CHECKPOINT_JSON).read_text())
     assert ckpt["step"] == TINY.total_steps
 
 
 def test_a_task_of_another_protocol_is_not_overwritten(tmp_path):
     tdir = _task(tmp_path)
-    other = M.MDTask("li2o", 900.0, M.QUICK, seed=7)
-    with pytest.raises(M.MDError, match="holds a different task"):
-        M.write_task(tdir, other)
+    other = MDTask("li2o", 900.0, QUICK, seed=7)
+    with pytest.raises(MDError, match="holds a different task"):
+        write_task(tdir, other)

@@ -4,6 +4,7 @@ interval, and the tables and report section of a run folder."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -12,10 +13,8 @@ import pytest
 from pymatgen.core import Lattice, Structure
 from scipy import constants as C
 
-from miscreen import atomic_io
-from miscreen.catalog import RunCatalog
-from miscreen.verify import md as M
-from miscreen.verify import md_run as R
+from miscreen.config import load_config
+from miscreen.pipeline.verification import analyze_md, read_md_results
 from miscreen.verify.md_analysis import (
     STATUS_ESTIMATE,
     STATUS_UPPER_BOUND,
@@ -23,6 +22,19 @@ from miscreen.verify.md_analysis import (
     analyze_trajectory,
     arrhenius,
     count_hops,
+)
+from miscreen.verify.md_cell import Prepared
+from miscreen.verify.md_protocol import MDProtocol
+from miscreen.verify.md_relax import Relaxed
+from miscreen.verify.md_run import Plan, candidate_folder, temperature_folder
+from miscreen.verify.md_tasks import (
+    CHECKPOINT_JSON,
+    PREPARED_JSON,
+    MDTask,
+    write_chunk,
+    write_prepared,
+    write_relaxed,
+    write_task,
 )
 
 KB_EV = C.k / C.e
@@ -113,10 +125,10 @@ def test_arrhenius_fit_recovers_ea_and_its_interval_covers_the_truth():
 
 def _write_task(root, cid: str, structure: Structure, temp: float, d: float, seed: int):
     """A finished task folder holding a synthetic random walk, as run_md_task leaves it."""
-    proto = M.MDProtocol("synthetic", (800.0, 1000.0, 1200.0), 1.0, 5.0, checkpoint_every=250)
-    cdir = root / R.candidate_folder(cid)
-    if not (cdir / M.PREPARED_JSON).exists():
-        prepared = M.Prepared(
+    proto = MDProtocol("synthetic", (800.0, 1000.0, 1200.0), 1.0, 5.0, checkpoint_every=250)
+    cdir = root / candidate_folder(cid)
+    if not (cdir / PREPARED_JSON).exists():
+        prepared = Prepared(
             cid,
             structure.composition.reduced_formula,
             structure,
@@ -127,45 +139,47 @@ def _write_task(root, cid: str, structure: Structure, temp: float, d: float, see
             "test",
             (-2.0, -2.5, -1.5),
         )
-        M.write_prepared(cdir, prepared)
-        relaxed = M.Relaxed(structure, -4.0, 0.01, 10, True)
-        atomic_io.write_json(cdir / M.RELAXED_JSON, relaxed.to_dict())
-    tdir = cdir / R.temperature_folder(temp)
-    M.write_task(tdir, M.MDTask(cid, temp, proto))
+        write_prepared(cdir, prepared)
+        write_relaxed(cdir, Relaxed(structure, -4.0, 0.01, 10, True))
+    tdir = cdir / temperature_folder(temp)
+    write_task(tdir, MDTask(cid, temp, proto))
     frames = proto.total_steps // proto.save_every
     pos = random_walk(structure, d, frames + 1, seed)[1:]
     steps = np.arange(1, frames + 1) * proto.save_every
-    M._write_chunk(
+    write_chunk(
         tdir, proto.total_steps, [(st, p, temp, -1.0) for st, p in zip(steps, pos, strict=True)]
     )
-    atomic_io.write_json(tdir / M.CHECKPOINT_JSON, {"step": proto.total_steps})
+    (tdir / CHECKPOINT_JSON).write_text(json.dumps({"step": proto.total_steps}))
     return proto
 
 
 def test_a_run_folder_is_analysed_into_tables_and_a_report_section(tmp_path):
-    run = RunCatalog(tmp_path / "run")
-    root = R.md_root(run)
+    config = tmp_path / "md.yaml"
+    config.write_text(f"run_name: run\nresults_dir: {tmp_path}\n")
+    cfg = load_config(config)
+    run = cfg.run
     s = cell()
     tasks = []
     for i, (cid, ea) in enumerate((("fast:1", 0.2), ("slow", 0.9))):
         for j, t in enumerate((800.0, 1000.0, 1200.0)):
             d = 1e-2 * math.exp(-ea / (KB_EV * t))
-            proto = _write_task(root, cid, s, t, d, seed=10 * i + j)
-            tasks.append(f"{R.candidate_folder(cid)}/{R.temperature_folder(t)}")
-    plan = R.Plan(proto, 0, [R.candidate_folder("fast:1"), "slow"], tasks)
-    atomic_io.write_json(root / R.TASKS_JSON, plan.to_dict())
+            proto = _write_task(run.md, cid, s, t, d, seed=10 * i + j)
+            tasks.append(f"{candidate_folder(cid)}/{temperature_folder(t)}")
+    plan = Plan(proto, 0, [candidate_folder("fast:1"), "slow"], tasks)
+    run.md_plan.write_text(json.dumps(plan.to_dict()))
 
-    results = {r.id: r for r in R.analyze(run)}
+    results = {r.id: r for r in analyze_md(cfg)}
     fast, slow = results["fast:1"], results["slow"]
     assert fast.arrhenius.status == STATUS_ESTIMATE
     assert fast.arrhenius.ea_ev == pytest.approx(0.2, abs=0.05)
     assert slow.arrhenius.status == STATUS_UPPER_BOUND  # ~no hops at any temperature
-    summary = pd.read_csv(run.file(R.MD_SUMMARY))
+    summary = pd.read_csv(run.md_summary)
     assert list(summary["id"]) == ["fast:1", "slow"]
     assert summary.loc[0, "md_sigma_300k_lower_ms_cm"] < summary.loc[0, "md_sigma_300k_ms_cm"]
     assert summary.loc[1, "md_status"] == "upper bound"
-    assert len(pd.read_csv(run.file(R.MD_TEMPERATURES))) == 6
+    assert len(pd.read_csv(run.md_temperatures)) == 6
     html = run.read_sections()[0]
     assert (run.sections / "65-md.html").exists() and html.count("data:image/png;base64,") == 4
     assert "&lt; " in html and "Low statistics" not in html  # the synthetic protocol is not
-    assert R.read_results(run)[0].temperatures[0].msd_a2  # MSD curves kept for the report
+    assert read_md_results(cfg)[0].temperatures[0].msd_a2  # MSD curves kept for the report
+    assert json.loads(run.manifest.read_text())["stages"]["verify-md"]["tasks"] == 6

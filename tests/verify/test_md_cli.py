@@ -8,8 +8,11 @@ import stat
 
 from typer.testing import CliRunner
 
-from miscreen.cli.verify import ANALYZE_SCRIPT, ARRAY_SCRIPT, app
-from miscreen.verify import md_run as R
+from miscreen.cli.verify import app
+from miscreen.config import load_config
+from miscreen.pipeline.verification import choose_md, plan_md, read_md_plan
+from miscreen.verify.md_run import MDCandidate
+from miscreen.verify.md_tasks import task_progress
 
 runner = CliRunner()
 
@@ -85,16 +88,16 @@ def test_submission_plans_the_tasks_and_chains_the_analysis_after_the_array(tmp_
     assert result.exit_code == 0, result.output
     assert "submitted MD array 501 (6 tasks) and analysis job 502 (afterany:501)" in result.output
     calls = log.read_text().splitlines()
-    assert calls[0].endswith(ARRAY_SCRIPT) and calls[1].endswith(ANALYZE_SCRIPT)
+    cfg = load_config(path)
+    array_script, analyze_script = cfg.run.md_array_script, cfg.run.md_analyze_script
+    assert calls[0].endswith(str(array_script)) and calls[1].endswith(str(analyze_script))
+    assert array_script.name == "md-array.sh" and array_script.parent == cfg.run.slurm
     assert "--dependency=afterany:501" in calls[1]
-    run_dir = tmp_path / "results" / "md-cli"
-    from miscreen.catalog import RunCatalog
-
-    plan = R.read_plan(RunCatalog(run_dir))
+    plan = read_md_plan(cfg)
     assert len(plan.tasks) == 6 and plan.protocol.name == "quick"
     assert plan.tasks[0].endswith("/800K")
-    array = next(run_dir.rglob(ARRAY_SCRIPT)).read_text()
-    assert "#SBATCH --array=0-5%4" in array
+    assert "#SBATCH --array=0-5%4" in array_script.read_text()
+    assert "verify md-analyze" in analyze_script.read_text()
 
 
 def test_without_a_ranked_run_the_ids_are_required(tmp_path):
@@ -108,22 +111,19 @@ def test_an_array_task_runs_its_task_stops_at_a_time_limit_and_resumes(tmp_path,
     stops cleanly at a checkpoint past --time-limit-s, and the next call finishes it."""
     from pymatgen.core import Structure
 
-    from miscreen.catalog import RunCatalog
-    from miscreen.verify import md as M
-
     from .test_md import STRUCTURES, TINY
 
     path = config(tmp_path)
-    run = RunCatalog(tmp_path / "results" / "md-cli")
+    cfg = load_config(path)
     li2o = Structure.from_file(STRUCTURES / "Li2O.json") * (2, 1, 1)
-    plan, _ = R.plan(run, [R.MDCandidate("pymatgen:Li2O", li2o)], TINY)
+    plan, _ = plan_md(cfg, [MDCandidate("pymatgen:Li2O", li2o)], TINY)
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
     result = runner.invoke(app, ["md-task", str(path), "--device", "cpu", "--time-limit-s", "0"])
     assert result.exit_code == 0, result.output
     assert "task 1 (" in result.output and "1000K): step 10/120, stopped" in result.output
     result = runner.invoke(app, ["md-task", str(path), "--device", "cpu"])
     assert result.exit_code == 0 and "step 120/120, finished" in result.output
-    assert M.task_progress(R.task_dir(run, plan, 0)) == 0  # task 0 was not touched
+    assert task_progress(plan.task_dir(cfg.run.md, 0)) == 0  # task 0 was not touched
     result = runner.invoke(app, ["md-task", str(path), "--index", "2"])
     assert result.exit_code == 1 and "task 2 does not exist (the plan has 2)" in result.output
 
@@ -132,8 +132,6 @@ def test_top_candidates_come_ranked_with_their_ml_prediction(tmp_path):
     import pandas as pd
 
     from miscreen import atomic_io
-    from miscreen.cli.verify import select
-    from miscreen.config import load_config
 
     cfg = load_config(config(tmp_path))
     ranked = pd.DataFrame(
@@ -146,8 +144,42 @@ def test_top_candidates_come_ranked_with_their_ml_prediction(tmp_path):
         }
     )
     atomic_io.write_table(ranked, cfg.run.candidates_parquet)
-    chosen, failures = select(cfg, top=3, ids=None)
+    choice = choose_md(cfg, "quick", top=3)
+    chosen, failures = choice.candidates, choice.failures
     assert [c.id for c in chosen] == ["pymatgen:Li10GeP2S12", "pymatgen:LiFePO4"]
     assert chosen[0].ml == (-2.0, -3.0, -1.0)
     assert list(failures["id"]) == ["mp-x"]  # ranked, but not in the configured sources
     assert "not in the configured sources" in failures["reason"].iloc[0]
+
+
+def test_bvse_and_md_pick_the_same_top_candidates_by_rank_not_by_row_order(tmp_path, monkeypatch):
+    """ "Pick the top N" is one function: both checks take the best ranks, wherever their rows
+    stand in candidates.parquet (BVSE used to take the first rows)."""
+    import pandas as pd
+    import pytest
+
+    from miscreen import atomic_io
+    from miscreen.pipeline import verification
+
+    cfg = load_config(config(tmp_path))
+    ranked = pd.DataFrame(
+        {
+            "id": ["pymatgen:LiFePO4", "pymatgen:Li2O", "pymatgen:Li10GeP2S12"],
+            "rank": [3.0, 2.0, 1.0],
+        }
+    )
+    atomic_io.write_table(ranked, cfg.run.candidates_parquet)
+    best = ["pymatgen:Li10GeP2S12", "pymatgen:Li2O"]
+    assert verification.top_ids(ranked, 2) == best
+    assert [c.id for c in choose_md(cfg, "quick", top=2).candidates] == best
+
+    seen = []
+
+    def barrier_table(records, **_):
+        seen.extend(records["id"])
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(verification, "barrier_table", barrier_table)
+    with pytest.raises(RuntimeError, match="stop here"):
+        verification.verify_bvse_stage(cfg, 2)
+    assert sorted(seen) == sorted(best)

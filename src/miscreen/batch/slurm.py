@@ -1,8 +1,11 @@
-"""SLURM job-array scripts for sharded screening, and their submission with ``sbatch``.
+"""SLURM job arrays, and their submission with ``sbatch``: one renderer (:func:`render`)
+for every job array of a run and the job that waits for it.
 
-Array task ``i`` of ``N`` runs ``miscreen screen CONFIG`` (the shard comes from
-``SLURM_ARRAY_TASK_ID``/``SLURM_ARRAY_TASK_COUNT``); a merge job waits for the whole array
-(``--dependency=afterok``) and ranks every shard's predictions together.
+Screening (:func:`screening_job`): array task ``i`` of ``N`` runs ``miscreen screen CONFIG``
+(the shard comes from ``SLURM_ARRAY_TASK_ID``/``SLURM_ARRAY_TASK_COUNT``); a merge job waits
+for the whole array (``--dependency=afterok``) and ranks every shard's predictions together.
+``verify md --slurm`` builds its own :class:`ArrayJob` (one task per candidate and
+temperature, then the analysis) in :mod:`miscreen.pipeline.verification`.
 """
 
 from __future__ import annotations
@@ -15,14 +18,38 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from miscreen.config import Config, SlurmConfig
+from miscreen.errors import UserError
 
 
 @dataclass(frozen=True)
 class Scripts:
-    """The array script and the merge script, as text."""
+    """A job-array script and the script of the job that waits for the array, as text."""
 
     array: str
-    merge: str
+    merge: str  # the dependent job: the screening merge, or the MD analysis
+
+
+@dataclass(frozen=True)
+class ArrayJob:
+    """A job array and the one job that runs after it: their commands and resources.
+
+    ``name`` names both jobs (``miscreen-<name>`` and ``miscreen-<name>-<then_name>``) and
+    their logs (``<log>-%A_%a.out`` and ``<log>-<then_name>-%j.out``, or ``<then_name>-%j.out``
+    without a log prefix). The array runs with ``time`` (default ``batch.slurm.time``) and
+    ``batch.slurm.mem``, the dependent job with ``merge_time`` and ``merge_mem``.
+    """
+
+    name: str
+    tasks: int
+    command: str  # what every array task runs
+    then: str  # what the dependent job runs
+    then_name: str  # "merge" | "analyze"
+    log: str  # log file prefix of the array tasks
+    then_log: str  # log file prefix of the dependent job
+    notes: tuple[str, ...] = ()  # comment lines above the array task's command
+    time: str | None = None
+    gpus: int = 0
+    threads: str = "1"  # OMP/BLAS threads per task (shell text, e.g. "${SLURM_CPUS_PER_TASK:-1}")
 
 
 def miscreen_command() -> str:
@@ -35,8 +62,13 @@ def miscreen_command() -> str:
     )
 
 
-def _header(cfg: Config, name: str, time: str, mem: str, workdir: Path) -> list[str]:
-    """``#SBATCH`` lines shared by both jobs."""
+def quoted_path(path: Path) -> str:
+    """An absolute path as a shell word (config files in job scripts)."""
+    return shlex.quote(str(Path(path).resolve()))
+
+
+def header(cfg: Config, name: str, time: str, mem: str, workdir: Path, gpus: int = 0) -> list[str]:
+    """The ``#SBATCH`` lines every job of a run shares: name, folder, resources, account."""
     s: SlurmConfig = cfg.batch.slurm
     lines = [
         "#!/bin/bash",
@@ -51,59 +83,106 @@ def _header(cfg: Config, name: str, time: str, mem: str, workdir: Path) -> list[
         lines.append(f"#SBATCH --partition={s.partition}")
     if s.account:
         lines.append(f"#SBATCH --account={s.account}")
+    if gpus:
+        lines.append(f"#SBATCH --gres=gpu:{gpus}")
     lines += [f"#SBATCH {opt}" for opt in s.extra_sbatch]
     return lines
 
 
-def render(
-    cfg: Config, config_path: Path, shards: int | None = None, workdir: Path | None = None
-) -> Scripts:
-    """The job-array script (``shards`` tasks, default ``batch.slurm.shards``) and merge script."""
+def environment(cfg: Config, threads: str = "1") -> list[str]:
+    """The shell lines before a job's command: strict mode, ``batch.slurm.setup`` and the
+    math libraries' thread counts."""
+    return [
+        "set -euo pipefail",
+        *cfg.batch.slurm.setup,
+        f"export OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} "
+        f"MKL_NUM_THREADS={threads}",
+    ]
+
+
+def render(cfg: Config, job: ArrayJob, workdir: Path | None = None) -> Scripts:
+    """The job-array script and the dependent job's script of ``job``, run from
+    ``workdir`` (default: here), logging into the run's ``slurm/`` folder."""
     s = cfg.batch.slurm
-    n = shards or s.shards
     workdir = (workdir or Path.cwd()).resolve()
     log_dir = (workdir / cfg.run.slurm).resolve()
-    config = shlex.quote(str(Path(config_path).resolve()))
     throttle = f"%{s.max_parallel}" if s.max_parallel else ""
-    env = [
-        "set -euo pipefail",
-        *s.setup,
-        "export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1",
-    ]
-    array = _header(cfg, f"miscreen-{cfg.run_name}", s.time, s.mem, workdir)
+    env = environment(cfg, job.threads)
+    array = header(cfg, f"miscreen-{job.name}", job.time or s.time, s.mem, workdir, job.gpus)
     array += [
-        f"#SBATCH --array=0-{n - 1}{throttle}",
-        f"#SBATCH --output={log_dir}/screen-%A_%a.out",
+        f"#SBATCH --array=0-{job.tasks - 1}{throttle}",
+        f"#SBATCH --output={log_dir}/{job.log}-%A_%a.out",
         "",
         *env,
-        "# the shard (i of N) comes from SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT;",
-        "# a re-submitted task skips a finished shard and resumes a killed one",
-        f"{miscreen_command()} screen {config}",
+        *(f"# {note}" for note in job.notes),
+        job.command,
         "",
     ]
-    merge = _header(cfg, f"miscreen-{cfg.run_name}-merge", s.merge_time, s.merge_mem, workdir)
-    merge += [
-        f"#SBATCH --output={log_dir}/merge-%j.out",
+    then = header(cfg, f"miscreen-{job.name}-{job.then_name}", s.merge_time, s.merge_mem, workdir)
+    then += [
+        f"#SBATCH --output={log_dir}/{job.then_log}-%j.out",
         "",
         *env,
-        f"{miscreen_command()} merge {config} --shards {n}",
+        job.then,
         "",
     ]
-    return Scripts("\n".join(array), "\n".join(merge))
+    return Scripts("\n".join(array), "\n".join(then))
 
 
-def write_scripts(cfg: Config, scripts: Scripts, workdir: Path | None = None) -> tuple[Path, Path]:
-    """Write both scripts under ``results/<run>/slurm/`` (the log folder is created too)."""
+def screening_job(cfg: Config, config_path: Path, shards: int | None = None) -> ArrayJob:
+    """Sharded screening: array task ``i`` of ``shards`` (default ``batch.slurm.shards``)
+    screens its shard; the merge ranks every shard's predictions together."""
+    n = shards or cfg.batch.slurm.shards
+    config = quoted_path(config_path)
+    return ArrayJob(
+        name=cfg.run_name,
+        tasks=n,
+        command=f"{miscreen_command()} screen {config}",
+        then=f"{miscreen_command()} merge {config} --shards {n}",
+        then_name="merge",
+        log="screen",
+        then_log="merge",
+        notes=(
+            "the shard (i of N) comes from SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT;",
+            "a re-submitted task skips a finished shard and resumes a killed one",
+        ),
+    )
+
+
+def screening_scripts(
+    cfg: Config, config_path: Path, shards: int | None = None, workdir: Path | None = None
+) -> Scripts:
+    """The screening job-array script and its merge script."""
+    return render(cfg, screening_job(cfg, config_path, shards), workdir)
+
+
+def write_scripts(scripts: Scripts, array_path: Path, then_path: Path) -> tuple[Path, Path]:
+    """Write both scripts (their folder, the run's ``slurm/`` where the logs go, is created)."""
     from miscreen import atomic_io
 
-    folder = (workdir or Path.cwd()) / cfg.run.slurm
-    folder.mkdir(parents=True, exist_ok=True)
-    array = atomic_io.write_text(folder / "screen-array.sh", scripts.array)
-    merge = atomic_io.write_text(folder / "merge.sh", scripts.merge)
-    return array, merge
+    Path(array_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(then_path).parent.mkdir(parents=True, exist_ok=True)
+    return (
+        atomic_io.write_text(Path(array_path), scripts.array),
+        atomic_io.write_text(Path(then_path), scripts.merge),
+    )
 
 
-class SubmitError(RuntimeError):
+def check_trained(cfg: Config) -> None:
+    """Refuse, before anything is submitted, a screening whose every task would fail: the
+    run's models must exist and load (``ModelLoadError`` says how to train them), and the
+    run's measured materials must be there when ``screen.exclude_known`` needs them."""
+    from miscreen.train.routing import load_models
+
+    load_models(cfg.models)
+    if cfg.screen.exclude_known and not cfg.run.known_materials.is_file():
+        raise UserError(
+            f"{cfg.run.known_materials} is missing: screen.exclude_known needs the run's "
+            "measured materials, which `miscreen train CONFIG` writes; train first"
+        )
+
+
+class SubmitError(UserError, RuntimeError):
     """``sbatch`` is missing or refused a job; the message carries its output."""
 
 
@@ -120,8 +199,12 @@ def sbatch(script: Path, *options: str) -> str:
     return res.stdout.strip().split(";")[0]
 
 
-def submit(array_script: Path, merge_script: Path) -> tuple[str, str]:
-    """Submit the array, then the merge job that runs once every array task succeeded."""
+def submit(array_script: Path, then_script: Path, dependency: str = "afterok") -> tuple[str, str]:
+    """Submit the array, then the job that waits for it: ``afterok`` runs it once every
+    array task succeeded (and cancels it when one failed), ``afterany`` once every task
+    ended, however."""
     array_id = sbatch(array_script)
-    merge_id = sbatch(merge_script, f"--dependency=afterok:{array_id}", "--kill-on-invalid-dep=yes")
-    return array_id, merge_id
+    then_id = sbatch(
+        then_script, f"--dependency={dependency}:{array_id}", "--kill-on-invalid-dep=yes"
+    )
+    return array_id, then_id

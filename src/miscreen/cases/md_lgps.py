@@ -31,10 +31,13 @@ import time
 from miscreen import atomic_io
 from miscreen import schema as S
 from miscreen.config import Config
+from miscreen.errors import UserError
 from miscreen.fetch.parsing import structure_from_json
-from miscreen.fetch.sources import load_candidates
-from miscreen.verify import md as M
-from miscreen.verify import md_run as R
+from miscreen.formatting import ea_text, sigma_text, significant
+from miscreen.pipeline.verification import analyze_md, candidate_records, plan_md, run_md
+from miscreen.verify.md_protocol import QUICK
+from miscreen.verify.md_results import CandidateResult
+from miscreen.verify.md_run import MDCandidate
 
 log = logging.getLogger(__name__)
 
@@ -61,20 +64,20 @@ SECTION_NAME, SECTION_ORDER = "md-lgps", 66
 JOBS = 2  # this machine's two cores, one torch thread per task
 
 
-def candidates(cfg: Config) -> list[R.MDCandidate]:
+def candidates(cfg: Config) -> list[MDCandidate]:
     """The two materials from the configured sources (an error names a missing one)."""
-    records = load_candidates(cfg).records
+    records = candidate_records(cfg, list(MATERIALS.values()))
     out = []
     for key, cid in MATERIALS.items():
         rows = records[records[S.ID].astype(str) == cid]
         if rows.empty or not isinstance(rows.iloc[0][S.STRUCTURE], str):
-            raise ValueError(f"md-lgps: {key} ({cid}) has no structure in the configured sources")
+            raise UserError(f"md-lgps: {key} ({cid}) has no structure in the configured sources")
         row = rows.iloc[0]
-        out.append(R.MDCandidate(cid, structure_from_json(row[S.STRUCTURE]), str(row[S.SOURCE])))
+        out.append(MDCandidate(cid, structure_from_json(row[S.STRUCTURE]), str(row[S.SOURCE])))
     return out
 
 
-def material_summary(result: R.CandidateResult) -> dict:
+def material_summary(result: CandidateResult) -> dict:
     a, temps = result.arrhenius, result.temperatures
     estimate = a is not None and a.sigma_300k_ms_cm is not None
     return {
@@ -88,7 +91,7 @@ def material_summary(result: R.CandidateResult) -> dict:
         "sigma_300k_mS_cm": a.sigma_300k_ms_cm if estimate else None,
         "sigma_300k_interval_mS_cm": a.sigma_300k_interval_ms_cm if estimate else None,
         "sigma_300k_upper_bound_mS_cm": a.sigma_300k_upper_bound_ms_cm if a else None,
-        "li_hops": sum(t.li_hops for t in result.temperatures),
+        "li_hops": result.li_hops,
         "li_hops_per_temperature": {f"{t.temperature_k:g}": t.li_hops for t in temps},
         "diffusivity_cm2_s": {f"{t.temperature_k:g}": t.diffusivity_cm2_s for t in temps},
         "upper_bound_temperatures_k": [t.temperature_k for t in temps if t.upper_bound],
@@ -96,7 +99,7 @@ def material_summary(result: R.CandidateResult) -> dict:
     }
 
 
-def slower_everywhere(lgps: R.CandidateResult, poor: R.CandidateResult) -> tuple[bool, dict]:
+def slower_everywhere(lgps: CandidateResult, poor: CandidateResult) -> tuple[bool, dict]:
     """Whether the poor conductor's diffusivity (its upper bound where too few hops) is
     below LGPS's measured value at every temperature both finished; where LGPS itself has
     only a bound the comparison cannot be made and counts as not shown."""
@@ -165,27 +168,22 @@ def _verdict(gap: dict) -> str:
     return text
 
 
-def _fmt(x: float | None, digits: int = 2) -> str:
-    return "—" if x is None or not math.isfinite(x) else f"{x:.{digits}g}"
-
-
 def case_section(summary: dict) -> str:
     """A short table: MD against the measured and ab initio values, and the poor conductor."""
     lg, po = summary["lgps"], summary["poor"]
     ref_m, ref_a = REFERENCES["measured"], REFERENCES["ab_initio_md"]
 
     def sigma(m: dict) -> str:
-        if m["sigma_300k_mS_cm"] is None:
-            return f"&lt; {_fmt(m['sigma_300k_upper_bound_mS_cm'])}"
-        lo_hi = m["sigma_300k_interval_mS_cm"]
-        band = f" [{_fmt(lo_hi[0])}, {_fmt(lo_hi[1])}]" if lo_hi else ""
-        return f"{_fmt(m['sigma_300k_mS_cm'], 3)}{band}"
+        return html.escape(
+            sigma_text(
+                m["sigma_300k_mS_cm"],
+                m["sigma_300k_interval_mS_cm"],
+                m["sigma_300k_upper_bound_mS_cm"],
+            )
+        )
 
     def ea(m: dict) -> str:
-        if m["ea_ev"] is None:
-            return "—"
-        se = f" ± {m['ea_stderr_ev']:.3f}" if m["ea_stderr_ev"] is not None else ""
-        return f"{m['ea_ev']:.3f}{se}"
+        return ea_text(m["ea_ev"], m["ea_stderr_ev"])
 
     poor = html.escape(po["formula"])
     rows = [
@@ -193,7 +191,7 @@ def case_section(summary: dict) -> str:
         ("LGPS, measured (Kamaya 2011)", f"{ref_m['sigma_300k_mS_cm']:g}", f"{ref_m['ea_ev']}", ""),
         ("LGPS, ab initio MD (Mo 2012)", f"{ref_a['sigma_300k_mS_cm']:g}", f"{ref_a['ea_ev']}", ""),
         (f"{poor} ({POOR_ID}), CHGNet MD", sigma(po), ea(po), str(po["li_hops"])),
-        (f"{poor}, measured", _fmt(1e3 * 10**POOR_MEASURED_LOG10_S_CM), "", ""),
+        (f"{poor}, measured", significant(1e3 * 10**POOR_MEASURED_LOG10_S_CM), "", ""),
     ]
     body = "".join(
         f'<tr><td>{a}</td><td class="num">{b}</td><td class="num">{c}</td>'
@@ -219,26 +217,23 @@ def run_case(cfg: Config, jobs: int = JOBS, device: str = "cpu") -> dict:
     """Plan, run (resuming whatever is done), analyse and summarise into case.json."""
     t0 = time.perf_counter()
     run = cfg.run
-    chosen = candidates(cfg)
-    _, failures = R.plan(run, chosen, M.QUICK, cfg.seed)
+    plan, failures = plan_md(cfg, candidates(cfg), QUICK)
     if len(failures):
-        run.write_failures(M.STAGE, failures)
-        raise ValueError(
+        raise UserError(
             f"md-lgps: could not prepare {', '.join(failures[S.ID])}; see {run.failures}"
         )
-    run_failures = R.run_local(run, jobs=jobs, threads=1, device=device)
-    if len(run_failures):
-        run.write_failures(M.STAGE, run_failures)
-        raise RuntimeError("md-lgps: " + "; ".join(run_failures["reason"]))
-    results = {r.id: r for r in R.analyze(run)}
+    failures = run_md(cfg, plan, failures, jobs=jobs, threads=1, device=device)
+    if len(failures):
+        raise RuntimeError("md-lgps: " + "; ".join(failures["reason"]))
+    results = {r.id: r for r in analyze_md(cfg)}
     lgps, poor = results[LGPS_ID], results[POOR_ID]
     slower, detail = slower_everywhere(lgps, poor)
     lgps_summary = material_summary(lgps)
     summary = {
-        "protocol": M.QUICK.name,
-        "low_statistics": M.QUICK.low_statistics,
-        "temperatures_k": list(M.QUICK.temperatures_k),
-        "production_ps": M.QUICK.production_ps,
+        "protocol": QUICK.name,
+        "low_statistics": QUICK.low_statistics,
+        "temperatures_k": list(QUICK.temperatures_k),
+        "production_ps": QUICK.production_ps,
         "lgps": lgps_summary,
         "poor": {
             **material_summary(poor),
@@ -258,6 +253,6 @@ def run_case(cfg: Config, jobs: int = JOBS, device: str = "cpu") -> dict:
         run.read_sections()
     )
     atomic_io.write_text(run.file(CASE_PAGE), page)
-    entry = {"case": "md-lgps", "protocol": M.QUICK.name, "runtime_s": summary["runtime_s"]}
+    entry = {"case": "md-lgps", "protocol": QUICK.name, "runtime_s": summary["runtime_s"]}
     run.update_manifest(cfg.model_dump(mode="json"), cfg.seed, "case", entry)
     return summary

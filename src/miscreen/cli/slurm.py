@@ -6,13 +6,14 @@ from typing import Annotated
 
 import typer
 
-from miscreen.cli.common import ConfigArg, load_config_or_exit
+from miscreen.cli.common import ConfigArg, cli_errors, load_config_or_exit
 
 app = typer.Typer(help="Run screening as a SLURM job array.", no_args_is_help=True)
 
 
 @app.command("submit")
 def submit(
+    ctx: typer.Context,
     config: ConfigArg,
     shards: Annotated[
         int | None, typer.Option(min=1, help="Array size N (default batch.slurm.shards).")
@@ -21,19 +22,23 @@ def submit(
         bool, typer.Option("--dry-run", help="Print the scripts; write and submit nothing.")
     ] = False,
 ) -> None:
-    """Write results/<run>/slurm/screen-array.sh and merge.sh, and submit them with sbatch."""
+    """Write results/<run>/slurm/screen-array.sh and merge.sh, and submit them with sbatch
+    (after checking that the run's models are trained and load)."""
     from miscreen.batch import slurm
 
     cfg = load_config_or_exit(config)
-    scripts = slurm.render(cfg, config, shards)
+    scripts = slurm.screening_scripts(cfg, config, shards)
     if dry_run:
-        typer.echo("# --- screen-array.sh\n" + scripts.array + "\n# --- merge.sh\n" + scripts.merge)
+        typer.echo(
+            f"# --- {cfg.run.screen_array_script.name}\n{scripts.array}\n"
+            f"# --- {cfg.run.merge_script.name}\n{scripts.merge}"
+        )
         return
-    array, merge = slurm.write_scripts(cfg, scripts)
-    typer.echo(f"wrote {array} and {merge}")
-    try:
+    with cli_errors(ctx):
+        slurm.check_trained(cfg)
+        array, merge = slurm.write_scripts(
+            scripts, cfg.run.screen_array_script, cfg.run.merge_script
+        )
+        typer.echo(f"wrote {array} and {merge}")
         array_id, merge_id = slurm.submit(array, merge)
-    except slurm.SubmitError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(1) from None
     typer.echo(f"submitted job array {array_id} and merge job {merge_id} (afterok:{array_id})")

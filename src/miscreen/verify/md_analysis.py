@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Lattice, Structure
 
-MOBILE = "Li"
+from miscreen.schema import MOBILE_ION
+
 TARGET_K = 300.0
 CONFIDENCE = 0.95
 HOP_DISTANCE_A = 1.5
@@ -145,7 +146,7 @@ def analyze_trajectory(
     frame_fs = time_step_fs * save_every
     # The smoothed fit uses lags from 1 ps up to n_li * frames / min_obs frames; for short
     # runs of few Li ions lower min_obs (default 30) so that the lags reach at least 2 ps.
-    n_li = int(structure.composition[MOBILE])
+    n_li = int(structure.composition[MOBILE_ION])
     first_lag = int(1000 / frame_fs)
     min_obs = max(1, min(MIN_OBS, n_li * len(positions) // (2 * first_lag)))
     if min(n_li * len(positions) // min_obs, len(positions)) <= first_lag:
@@ -155,7 +156,7 @@ def analyze_trajectory(
         )
     da = DiffusionAnalyzer.from_structures(
         structures,
-        MOBILE,
+        MOBILE_ION,
         temperature_k,
         time_step_fs,
         save_every,
@@ -272,7 +273,7 @@ def arrhenius(
             f"over {FRAMEWORK_MELT_SHARE:.0%} of framework atoms moved > "
             f"{FRAMEWORK_MELT_A:.0f} A at {hot} (melting?)"
         )
-    conv = get_conversion_factor(structure, MOBILE, target_k)
+    conv = get_conversion_factor(structure, MOBILE_ION, target_k)
     if len(fit) < 2:
         low = results[0] if results else None
         bound = low.diffusivity_bound_cm2_s * conv if low else None
@@ -291,7 +292,7 @@ def arrhenius(
     temps = np.array([r.temperature_k for r in fit])
     ds = np.array([r.diffusivity_cm2_s for r in fit])
     ea, c, ea_se = fit_arrhenius(temps, ds)
-    sigma = float(get_extrapolated_conductivity(temps, ds, target_k, structure, MOBILE))
+    sigma = float(get_extrapolated_conductivity(temps, ds, target_k, structure, MOBILE_ION))
     band = _log_d_interval(temps, np.log(ds), target_k, confidence)
     interval = [float(math.exp(band[0]) * conv), float(math.exp(band[1]) * conv)] if band else None
     if band is None:

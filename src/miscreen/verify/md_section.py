@@ -4,7 +4,7 @@ and Ea beside the ML prediction."""
 
 from __future__ import annotations
 
-import math
+from html import escape
 from pathlib import Path
 
 import jinja2
@@ -14,8 +14,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from miscreen.formatting import save_figure
-from miscreen.verify.md_analysis import STATUS_UPPER_BOUND, ArrheniusResult, TemperatureResult
+from miscreen.formatting import ea_text, interval_text, save_figure, sigma_text, significant
+from miscreen.verify.md_analysis import ArrheniusResult, TemperatureResult
+from miscreen.verify.md_protocol import MDProtocol, describe
+from miscreen.verify.md_results import CandidateResult
 
 
 def arrhenius_figure(
@@ -99,12 +101,6 @@ marked "&lt;" is an upper bound: too few Li hops were seen for a number.</p>
 )
 
 
-def _sig(x: float | None, digits: int = 2) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "—"
-    return f"{x:.{digits}g}"
-
-
 def md_section(
     candidates: list[dict],
     protocol: str,
@@ -121,14 +117,6 @@ def md_section(
         temps: list[TemperatureResult] = sorted(c["temperatures"], key=lambda r: r.temperature_k)
         label = f"{c['formula']} ({c['id']})"
         slug = "md-" + "".join(ch if ch.isalnum() else "-" for ch in str(c["id"]))
-        if fit.status == STATUS_UPPER_BOUND:
-            sigma = "< " + _sig(fit.sigma_300k_upper_bound_ms_cm)
-        else:
-            sigma = _sig(fit.sigma_300k_ms_cm)
-        ea = "—" if fit.ea_ev is None else f"{fit.ea_ev:.3f}"
-        if fit.ea_ev is not None and fit.ea_stderr_ev is not None:
-            ea += f" ± {fit.ea_stderr_ev:.3f}"
-        interval = fit.sigma_300k_interval_ms_cm
         ml = c.get("ml")
         rows.append(
             {
@@ -136,13 +124,13 @@ def md_section(
                 "formula": c["formula"],
                 "atoms": c["atoms"],
                 "hops": ", ".join(f"{r.temperature_k:g} K: {r.li_hops}" for r in temps),
-                "ea": ea,
-                "sigma": sigma,
-                "interval": f"[{_sig(interval[0])}, {_sig(interval[1])}]" if interval else "—",
-                "ml": _sig(1e3 * 10 ** ml[0]) if ml else "—",
-                "ml_interval": f"[{_sig(1e3 * 10 ** ml[1])}, {_sig(1e3 * 10 ** ml[2])}]"
-                if ml
-                else "—",
+                "ea": ea_text(fit.ea_ev, fit.ea_stderr_ev),
+                "sigma": sigma_text(
+                    fit.sigma_300k_ms_cm, None, fit.sigma_300k_upper_bound_ms_cm, digits=2
+                ),
+                "interval": interval_text(fit.sigma_300k_interval_ms_cm),
+                "ml": significant(1e3 * 10 ** ml[0]) if ml else "—",
+                "ml_interval": interval_text([1e3 * 10 ** ml[1], 1e3 * 10 ** ml[2]]) if ml else "—",
                 "notes": "; ".join(fit.notes),
                 "arrhenius": save_figure(
                     arrhenius_figure(label, temps, fit), figures, f"{slug}-arrhenius"
@@ -153,3 +141,35 @@ def md_section(
     return SECTION.render(
         rows=rows, protocol=protocol, description=description, low_statistics=low_statistics
     )
+
+
+def results_section(
+    results: list[CandidateResult], protocol: MDProtocol, figures: Path | None = None
+) -> str:
+    """The report section of a run's MD results: the candidates with a fit, then a note
+    naming those without a result yet and why."""
+    shown = [
+        {
+            "id": r.id,
+            "formula": r.formula,
+            "atoms": r.atoms,
+            "temperatures": r.temperatures,
+            "arrhenius": r.arrhenius,
+            "ml": r.ml,
+        }
+        for r in results
+        if r.arrhenius is not None
+    ]
+    html = md_section(shown, protocol.name, describe(protocol), protocol.low_statistics, figures)
+    pending = [r for r in results if r.incomplete or (r.problems and r.arrhenius is None)]
+    if pending:
+        items = [
+            f"{r.id}: " + "; ".join([*(f"{t:g} K not finished" for t in r.incomplete), *r.problems])
+            for r in pending
+        ]
+        html += (
+            '<p class="note">Without a result yet: '
+            + escape(" | ".join(items))
+            + ". Run the same command again to resume unfinished tasks.</p>"
+        )
+    return html

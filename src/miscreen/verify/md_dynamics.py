@@ -1,0 +1,142 @@
+"""The MD loop of one task: ASE's Bussi stochastic-velocity-rescaling thermostat
+(canonical, and a global thermostat that disturbs the dynamics, hence diffusion, far less
+than Langevin friction) driving ``CHGNetCalculator``, resumable from the task folder's
+checkpoint (:mod:`miscreen.verify.md_tasks`)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pymatgen.core import Structure
+
+from miscreen.verify.md_protocol import MDError
+from miscreen.verify.md_tasks import (
+    MDTask,
+    chunk_files,
+    ensure_relaxed,
+    read_checkpoint,
+    read_task,
+    task_progress,
+    write_checkpoint,
+    write_chunk,
+)
+from miscreen.verify.potential import calculator, set_threads
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """Where a call to :func:`run_md_task` left its task."""
+
+    step: int
+    total_steps: int
+    wall_s: float  # spent in this call
+    s_per_step: float | None
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.total_steps
+
+
+def restore(
+    task_dir: Path, structure: Structure, task: MDTask
+) -> tuple[Any, np.random.Generator, int]:
+    """(atoms with positions and momenta, generator, step) from the checkpoint, or a fresh
+    start with Maxwell-Boltzmann velocities (its step-0 checkpoint written at once)."""
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    atoms = AseAtomsAdaptor.get_atoms(structure)
+    rng = np.random.default_rng(task.rng_seed)
+    ckpt = read_checkpoint(task_dir)
+    if ckpt is None:
+        MaxwellBoltzmannDistribution(atoms, temperature_K=task.temperature_k, rng=rng)
+        Stationary(atoms)
+        for _last, path in chunk_files(task_dir):  # a run killed before its first checkpoint
+            path.unlink()
+        write_checkpoint(task_dir, 0, atoms, rng)
+        return atoms, rng, 0
+    if ckpt["numbers"] != atoms.get_atomic_numbers().tolist():
+        raise MDError(f"{task_dir}: checkpoint atoms differ from the task's structure")
+    atoms.set_cell(np.array(ckpt["cell"]))
+    atoms.set_positions(np.array(ckpt["positions"]))
+    atoms.set_momenta(np.array(ckpt["momenta"]), apply_constraint=False)
+    rng.bit_generator.state = ckpt["rng"]
+    step = int(ckpt["step"])
+    for last, path in chunk_files(task_dir):  # written after the checkpoint, before a kill
+        if last > step:
+            path.unlink()
+    return atoms, rng, step
+
+
+def run_md_task(
+    task_dir: Path,
+    device: str = "cpu",
+    threads: int | None = 1,
+    time_limit_s: float | None = None,
+    progress: bool = True,
+) -> TaskStatus:
+    """Run (or resume) one task to its total steps.
+
+    ``time_limit_s`` stops cleanly at the first checkpoint past that wall time (for batch
+    jobs with a time limit: resubmit to continue). ``threads`` sets torch's threads (None:
+    leave them).
+    """
+    from ase import units
+    from ase.md.bussi import Bussi
+
+    task_dir = Path(task_dir)
+    task = read_task(task_dir)
+    p = task.protocol
+    total = p.total_steps
+    if threads is not None:
+        set_threads(threads)
+    if task_progress(task_dir) >= total:
+        return TaskStatus(total, total, 0.0, None)
+    structure = ensure_relaxed(task_dir.parent, p, device).structure
+    atoms, rng, step = restore(task_dir, structure, task)
+    atoms.calc = calculator(device)
+    dyn = Bussi(
+        atoms,
+        timestep=p.time_step_fs * units.fs,
+        temperature_K=task.temperature_k,
+        taut=p.thermostat_tau_fs * units.fs,
+        rng=rng,
+    )
+    start_step, t0 = step, time.perf_counter()
+    frames: list[tuple] = []
+    forces = None
+    label = f"{task.candidate_id} {task.temperature_k:g} K"
+    while step < total:
+        forces = dyn.step(forces)
+        step += 1
+        if step % p.save_every == 0:
+            frames.append(
+                (step, atoms.get_positions(), atoms.get_temperature(), atoms.get_potential_energy())
+            )
+        if step % p.checkpoint_every == 0 or step == total:
+            write_chunk(task_dir, step, frames)
+            write_checkpoint(task_dir, step, atoms, rng)
+            frames = []
+            elapsed = time.perf_counter() - t0
+            rate = elapsed / (step - start_step)
+            if progress:
+                log.info(
+                    "MD %s: step %d/%d, %.2f s/step, %.0f s left",
+                    label,
+                    step,
+                    total,
+                    rate,
+                    rate * (total - step),
+                )
+            if time_limit_s is not None and elapsed > time_limit_s and step < total:
+                break
+    elapsed = time.perf_counter() - t0
+    done = step - start_step
+    return TaskStatus(step, total, elapsed, elapsed / done if done else None)
