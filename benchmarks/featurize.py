@@ -63,7 +63,7 @@ def load_speed_set() -> tuple[pd.DataFrame, pd.DataFrame]:
     """(OBELiX records, ordered Li-containing structures for timing)."""
     from pymatgen.core import Structure
 
-    from miscreen.fetch.local import load_jsonl
+    from miscreen.fetch.jsonl_files import load_jsonl
     from miscreen.fetch.obelix import load_obelix
 
     obelix, _ = load_obelix("all")

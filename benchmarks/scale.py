@@ -17,7 +17,7 @@ runs a subset. Writes ``results/bench/scale.json``:
 Pools are made from the 443 Li-containing Materials Project structures of the mp-2018
 snapshot: element substitutions (S->Se, O->S, Cl->Br, Ge->Sn, ...) and isotropic lattice
 strains, written as a structure store (``structures.parquet`` in row groups of 2,000). The
-model is a small ExtraTrees on the ``composition`` preset trained on OBELiX here: the
+model is a small ExtraTrees on the ``cell`` preset trained on OBELiX here: the
 ``full`` preset costs ~0.3 s per structure per core, i.e. ~4 h for 100k on two cores, so
 this benchmark measures the pipeline's scaling with the preset it can afford (stated in
 the JSON as ``preset``).
@@ -69,7 +69,7 @@ seed: 0
 results_dir: {work}/results/{name}
 models_dir: {work}/models
 data: {{test_split: null}}
-features: {{preset: composition}}
+features: {{preset: cell}}
 model: {{kind: extra_trees, n_estimators: 50, cv_folds: 2}}
 candidates:
   - kind: store
@@ -82,7 +82,7 @@ def base_records() -> list[dict]:
     """Records of every substitution variant of the snapshot's Li structures (<= 60 sites)."""
     from pymatgen.core import Structure
 
-    from miscreen.fetch.local import structure_record
+    from miscreen.fetch.records import structure_record
 
     out = []
     with gzip.open(SNAPSHOT, "rt", encoding="utf-8") as fh:
@@ -326,7 +326,7 @@ def summarise(runs: dict[int, dict], speed: dict, args: argparse.Namespace) -> d
         "chunk_size": args.chunk_size,
         "preset": "cell",
         "preset_note": "the full preset is far slower per structure; see the module docstring",
-        "model": "extra_trees, 50 trees, composition preset, OBELiX train split",
+        "model": "extra_trees, 50 trees, cell preset, OBELiX train split",
         "cpus": os.cpu_count(),
         "python_hash_seed": os.environ.get("PYTHONHASHSEED"),
         "note": "the machine may be shared: see load_average_1min_after per run",

@@ -54,7 +54,7 @@ def _records(n_big: int = 6) -> pd.DataFrame:
     compressed (Li-Cl 1.8 A) so each atom has hundreds of neighbours within 6 A."""
     from pymatgen.core import Lattice, Structure
 
-    from miscreen.fetch.local import load_pymatgen_examples
+    from miscreen.fetch.pymatgen_examples import load_pymatgen_examples
 
     small, _ = load_pymatgen_examples(("Li2O", "LiFePO4", "Li3V2(PO4)3"))
     big = Structure.from_spacegroup(

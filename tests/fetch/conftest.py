@@ -54,7 +54,7 @@ class Material:
 @pytest.fixture(scope="session")
 def snapshot() -> list[Material]:
     """All 6,317 materials of the mp-2018 snapshot."""
-    from miscreen.fetch.local import iter_jsonl
+    from miscreen.fetch.jsonl_files import iter_jsonl
 
     if not SNAPSHOT.is_file():
         raise RuntimeError(f"mp-2018 snapshot missing at {SNAPSHOT}; set MISCREEN_MIRROR")

@@ -17,16 +17,12 @@ from pymatgen.io.cif import CifWriter
 
 from miscreen import schema as S
 from miscreen.featurize import featurize_records
+from miscreen.fetch.cif_files import load_cif_dir
+from miscreen.fetch.csv_files import load_candidate_csv, load_labelled_csv
+from miscreen.fetch.jsonl_files import iter_jsonl, load_jsonl
 from miscreen.fetch.labels import parse_sigma
-from miscreen.fetch.local import (
-    iter_jsonl,
-    load_candidate_csv,
-    load_cif_dir,
-    load_jsonl,
-    load_labelled_csv,
-    structure_record,
-)
 from miscreen.fetch.parsing import parse_composition
+from miscreen.fetch.records import structure_record
 
 
 def _li2o() -> Structure:
@@ -109,7 +105,7 @@ def test_log10_labels_must_be_finite_and_physical(tmp_path: Path) -> None:
 
 
 def test_an_empty_csv_is_a_clear_error(tmp_path: Path) -> None:
-    from miscreen.fetch.local import InputError
+    from miscreen.fetch.records import InputError
 
     (tmp_path / "e.csv").write_text("")
     with pytest.raises(InputError, match=r"e\.csv is empty"):
@@ -227,7 +223,8 @@ def test_featurization_refuses_an_absurd_cell_before_building_it() -> None:
 
 # -- formats -----------------------------------------------------------------------------
 def test_input_format_is_chosen_case_insensitively(tmp_path: Path) -> None:
-    from miscreen.fetch.local import InputError, input_kind, read_input_rows
+    from miscreen.fetch.local import input_kind, read_input_rows
+    from miscreen.fetch.records import InputError
 
     path = tmp_path / "CANDS.CSV"
     path.write_text("composition\nLi2O\n")

@@ -9,14 +9,11 @@ import shutil
 import pytest
 
 from miscreen import schema as S
+from miscreen.fetch.cif_files import load_cif_dir
+from miscreen.fetch.csv_files import load_candidate_csv, load_labelled_csv
+from miscreen.fetch.jsonl_files import load_jsonl
 from miscreen.fetch.labels import apply_censoring, parse_sigma
-from miscreen.fetch.local import (
-    load_candidate_csv,
-    load_cif_dir,
-    load_jsonl,
-    load_labelled_csv,
-    load_pymatgen_examples,
-)
+from miscreen.fetch.pymatgen_examples import load_pymatgen_examples
 
 from .conftest import SHARED
 
@@ -33,7 +30,7 @@ def test_obelix_all_rows_structures_and_censoring(obelix_all):
 def test_cif_composition_differing_from_the_table_is_named():
     from pymatgen.core import Composition
 
-    from miscreen.fetch.obelix import composition_mismatch
+    from miscreen.fetch.parsing import composition_mismatch
 
     assert composition_mismatch(Composition("Li10GeP2S12"), Composition("Li20Ge2P4S24")) == ""
     off = composition_mismatch(Composition("Li2SiS3"), Composition("SiS2"))

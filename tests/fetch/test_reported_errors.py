@@ -16,7 +16,8 @@ from pymatgen.util import __file__ as pmg_util_file
 
 from miscreen import schema as S
 from miscreen.fetch import mp
-from miscreen.fetch.local import load_cif_dir, structure_record
+from miscreen.fetch.cif_files import load_cif_dir
+from miscreen.fetch.records import structure_record
 from miscreen.store.structures import DUPLICATE_OF, flag_cross_source_duplicates
 from tests.conftest import SHARED
 
@@ -57,7 +58,7 @@ def test_a_cif_without_a_findable_space_group_loads_with_a_warning(
         member = tar.extractfile("all_randomized_cifs/my9.cif")
         assert member is not None
         (tmp_path / "my9.cif").write_bytes(member.read())
-    with caplog.at_level(logging.WARNING, logger="miscreen.fetch.local"):
+    with caplog.at_level(logging.WARNING, logger="miscreen.fetch.records"):
         records, failures = load_cif_dir(tmp_path, source="obelix-cifs")
     assert failures.empty and list(records[S.ID]) == ["my9"]
     assert math.isnan(records[S.SPACEGROUP].item())

@@ -145,7 +145,7 @@ def csv_files(draw: st.DrawFn, labelled: bool | None = None) -> CsvExample:
 def check_csv(example: CsvExample, folder: Path) -> None:
     """Every data row comes back in order: good rows with a record, bad rows with a reason
     naming their line; ids are unique."""
-    from miscreen.fetch.local import csv_rows
+    from miscreen.fetch.csv_files import csv_rows
 
     path = folder / "in.csv"
     path.write_text(example.text, encoding="utf-8")
@@ -284,7 +284,7 @@ def jsonl_files(draw: st.DrawFn) -> JsonlExample:
 
 
 def check_jsonl(example: JsonlExample, folder: Path) -> None:
-    from miscreen.fetch.local import jsonl_rows
+    from miscreen.fetch.jsonl_files import jsonl_rows
 
     path = folder / "in.jsonl"
     path.write_text(example.text, encoding="utf-8")
@@ -389,7 +389,7 @@ def check_cif(example: tuple[str, list[str]], folder: Path, featurize: bool = Tr
     mutant loads as a sane structure or is a failure with a reason; featurizing what loaded
     either gives features or a failure with a reason."""
     from miscreen.featurize import FeatureOptions, featurize_records
-    from miscreen.fetch.local import load_cif_dir
+    from miscreen.fetch.cif_files import load_cif_dir
     from miscreen.fetch.parsing import check_structure, structure_from_json
 
     text, _ = example

@@ -197,7 +197,8 @@ def fetch_local_into(
 ) -> dict[str, Any]:
     """Load one CIF folder or JSONL snapshot as a single page of ``store`` (skipped if done)."""
     from miscreen.atomic_io import sha256_file
-    from miscreen.fetch.local import load_cif_dir, load_jsonl
+    from miscreen.fetch.cif_files import load_cif_dir
+    from miscreen.fetch.jsonl_files import load_jsonl
     from miscreen.store.structures import SourceQuery
 
     path = Path(path).resolve()

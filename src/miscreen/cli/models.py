@@ -26,7 +26,7 @@ from miscreen.cli.common import (
 if TYPE_CHECKING:
     import pandas as pd
 
-    from miscreen.fetch.local import InputRow
+    from miscreen.fetch.records import InputRow
 
 INPUT_ROW = "input_row"
 REASON = "reason"

@@ -9,6 +9,8 @@ with plain ``requests``, is wrapped in ``retry_call``. The API key is read from
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import logging
 import os
 import re
@@ -18,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from typing import Any
+from urllib.parse import urlsplit
 
 import pandas as pd
 import requests
@@ -33,7 +36,8 @@ from miscreen.fetch.http import (
     retry_call,
     stream_pages,
 )
-from miscreen.fetch.local import structure_record
+from miscreen.fetch.parsing import check_json_size, structure_from_dict
+from miscreen.fetch.records import reason_of, structure_record
 from miscreen.store.structures import SourceQuery, StructureStore
 
 log = logging.getLogger(__name__)
@@ -96,6 +100,42 @@ def resolve_endpoint(endpoint: str | None = None) -> str:
     """``endpoint``, else ``MP_API_ENDPOINT``, else the public API; always ending in ``/``."""
     url = endpoint or os.environ.get("MP_API_ENDPOINT") or DEFAULT_ENDPOINT
     return url.rstrip("/") + "/"
+
+
+def check_key_transport(endpoint: str) -> None:
+    """Refuse to send the API key to ``endpoint`` unencrypted: ``https://`` always, plain
+    ``http://`` only to this machine (``localhost``, 127.0.0.0/8, ``::1``: a local test
+    server or tunnel, where the key never crosses a network)."""
+    parts = urlsplit(endpoint)
+    if parts.scheme == "https":
+        return
+    host = parts.hostname or ""
+    if parts.scheme == "http" and _is_loopback(host):
+        return
+    raise MPError(
+        f"refusing to send MP_API_KEY to {parts.scheme}://{host or '?'}: the key would cross "
+        f"the network unencrypted. Use an https:// endpoint (plain http:// is allowed only "
+        f"for localhost)."
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def redact_key(docs: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """``docs`` with every occurrence of ``key`` replaced by ``<MP_API_KEY>`` (a server that
+    echoes the key must not get it into records, failure reasons or logs)."""
+    text = json.dumps(docs)
+    if key not in text:
+        return docs
+    log.warning("the server's answer holds the API key; replaced by <MP_API_KEY>")
+    return json.loads(text.replace(key, "<MP_API_KEY>"))
 
 
 def api_key() -> str:
@@ -186,16 +226,16 @@ def open_rester(endpoint: str, session: RetryingSession, key: str) -> Any:
 
 
 def doc_to_record(doc: dict[str, Any], source: str, db_version: str) -> dict[str, Any]:
-    """A summary document as a records row with the kept properties."""
-    from pymatgen.core import Structure
-
+    """A summary document as a records row with the kept properties; the structure is read
+    as data (``fetch.parsing.structure_from_dict``), never through pymatgen's decoder."""
     structure = doc.get("structure")
     if not isinstance(structure, dict) or not structure.get("lattice"):
         raise ValueError("missing lattice: no structure or structure without a lattice")
     try:
-        st = Structure.from_dict(structure)
+        check_json_size(structure)
+        st = structure_from_dict(structure)
     except Exception as exc:
-        raise ValueError(f"unparsable structure: {type(exc).__name__}: {exc}") from exc
+        raise ValueError(f"unparsable structure: {reason_of(exc)}") from exc
     return structure_record(
         normalize_id(doc["material_id"]),
         source,
@@ -239,10 +279,11 @@ def fetch_mp(
     """Stream the summary documents matching ``query`` into ``store``, page by page."""
     endpoint = resolve_endpoint(endpoint)
     key = api_key()
+    check_key_transport(endpoint)
     session = RetryingSession(policy)
     mpr = open_rester(endpoint, session, key)
     with _mp_errors(key, f"{endpoint} heartbeat"):
-        db_version = str(mpr.db_version or "")
+        db_version = str(mpr.db_version or "").replace(key, "<MP_API_KEY>")
     sq = SourceQuery(
         source=f"mp:{endpoint}",
         provider="mp",
@@ -273,10 +314,12 @@ def fetch_mp(
                 _sort_fields="material_id",
             )
         if not isinstance(docs, list) or not all(isinstance(d, dict) for d in docs):
+            shown = str(docs)[:100].replace(key, "<MP_API_KEY>")
             raise MPError(
                 f"{endpoint} summary page {number}: expected a list of JSON objects, got "
-                f"{type(docs).__name__} {str(docs)[:100]}; is this a Materials Project API?"
+                f"{type(docs).__name__} {shown}; is this a Materials Project API?"
             )
+        docs = redact_key(docs, key)
         items = [dict(d, id=normalize_id(d.get("material_id"))) for d in docs]
         nxt = str(number + 1) if len(items) >= page_size else None
         return Page(items=items, next_cursor=nxt, meta=meta)

@@ -12,13 +12,10 @@ import pandas as pd
 from pymatgen.core import Composition
 
 from miscreen import schema as S
+from miscreen.fetch.cif_files import structure_from_cif_text
 from miscreen.fetch.datasets import fetch_file
 from miscreen.fetch.labels import parse_sigma
-from miscreen.fetch.parsing import (
-    parse_composition,
-    structure_from_cif_text,
-    structure_to_json,
-)
+from miscreen.fetch.parsing import composition_mismatch, parse_composition, structure_to_json
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +48,6 @@ def parsed_cifs(archive: Path) -> dict[str, tuple[str, Composition] | Exception]
         except Exception as exc:
             out[rid] = exc
     return out
-
-
-def composition_mismatch(table: Composition, cif: Composition, tol: float = 0.02) -> str:
-    """'' when the CIF has the table's composition (atomic fractions within ``tol``), else
-    the elements whose fractions differ, in words."""
-    a, b = table.fractional_composition, cif.fractional_composition
-    off = [
-        f"{el} {a[el]:.3f} vs {b[el]:.3f}"
-        for el in sorted({*a.elements, *b.elements}, key=str)
-        if abs(a[el] - b[el]) > tol
-    ]
-    return ", ".join(off)
 
 
 def load_obelix(

@@ -21,7 +21,7 @@ import pandas as pd
 from miscreen import schema as S
 from miscreen.errors import UserError
 from miscreen.fetch.http import Page, PageResult, RetryingSession, stream_pages
-from miscreen.fetch.local import structure_record
+from miscreen.fetch.records import structure_record
 from miscreen.store.structures import PROPERTIES, SourceQuery, StructureStore
 
 log = logging.getLogger(__name__)

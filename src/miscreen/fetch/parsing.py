@@ -1,5 +1,13 @@
-"""Parsing structures and formulas from files and text, and the checks that keep absurd or
-impossible input out of the pipeline (each raises ``ValueError`` saying what is wrong).
+"""Parsing structures and formulas from text, and the checks that keep absurd, impossible or
+hostile input out of the pipeline (each raises ``ValueError`` saying what is wrong).
+
+Structures in JSON are read as data (:func:`structure_from_dict`): lattice, species,
+coordinates, labels and plain JSON properties are built by this module, never by pymatgen's
+``MontyDecoder``, which imports whatever module a ``{"@module", "@class"}`` pair names. A
+property holding such a pair (or ``@callable``) refuses the structure with a reason; a
+``@module``/``@class`` on the structure, lattice, site or species must name pymatgen's own
+class. Every reader of structure JSON (local files, Materials Project, the structure store,
+verify) goes through :func:`structure_from_json` or :func:`structure_from_dict`.
 
 Documented limits (far beyond any real solid electrolyte, so only broken input trips them):
 
@@ -7,37 +15,81 @@ Documented limits (far beyond any real solid electrolyte, so only broken input t
   [``MIN_AMOUNT``, ``MAX_AMOUNT``]; every element written in the formula present in what
   pymatgen read (``Li0O`` is not O); numbers and missing-value markers (``NaN``, ``None``)
   are not formulas, although pymatgen reads ``NaN`` as sodium nitride;
+- JSON (a JSONL line, a stored structure): at most ``MAX_JSON_CHARS`` characters, nesting
+  at most ``MAX_JSON_DEPTH`` deep, no list or object over ``MAX_JSON_ITEMS`` entries, at
+  most ``MAX_JSON_VALUES`` values in all, counted before anything is built from it;
 - cells (:func:`check_cell`, also applied before featurization): at most ``MAX_SITES``
-  sites, finite lattice and coordinates, a volume per site within
-  [``MIN_VOLUME_PER_SITE``, ``MAX_VOLUME_PER_SITE``] and a Cartesian bounding box of the
-  cell per site at most ``MAX_BOX_PER_SITE`` (the neighbour search's memory grows with the
-  box: a 4-site cell with a = b = 10^4 A took 0.9 GB);
-- CIFs: at most ``MAX_CIF_BYTES`` characters and ``MAX_CIF_EXPANSION`` atom positions
-  before symmetry merging (pymatgen's expansion time grows with its square);
+  sites (a structure dict with more is refused before its sites are built), finite lattice
+  and coordinates, a volume per site within [``MIN_VOLUME_PER_SITE``,
+  ``MAX_VOLUME_PER_SITE``] and a Cartesian bounding box of the cell per site at most
+  ``MAX_BOX_PER_SITE`` (the neighbour search's memory grows with the box: a 4-site cell
+  with a = b = 10^4 A took 0.9 GB);
+- CIFs (``miscreen.fetch.cif_files``): at most ``MAX_CIF_BYTES`` characters and
+  ``MAX_CIF_EXPANSION`` atom positions before symmetry merging (atom rows times the longest
+  list under any key pymatgen may read symmetry operations from, times magnetic centerings;
+  pymatgen's expansion time grows with its square); every ``_atom_site_occupancy`` in
+  (0, ``1 + OCCUPANCY_TOLERANCE``] (pymatgen silently drops a site of occupancy 0 or less);
 - sites (:func:`check_structure`, applied when loading local files): no site occupied more
   than ``1 + OCCUPANCY_TOLERANCE``, and no two sites closer than ``OVERLAP_DISTANCE``
   whose occupancies together exceed that (two Li atoms on one position).
 
 Measured on the real data (OBELiX's 321 CIFs, 11,081 Materials Project structures): volume
 per site 5.6-202 A^3, bounding box per site at most 524 A^3, at most 352 sites, no
-over-occupied pair closer than 0.3 A.
+over-occupied pair closer than 0.3 A, occupancies in (0, 1]; JSONL lines of the snapshots
+at most 54,356 characters, 4,644 values, 7 levels deep, 288 entries in one list.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import warnings
 
 import numpy as np
 from pymatgen.core import Composition, Element, Structure
-from pymatgen.io.cif import CifFile, CifParser
+
+# the structure JSON decoder lives with the store (below fetch in the layers); re-exported
+from miscreen.store.structure_json import (
+    MAX_JSON_CHARS,
+    MAX_JSON_DEPTH,
+    MAX_JSON_ITEMS,
+    MAX_JSON_VALUES,
+    MAX_SITES,
+    check_json_size,
+    structure_from_dict,
+    structure_from_json,
+    structure_to_json,
+)
+
+__all__ = [
+    "MAX_AMOUNT",
+    "MAX_BOX_PER_SITE",
+    "MAX_CIF_BYTES",
+    "MAX_CIF_EXPANSION",
+    "MAX_FORMULA_CHARS",
+    "MAX_JSON_CHARS",
+    "MAX_JSON_DEPTH",
+    "MAX_JSON_ITEMS",
+    "MAX_JSON_VALUES",
+    "MAX_SITES",
+    "MAX_VOLUME_PER_SITE",
+    "MIN_AMOUNT",
+    "MIN_VOLUME_PER_SITE",
+    "OCCUPANCY_TOLERANCE",
+    "OVERLAP_DISTANCE",
+    "check_cell",
+    "check_json_size",
+    "check_structure",
+    "composition_mismatch",
+    "parse_composition",
+    "structure_from_dict",
+    "structure_from_json",
+    "structure_to_json",
+]
 
 MAX_FORMULA_CHARS = 200
 MIN_AMOUNT = 1e-6
 MAX_AMOUNT = 1e4
-MAX_SITES = 2000
 MIN_VOLUME_PER_SITE = 2.0  # A^3
 MAX_VOLUME_PER_SITE = 1000.0  # A^3
 MAX_BOX_PER_SITE = 5000.0  # A^3
@@ -48,57 +100,9 @@ MAX_CIF_BYTES = 5_000_000
 # merging duplicates, in time growing with the square (9,600: 11 s; 48,000: 200 s). OBELiX's
 # CIFs reach 1,344.
 MAX_CIF_EXPANSION = 12_000
-_SYMOPS = (
-    "_symmetry_equiv_pos_as_xyz",
-    "_space_group_symop_operation_xyz",
-    "_space_group_symop.operation_xyz",
-    "_symmetry_equiv.pos_as_xyz",
-)
-
 _MISSING = {"nan", "none", "null", "n/a", "nat", "<na>", "-", "?", "inf", "infinity"}
 _TOKEN = re.compile(r"([A-Z][a-z]*)")
 _ISOTOPES = {"D": "H", "T": "H"}  # pymatgen reads deuterium and tritium as hydrogen
-
-
-def structure_from_cif_text(text: str) -> Structure:
-    """Parse the first structure of a CIF (disorder kept as partial occupancies)."""
-    if len(text) > MAX_CIF_BYTES:
-        raise ValueError(f"CIF of {len(text):,} characters exceeds the {MAX_CIF_BYTES:,} limit")
-    _check_cif_expansion(text)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        parser = CifParser.from_str(text, occupancy_tolerance=1.05)
-        structures = parser.parse_structures(primitive=False)
-    if not structures:
-        raise ValueError("CIF holds no structure pymatgen can read")
-    return structures[0]
-
-
-def _check_cif_expansion(text: str) -> None:
-    """Refuse a CIF whose atom rows times symmetry operations exceed ``MAX_CIF_EXPANSION``
-    (an absent operation list counts as the largest space group, 192)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cif = CifFile.from_str(text)
-    total = 0
-    for block in cif.data.values():
-        data = block.data
-        rows = len(data.get("_atom_site_fract_x") or data.get("_atom_site_label") or [])
-        ops = next((len(data[k]) for k in _SYMOPS if isinstance(data.get(k), list)), 192)
-        total += rows * max(ops, 1)
-    if total > MAX_CIF_EXPANSION:
-        raise ValueError(
-            f"CIF expands to about {total:,} atom positions before merging (atom rows x "
-            f"symmetry operations; limit {MAX_CIF_EXPANSION:,}): too large a structure"
-        )
-
-
-def structure_to_json(structure: Structure) -> str:
-    return json.dumps(structure.as_dict())
-
-
-def structure_from_json(text: str) -> Structure:
-    return Structure.from_dict(json.loads(text))
 
 
 def parse_composition(formula: object) -> Composition:
@@ -112,7 +116,7 @@ def parse_composition(formula: object) -> Composition:
         raise ValueError(
             f"composition {shown!r} is {len(text)} characters long (limit {MAX_FORMULA_CHARS})"
         )
-    if text.lower() in _MISSING or _is_number(text):
+    if text.lower() in _MISSING or _is_numeric_text(text):
         raise ValueError(f"composition {text!r} is a number or a missing-value marker")
     try:
         with warnings.catch_warnings():
@@ -142,7 +146,7 @@ def parse_composition(formula: object) -> Composition:
     return comp
 
 
-def _is_number(text: str) -> bool:
+def _is_numeric_text(text: str) -> bool:
     try:
         float(text)
     except ValueError:
@@ -194,3 +198,15 @@ def check_structure(structure: Structure, max_sites: int = MAX_SITES) -> None:
             f"site {i} ({structure[i].species}) overlaps {what}: {dist[k]:.3g} A apart "
             f"(< {OVERLAP_DISTANCE} A) with a combined occupancy of {occ[i] + occ[j]:.3g} > 1"
         )
+
+
+def composition_mismatch(given: Composition, read: Composition, tol: float = 0.02) -> str:
+    """'' when ``read`` (e.g. a CIF's) has the composition ``given`` (atomic fractions
+    within ``tol``), else the elements whose fractions differ, in words."""
+    a, b = given.fractional_composition, read.fractional_composition
+    off = [
+        f"{el} {a[el]:.3f} vs {b[el]:.3f}"
+        for el in sorted({*a.elements, *b.elements}, key=str)
+        if abs(a[el] - b[el]) > tol
+    ]
+    return ", ".join(off)

@@ -27,9 +27,12 @@ from miscreen.config import (
     PymatgenSource,
     StoreSource,
 )
-from miscreen.fetch import local
+from miscreen.fetch.cif_files import load_cif_dir
+from miscreen.fetch.csv_files import load_candidate_csv, load_labelled_csv
 from miscreen.fetch.datasets import DATASETS, fetch_file
+from miscreen.fetch.jsonl_files import load_jsonl
 from miscreen.fetch.obelix import load_obelix
+from miscreen.fetch.pymatgen_examples import load_pymatgen_examples
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +107,7 @@ def load_labelled(cfg: Config, split: str) -> Loaded:
 
 def labelled_csv(path: Path, target: str) -> Loaded:
     """A labelled CSV (the ``miscreen train --data`` format)."""
-    records, failures = local.load_labelled_csv(path, target=target)
+    records, failures = load_labelled_csv(path, target=target)
     return Loaded(records, failures, [atomic_io.file_entry(path)])
 
 
@@ -121,7 +124,7 @@ def load_source(source: CandidateSource, data_dir: Path | None = None) -> Loaded
         drop = [S.TARGET, S.CENSORED, S.CENSOR_BOUND]
         return Loaded(loaded.records.drop(columns=drop), loaded.failures, loaded.inputs)
     if isinstance(source, PymatgenSource):
-        return Loaded(*local.load_pymatgen_examples(source.names))
+        return Loaded(*load_pymatgen_examples(source.names))
     if isinstance(source, JsonlSource):
         if source.dataset:
             ds = DATASETS[source.dataset]
@@ -130,7 +133,7 @@ def load_source(source: CandidateSource, data_dir: Path | None = None) -> Loaded
             path = source.path
         else:
             raise ValueError("a jsonl candidate source needs 'path' or 'dataset'")
-        records, failures = local.load_jsonl(
+        records, failures = load_jsonl(
             path,
             source=source.dataset or None,
             id_field=source.id_field,
@@ -139,14 +142,15 @@ def load_source(source: CandidateSource, data_dir: Path | None = None) -> Loaded
         )
         return Loaded(records, failures, [atomic_io.file_entry(path)])
     if isinstance(source, CifDirSource):
-        return Loaded(*local.load_cif_dir(source.path))
+        return Loaded(*load_cif_dir(source.path))
     if isinstance(source, CsvSource):
-        records, failures = local.load_candidate_csv(source.path)
+        records, failures = load_candidate_csv(source.path)
         return Loaded(records, failures, [atomic_io.file_entry(source.path)])
     if isinstance(source, StoreSource):
-        from miscreen.store.structures import read_store
+        from miscreen.store.structures import check_stored_structures, read_store
 
-        return Loaded(read_store(source.path), S.empty_failures(), [{"path": str(source.path)}])
+        records, failures = check_stored_structures(read_store(source.path), str(source.path))
+        return Loaded(records, failures, [{"path": str(source.path)}])
     raise TypeError(f"unknown candidate source {source!r}")
 
 

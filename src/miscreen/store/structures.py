@@ -39,6 +39,7 @@ from miscreen.atomic_io import (
     write_table,
 )
 from miscreen.errors import UserError
+from miscreen.store.structure_json import structure_from_json
 
 log = logging.getLogger(__name__)
 
@@ -238,14 +239,13 @@ def _read_parts(paths: list[Path], failures: bool) -> pd.DataFrame:
 
 
 def _parse(structure_json: object, where: str) -> Any:
-    """A pymatgen ``Structure`` from the store's JSON, or None if absent or unparsable (then
-    a warning names ``where``, the record, since it is left out of duplicate matching)."""
-    from pymatgen.core import Structure
-
+    """A pymatgen ``Structure`` from the store's JSON (read as data), or None if absent or
+    unparsable (then a warning names ``where``, the record, since it is left out of
+    duplicate matching)."""
     if not isinstance(structure_json, str):
         return None
     try:
-        return Structure.from_dict(json.loads(structure_json))
+        return structure_from_json(structure_json)
     except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
         log.warning(
             "%s: structure unreadable (%s: %s); not checked for cross-source duplicates",
@@ -294,6 +294,42 @@ def flag_cross_source_duplicates(records: pd.DataFrame, vol_tol: float = 0.1) ->
             else:
                 originals.append(i)
     return out
+
+
+def check_stored_structures(
+    records: pd.DataFrame, source: str = "store"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``records`` whose structure (where given) reads as data, and a failure per record
+    whose structure does not: a store written before structures were read as data may hold
+    site properties that name a module to import, or JSON beyond the size limits."""
+    bad: dict[int, str] = {}
+    for i, text in records[S.STRUCTURE].items():
+        if not isinstance(text, str):
+            continue
+        try:
+            structure_from_json(text)
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            bad[i] = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
+    if not bad:
+        return records, S.empty_failures()
+    failures = [
+        S.failure(
+            str(records.at[i, S.ID]),
+            str(records.at[i, S.SOURCE]) or source,
+            "load",
+            f"{source}: stored structure refused: {why[:400]}",
+        )
+        for i, why in bad.items()
+    ]
+    log.warning(
+        "%s: %d stored structure(s) refused (e.g. %s: %s); re-fetch the store",
+        source,
+        len(bad),
+        failures[0][S.ID],
+        failures[0]["reason"],
+    )
+    kept = records.drop(index=list(bad)).reset_index(drop=True)
+    return kept, pd.DataFrame(failures, columns=list(S.FAILURE_COLUMNS))
 
 
 def read_store(path: Path) -> pd.DataFrame:

@@ -36,8 +36,8 @@ from pymatgen.core import Composition, Structure
 from threadpoolctl import threadpool_limits
 
 from miscreen import schema as S
-from miscreen.fetch.local import reason_of
 from miscreen.fetch.parsing import structure_from_json
+from miscreen.fetch.records import reason_of
 from miscreen.verify.bvse_grid import R_CUT_A, RESOLUTION_A, site_energy_grid
 from miscreen.verify.bvse_oxidation import with_oxidation_states
 from miscreen.verify.bvse_params import SCREENING, BVSEError, BVSETimeout
