@@ -3,97 +3,69 @@ rows with a structure and which rows without one.
 
 Fitting is apart from saving: :func:`fit_models` returns a :class:`TrainResult` in memory;
 :func:`save_models` writes it into a model folder (whole-folder swap, so a killed save
-leaves the old models or none, never a mix); :func:`load_models` reads it back.
+leaves the old models or none, never a mix); :func:`load_models` reads it back (both in
+:mod:`miscreen.train.model_folders`; row kinds in :mod:`miscreen.train.row_kinds`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import uuid
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from miscreen import atomic_io
 from miscreen import schema as S
-from miscreen.catalog import ModelCatalog
 from miscreen.config import ModelConfig
 from miscreen.featurize import FeatureOptions, featurize_records
 from miscreen.fetch.labels import apply_censoring
 from miscreen.train.fit import fit_conformal
-from miscreen.train.persist import (
-    ModelLoadError,
-    TrainedModel,
-    load_model,
-    model_digest,
-    save_model,
+from miscreen.train.model_folders import (
+    hold_model_folder,
+    load_models,
+    model_digests,
+    read_routing,
+    save_models,
+)
+from miscreen.train.persist import ModelLoadError, TrainedModel
+from miscreen.train.row_kinds import (
+    CELL_MODEL,
+    CELL_ROWS,
+    COMPOSITION_MODEL,
+    COMPOSITION_ROWS,
+    MODEL_NAMES,
+    ROW_KINDS,
+    STRUCTURE_MODEL,
+    STRUCTURE_ROWS,
+    USABLE,
+    TrainResult,
+    row_kinds,
 )
 
+__all__ = [
+    "CELL_MODEL",
+    "CELL_ROWS",
+    "COMPOSITION_MODEL",
+    "COMPOSITION_ROWS",
+    "MODEL_NAMES",
+    "ROW_KINDS",
+    "STRUCTURE_MODEL",
+    "STRUCTURE_ROWS",
+    "USABLE",
+    "ModelLoadError",
+    "TrainResult",
+    "choose_routing",
+    "fit_models",
+    "hold_model_folder",
+    "load_models",
+    "model_digests",
+    "model_plan",
+    "read_routing",
+    "row_kinds",
+    "save_models",
+]
+
 log = logging.getLogger(__name__)
-
-COMPOSITION_MODEL = "composition"  # the composition alone (preset "composition")
-CELL_MODEL = "cell"  # composition + space group and lattice (preset "cell")
-STRUCTURE_MODEL = "structure"  # everything, positions included (the run's preset)
-STRUCTURE_ROWS = "structure_rows"
-CELL_ROWS = "cell_rows"
-COMPOSITION_ROWS = "composition_rows"
-ROW_KINDS = (STRUCTURE_ROWS, CELL_ROWS, COMPOSITION_ROWS)
-# the models a row of each kind may use: only models whose features the row has
-USABLE = {
-    STRUCTURE_ROWS: (STRUCTURE_MODEL, CELL_MODEL, COMPOSITION_MODEL),
-    CELL_ROWS: (CELL_MODEL, COMPOSITION_MODEL),
-    COMPOSITION_ROWS: (COMPOSITION_MODEL,),
-}
-
-
-def row_kinds(records: pd.DataFrame) -> pd.Series:
-    """Each row's input kind: a structure; no structure but a space group or lattice (as
-    OBELiX gives for every row); or a composition alone (a list of formulas)."""
-    cell = pd.Series(False, index=records.index)
-    for col in (S.SPACEGROUP, *S.LATTICE):
-        if col in records:
-            cell |= pd.to_numeric(records[col], errors="coerce").notna()
-    kinds = pd.Series(COMPOSITION_ROWS, index=records.index, dtype=object)
-    kinds[cell] = CELL_ROWS
-    kinds[S.has_structure(records)] = STRUCTURE_ROWS
-    return kinds
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """The fitted models by name, the routing of row kinds to them, and training failures.
-
-    ``routing[kind]`` is ``{"model": name, "cv_mae": {name: mae}, "rows": n}``.
-    """
-
-    models: dict[str, TrainedModel]
-    routing: dict[str, dict]
-    failures: pd.DataFrame = field(default_factory=S.empty_failures)
-
-    def for_kind(self, kind: str) -> TrainedModel:
-        """The model that serves ``kind`` (``structure_rows`` or ``composition_rows``)."""
-        return self.models[self.routing[kind]["model"]]
-
-    @property
-    def cv(self) -> dict[str, dict]:
-        """Cross-validation metrics per model."""
-        return {name: m.meta["metrics"] for name, m in self.models.items()}
-
-    @property
-    def routed_cv(self) -> tuple[float, int]:
-        """(MAE, rows) of the out-of-fold predictions of the whole routed system: each
-        training row by the model its kind is served by."""
-        total = rows = 0
-        for choice in self.routing.values():
-            err = (choice.get("cv_mae") or {}).get(choice["model"])
-            if choice["rows"] and err is not None:
-                total += err * choice["rows"]
-                rows += choice["rows"]
-        return (total / rows if rows else float("nan")), rows
 
 
 def model_plan(preset: str, kinds: pd.Series) -> dict[str, str]:
@@ -156,7 +128,9 @@ def fit_models(
 def choose_routing(oof: dict[str, pd.Series], kinds: pd.Series) -> dict[str, dict]:
     """Per row kind, among the models whose features such rows have, the one with the lowest
     mean out-of-fold error on training rows of that kind; with no such rows, the one that
-    sees the most of them (structure, then cell, then composition)."""
+    sees the most of them (structure, then cell, then composition). ``rows`` counts the
+    rows of that kind the chosen model was trained on (rows that failed featurization have
+    no out-of-fold error and are not counted)."""
     routing: dict[str, dict] = {}
     for kind in ROW_KINDS:
         usable = [n for n in USABLE[kind] if n in oof]
@@ -164,77 +138,11 @@ def choose_routing(oof: dict[str, pd.Series], kinds: pd.Series) -> dict[str, dic
         errs = {n: float(oof[n].reindex(ids).mean()) if len(ids) else None for n in usable}
         scored = {n: e for n, e in errs.items() if e is not None and np.isfinite(e)}
         best = min(scored, key=lambda n: (scored[n], n)) if scored else usable[0]
-        routing[kind] = {"model": best, "cv_mae": errs, "rows": len(ids)}
+        used = int(oof[best].reindex(ids).notna().sum()) if len(ids) and best in oof else 0
+        routing[kind] = {"model": best, "cv_mae": errs, "rows": used}
+        unused = f", {len(ids) - used} not featurized" if used < len(ids) else ""
         log.info(
-            "%s: the %s model (grouped-CV MAE on %d such rows: %s)", kind, best, len(ids), errs
+            "%s: the %s model (grouped-CV MAE on %d such rows%s: %s)",
+            *(kind, best, used, unused, errs),
         )
     return routing
-
-
-def save_models(result: TrainResult, catalog: ModelCatalog) -> TrainResult:
-    """Write every model and ``routing.json`` into a fresh folder beside ``catalog.root``,
-    then swap it in: a killed save leaves the old models (or none), never a mix.
-    -> the result with each saved file's sha256 in its models' metadata."""
-    root = Path(catalog.root)
-    staging = ModelCatalog(root.with_name(f".{root.name}.new-{uuid.uuid4().hex[:8]}"))
-    try:
-        saved = {name: save_model(staging.model(name), m) for name, m in result.models.items()}
-        atomic_io.write_json(staging.routing, result.routing)
-    except BaseException:
-        shutil.rmtree(staging.root, ignore_errors=True)
-        raise
-    old = root.with_name(f".{root.name}.old-{uuid.uuid4().hex[:8]}")
-    if root.exists():
-        os.replace(root, old)
-    os.replace(staging.root, root)
-    shutil.rmtree(old, ignore_errors=True)
-    return TrainResult(saved, result.routing, result.failures)
-
-
-def read_routing(catalog: ModelCatalog) -> dict[str, dict]:
-    """``routing.json`` of a model folder, checked; a clear error when it is not one."""
-    if not catalog.routing.is_file():
-        leftover = sorted(Path(catalog.root).parent.glob(f".{Path(catalog.root).name}.old-*"))
-        hint = (
-            f"; a save was interrupted after moving the previous models to {leftover[0]}: "
-            f"rename it back to {catalog.root} to use them"
-            if leftover
-            else ""
-        )
-        raise ModelLoadError(
-            f"{catalog.root} holds no trained models (no {catalog.routing.name}){hint}; train "
-            f"them with `miscreen train CONFIG` or `miscreen train --data FILE --out "
-            f"{catalog.root}`"
-        )
-    try:
-        routing = atomic_io.read_json(catalog.routing)
-    except ValueError as exc:
-        raise ModelLoadError(f"{catalog.routing} is not valid JSON ({exc}); retrain") from None
-    if not isinstance(routing, dict) or not all(
-        isinstance(routing.get(kind), dict) for kind in ROW_KINDS
-    ):
-        raise ModelLoadError(
-            f"{catalog.routing} was written by an older miscreen (expected an entry per row "
-            f"kind: {', '.join(ROW_KINDS)}); retrain the models in {catalog.root}"
-        )
-    for kind in ROW_KINDS:
-        name = routing[kind].get("model")
-        if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
-            raise ModelLoadError(
-                f"{catalog.routing}: the {kind} entry names {name!r}, not a model folder "
-                f"inside {catalog.root}; retrain"
-            )
-    return routing
-
-
-def load_models(catalog: ModelCatalog) -> TrainResult:
-    """The models a trained run uses (sha256-verified) and their routing."""
-    routing = read_routing(catalog)
-    names = sorted({r["model"] for r in routing.values()})
-    return TrainResult({n: load_model(catalog.model(n)) for n in names}, routing)
-
-
-def model_digests(catalog: ModelCatalog) -> dict[str, str]:
-    """Row kind -> sha256 of the model serving it, read from ``model.json`` (no unpickling)."""
-    routing = read_routing(catalog)
-    return {kind: model_digest(catalog.model(routing[kind]["model"])) for kind in ROW_KINDS}
