@@ -7,11 +7,14 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from miscreen.errors import UserError
+
 STAGE = "verify-md"
 
 
-class MDError(ValueError):
-    """A candidate that cannot be simulated (ordering, charge balance, size); names why."""
+class MDError(UserError, ValueError):
+    """A candidate that cannot be simulated (ordering, charge balance, size), or a task
+    folder that holds another task; names why."""
 
 
 @dataclass(frozen=True)
