@@ -9,7 +9,6 @@ by chunk (to a caller's sink, e.g. a Parquet writer), and computed groups go to 
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import time
@@ -42,8 +41,6 @@ from miscreen.schema import (
     as_float,
     failure,
 )
-
-log = logging.getLogger(__name__)
 
 TIME_LIMIT_S = 60.0
 CHUNK_SIZE = 64
