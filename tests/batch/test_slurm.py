@@ -147,7 +147,7 @@ def test_screening_and_md_arrays_share_one_header_and_environment(batch_run):
 
     assert len(shared(screen.array)) == 11  # shebang, 8 #SBATCH, set -e, module load
     assert shared(screen.array) == shared(md.array)
-    assert shared(screen.merge) == shared(md.merge)
+    assert shared(screen.then) == shared(md.then)
     env = next(line for line in md.array.splitlines() if "OMP_NUM_THREADS" in line)
     assert env == (
         "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1} "

@@ -26,7 +26,7 @@ class Scripts:
     """A job-array script and the script of the job that waits for the array, as text."""
 
     array: str
-    merge: str  # the dependent job: the screening merge, or the MD analysis
+    then: str  # the dependent job: the screening merge, or the MD analysis
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def write_scripts(scripts: Scripts, array_path: Path, then_path: Path) -> tuple[
     Path(then_path).parent.mkdir(parents=True, exist_ok=True)
     return (
         atomic_io.write_text(Path(array_path), scripts.array),
-        atomic_io.write_text(Path(then_path), scripts.merge),
+        atomic_io.write_text(Path(then_path), scripts.then),
     )
 
 

@@ -31,7 +31,7 @@ def submit(
     if dry_run:
         typer.echo(
             f"# --- {cfg.run.screen_array_script.name}\n{scripts.array}\n"
-            f"# --- {cfg.run.merge_script.name}\n{scripts.merge}"
+            f"# --- {cfg.run.merge_script.name}\n{scripts.then}"
         )
         return
     with cli_errors(ctx):

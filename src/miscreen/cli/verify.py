@@ -93,7 +93,7 @@ def md(
                 scripts = wiring.md_scripts(cfg, config, choice.tasks, device, time, gpus)
                 typer.echo(
                     f"# --- {cfg.run.md_array_script.name}\n{scripts.array}\n"
-                    f"# --- {cfg.run.md_analyze_script.name}\n{scripts.merge}"
+                    f"# --- {cfg.run.md_analyze_script.name}\n{scripts.then}"
                 )
             return
         if slurm:
