@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from miscreen import schema as S
-from miscreen.atomic_io import read_json
+from miscreen.atomic_io import read_json, read_table
 from miscreen.cli.fetch import app
 from miscreen.store.structures import read_store
 
@@ -142,3 +144,71 @@ def test_outage_then_rerun_resumes(
     assert pages == ["3", "4", "5"]  # resumed: pages 1 and 2 were not fetched again
     df = read_store(out)
     assert len(df) == 443 and set(df[S.ID]) == set(li_materials)
+
+
+# -- issue 27: the key never leaves, structures are data ----------------------------------
+def echoing_docs(summary_docs: list[dict]) -> list[dict]:
+    """Three Li documents: one whose structure names the key as an element (the failure
+    reason would quote it), one whose formula is the key, one with a module in a site
+    property."""
+    li = [d for d in summary_docs if "Li" in d["elements"]][:3]
+    docs = [json.loads(json.dumps(d)) for d in li]
+    docs[0]["structure"]["sites"][0]["species"][0]["element"] = MP_KEY
+    docs[1]["formula_pretty"] = MP_KEY
+    docs[2]["structure"]["sites"][0]["properties"] = {"x": {"@module": "this", "@class": "s"}}
+    return docs
+
+
+def test_a_server_echoing_the_key_never_gets_it_into_the_store(
+    summary_docs: list[dict],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.delitem(sys.modules, "this", raising=False)
+    server = SummaryServer(echoing_docs(summary_docs)).start()
+    try:
+        out = tmp_path / "store"
+        result = run(server, out, monkeypatch, MP_KEY)
+    finally:
+        assert server.server is not None
+        server.server.close()
+    assert result.exit_code == 0, result.output
+    failures = read_table(out / "failures.parquet").set_index(S.ID)["reason"]
+    assert len(failures) == 2
+    assert any("element '<MP_API_KEY>'" in r for r in failures), list(failures)
+    assert any("serialized object" in r for r in failures)
+    records = read_store(out)
+    assert list(records["mp_formula"]) == ["<MP_API_KEY>"]
+    assert MP_KEY not in all_text(out)
+    assert MP_KEY not in result.output and MP_KEY not in caplog.text
+    assert "this" not in sys.modules  # the site property imported nothing
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["http://api.materialsproject.org/", "http://10.0.0.1:8080/", "ftp://x/"]
+)
+def test_the_key_is_not_sent_over_plain_http_to_another_machine(
+    endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MP_API_KEY", MP_KEY)
+    result = CliRunner().invoke(app, ["mp", "--out", str(tmp_path / "s"), "--endpoint", endpoint])
+    assert result.exit_code == 1
+    assert "refusing to send MP_API_KEY" in result.output and "https://" in result.output
+    assert not (tmp_path / "s" / "checkpoint.json").exists()
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://api.materialsproject.org/",
+        "http://127.0.0.1:9/",
+        "http://localhost/",
+        "http://[::1]/",
+    ],
+)
+def test_https_and_this_machine_are_allowed(endpoint: str) -> None:
+    from miscreen.fetch.mp import check_key_transport
+
+    check_key_transport(endpoint)
