@@ -8,8 +8,14 @@ same run, ``baseline_rss_mb`` (after imports and training the small model) and t
 the two; per family the examples, crashes, seconds and the first few crash reports.
 
 Families (default counts, x ``--scale``): compositions 5,000; CSV files 1,500; CSV files
-predicted through ``miscreen predict``'s table 500; JSONL files 1,500; CIF mutations
-(loaded, then featurized with the ``structure`` preset) 1,000; config documents 1,500.
+predicted through ``miscreen predict``'s table 500; JSONL files 1,500; JSONL files of
+structure dicts with hostile ``@module``/``@class`` values and site properties 1,500; CIF
+mutations (loaded, then featurized with the ``structure`` preset) 1,000; config documents
+1,500.
+
+No module may be imported from input: ``modules_imported_from_input`` lists the hostile
+modules found newly imported, per hostile example (``sys.modules`` before and after each)
+and over the whole run (before the first family and after the last); it must be empty.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ COUNTS = {
     "csv": 1500,
     "csv_predict": 500,
     "jsonl": 1500,
+    "hostile_structures": 1500,
     "cif": 1000,
     "config": 1500,
 }
@@ -114,18 +121,27 @@ def main() -> None:
             lambda e: P.check_predict(e, scratch, model),
         ),
         "jsonl": (P.jsonl_files(), lambda e: P.check_jsonl(e, scratch)),
+        "hostile_structures": (
+            P.hostile_jsonl_files(),
+            lambda e: P.check_hostile_jsonl(e, scratch),
+        ),
         "cif": (P.cif_mutations(), lambda e: P.check_cif(e, scratch)),
         "config": (P.config_documents(), lambda e: P.check_config(e, scratch)),
     }
+    modules_before = set(sys.modules)
     start = time.perf_counter()
     results = {
         name: run_family(name, strategy, check, max(1, int(COUNTS[name] * args.scale)), args.seed)
         for name, (strategy, check) in families.items()
     }
     peak = peak_rss_mb()
+    imported = sorted(
+        P.IMPORTED_FROM_INPUT | (set(P.HOSTILE_MODULES) & (set(sys.modules) - modules_before))
+    )
     summary = {
         "examples": sum(r["examples"] for r in results.values()),
         "crashes": sum(r["crashes"] for r in results.values()),
+        "modules_imported_from_input": imported,
         "peak_rss_mb": round(peak, 1),
         "baseline_rss_mb": round(baseline, 1),
         "peak_over_baseline": round(peak / baseline, 2),
@@ -137,7 +153,8 @@ def main() -> None:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(summary, indent=2) + "\n")
     print(
-        f"{summary['examples']} examples, {summary['crashes']} crashes, peak RSS "
+        f"{summary['examples']} examples, {summary['crashes']} crashes, modules imported "
+        f"from input: {imported or 'none'}, peak RSS "
         f"{summary['peak_rss_mb']:.0f} MB ({summary['peak_over_baseline']:.2f}x the "
         f"{summary['baseline_rss_mb']:.0f} MB baseline), {summary['seconds']:.0f} s -> {OUT}"
     )

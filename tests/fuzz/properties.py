@@ -302,6 +302,128 @@ def check_jsonl(example: JsonlExample, folder: Path) -> None:
     assert len(set(ids)) == len(ids)
 
 
+# -- hostile structure dicts ------------------------------------------------------------------
+# modules no input may make us import ("this" prints the Zen, "__hello__" a greeting)
+HOSTILE_MODULES = ("this", "__hello__", "json.tool", "tests.fuzz.tripwire")
+NAMED_CLASSES = ("s", "Trap", "Structure", "Species", "Lattice", "", "x.y")
+NAMED_CALLABLES = ("fire", "system", "Trap", "s")
+PLACES = ("site_properties", "structure_properties", "top", "lattice", "site", "species",
+          "element", "sites")  # fmt: skip
+MARKS = ("@module", "@class", "@callable", "@bound")
+
+
+@st.composite
+def serialized_objects(draw: st.DrawFn) -> dict:
+    """A dict shaped like a serialized object: ``@module`` with ``@class`` or
+    ``@callable`` (or both, or ``@bound``), naming a hostile module or pymatgen's own."""
+    module = draw(
+        st.one_of(
+            st.sampled_from(HOSTILE_MODULES),
+            st.sampled_from(HOSTILE_MODULES),
+            st.sampled_from(("pymatgen.core.structure", "pymatgen.core.periodic_table", "os")),
+            st.one_of(st.none(), st.integers(), HOSTILE_TEXT),
+        )
+    )
+    obj: dict[str, Any] = {"@module": module}
+    for mark in draw(st.sampled_from((("@class",), ("@callable",), ("@class", "@callable"),
+                                      ("@callable", "@bound"), ()))):  # fmt: skip
+        names = NAMED_CLASSES if mark == "@class" else NAMED_CALLABLES
+        obj[mark] = draw(st.sampled_from(names)) if mark != "@bound" else draw(JSON_VALUES)
+    obj.update(draw(st.dictionaries(HOSTILE_TEXT, JSON_VALUES, max_size=3)))
+    return obj
+
+
+HOSTILE_PROPERTIES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), HOSTILE_TEXT,
+              serialized_objects()),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.one_of(HOSTILE_TEXT, st.sampled_from(MARKS)), inner, max_size=4),
+    ),
+    max_leaves=10,
+)  # fmt: skip
+
+
+def _has_mark(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(k in value for k in MARKS) or any(_has_mark(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_mark(v) for v in value)
+    return False
+
+
+@st.composite
+def hostile_structure_lines(draw: st.DrawFn) -> tuple[dict, bool | None]:
+    """A good structure dict with a hostile value put somewhere -> (dict, expected good):
+    a property holding a serialized object must be refused; plain data in a property must
+    load; anywhere else either way, as long as nothing is imported."""
+    d = json.loads(json.dumps(_li2o_dict()))
+    place = draw(st.sampled_from(PLACES))
+    value = draw(
+        st.one_of(serialized_objects(), st.lists(serialized_objects(), max_size=2),
+                  HOSTILE_PROPERTIES)
+    )  # fmt: skip
+    good: bool | None = None
+    if place == "site_properties":
+        d["sites"][draw(st.integers(0, len(d["sites"]) - 1))]["properties"] = {"p": value}
+        good = not _has_mark(value)
+    elif place == "structure_properties":
+        d["properties"] = {"p": value}
+        good = not _has_mark(value)
+    elif place in ("top", "lattice", "site", "species"):
+        target = {"top": d, "lattice": d["lattice"], "site": d["sites"][0],
+                  "species": d["sites"][0]["species"][0]}[place]  # fmt: skip
+        target.update(draw(serialized_objects()))
+    elif place == "element":
+        d["sites"][0]["species"][0]["element"] = value
+    else:
+        d["sites"] = draw(st.lists(st.one_of(st.just(d["sites"][0]), HOSTILE_PROPERTIES),
+                                   max_size=4))  # fmt: skip
+    return d, good
+
+
+@st.composite
+def hostile_jsonl_files(draw: st.DrawFn) -> JsonlExample:
+    """JSONL files of good lines and structure dicts carrying hostile objects."""
+    lines: list[str] = []
+    expected: list[tuple[int, bool | None]] = []
+    for n in range(draw(st.integers(1, 6))):
+        if draw(st.booleans()):
+            line, good = {"material_id": f"m{n}", "structure": _li2o_dict()}, True
+        else:
+            d, good = draw(hostile_structure_lines())
+            line = {"material_id": f"m{n}", "structure": d}
+        lines.append(json.dumps(line))
+        expected.append((len(lines), good))
+    return JsonlExample("\n".join(lines) + "\n", expected)
+
+
+IMPORTED_FROM_INPUT: set[str] = set()  # every hostile module found imported, for the benchmark
+
+
+def check_hostile_jsonl(example: JsonlExample, folder: Path) -> None:
+    """:func:`check_jsonl`, and no module named in the input was imported (``sys.modules``
+    before and after, the hostile modules removed first so that a second import shows);
+    every structure that loaded reads back through the store's decoder."""
+    import sys
+
+    from miscreen.fetch.jsonl_files import jsonl_rows
+    from miscreen.fetch.parsing import structure_from_json
+
+    for name in HOSTILE_MODULES:
+        sys.modules.pop(name, None)
+    before = set(sys.modules)
+    try:
+        check_jsonl(example, folder)
+    finally:
+        imported = set(HOSTILE_MODULES) & (set(sys.modules) - before)
+        IMPORTED_FROM_INPUT.update(imported)
+    assert not imported, f"modules imported from input: {sorted(imported)}"
+    for row in jsonl_rows(folder / "in.jsonl", "fuzz"):
+        if row.record is not None:
+            structure_from_json(row.record["structure"])
+
+
 # -- CIF mutations ----------------------------------------------------------------------------
 @cache
 def base_cifs() -> tuple[str, ...]:

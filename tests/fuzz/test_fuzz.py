@@ -91,3 +91,16 @@ def test_config_documents(folder: Path) -> None:
         P.check_config(text, folder)
 
     run()
+
+
+def test_hostile_structure_dicts(folder: Path) -> None:
+    """Structure dicts with hostile ``@module``/``@class`` values and site properties: no
+    module named in the input is imported (``sys.modules`` before and after), a property
+    holding a serialized object is refused with a reason, plain properties load."""
+
+    @settings(FAST, max_examples=80)
+    @given(P.hostile_jsonl_files())
+    def run(example: P.JsonlExample) -> None:
+        P.check_hostile_jsonl(example, folder)
+
+    run()

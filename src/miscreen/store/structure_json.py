@@ -15,6 +15,7 @@ is built from it; the limits are documented in :mod:`miscreen.fetch.parsing`.
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 from pymatgen.core import DummySpecies, Element, Lattice, Species, Structure
@@ -103,7 +104,9 @@ def structure_from_dict(data: object) -> Structure:
     properties = _plain(data.get("properties") or {}, "structure properties")
     if not isinstance(properties, dict):
         raise ValueError("structure properties are not a JSON object")
-    return Structure.from_sites(built, charge=charge, properties=properties)
+    with warnings.catch_warnings():  # a property on some sites only: None on the others
+        warnings.filterwarnings("ignore", message="Not all sites have property")
+        return Structure.from_sites(built, charge=charge, properties=properties)
 
 
 def _check_class(data: dict, where: str) -> None:
