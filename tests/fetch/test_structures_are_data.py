@@ -221,3 +221,25 @@ def test_a_line_longer_than_the_limit_is_refused_and_the_next_line_read(tmp_path
     assert [r.line for r in rows] == [1, 2]
     assert rows[0].record is None and "longer than 5,000,000 characters" in rows[0].reason
     assert rows[1].record is not None and rows[1].record[S.ID] == "next"
+
+
+def test_an_optimade_entry_keeps_hostile_attributes_as_text_only(
+    planted: tuple[str, Path],
+) -> None:
+    from optimade.adapters.structures.pymatgen import from_pymatgen
+
+    from miscreen.fetch.optimade import entries_to_frames
+
+    module, marker = planted
+    attrs = from_pymatgen(Structure.from_dict(li2o())).model_dump(mode="json")
+    evil = {"@module": module, "@class": "Model", "x": 1}
+    entry = {"type": "structures", "id": "e1", "attributes": {**attrs, "_x_evil": evil}}
+    big = json.loads(json.dumps(entry))
+    big["id"] = "e2"
+    big["attributes"]["_x_big"] = list(range(MAX_JSON_ITEMS + 1))
+    records, failures = entries_to_frames([entry, big], "optimade:test", "page 0")
+    assert list(records[S.ID]) == ["e1"] and list(failures[S.ID]) == ["e2"]
+    assert "entries (limit" in failures["reason"].item()
+    assert json.loads(records["properties"].item())["_x_evil"] == evil  # text, never decoded
+    assert structure_from_json(records[S.STRUCTURE].item()).composition.reduced_formula == "Li2O"
+    assert module not in sys.modules and not marker.exists()

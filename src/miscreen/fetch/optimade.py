@@ -1,9 +1,11 @@
 """OPTIMADE: validate a filter, resolve providers, page through ``/structures`` into a store.
 
 Entries are converted with optimade's own pymatgen adapter (``optimade.adapters``), which
-keeps partial occupancies (species concentrations); every attribute that is not part of the
-structure itself (including provider-specific ``_<prefix>_...`` fields) is kept as JSON in
-the ``properties`` column. Entries that cannot be converted go to the failures table.
+keeps partial occupancies (species concentrations) and builds the structure from lists of
+numbers and symbols (nothing in an entry is decoded as an object); every attribute that is
+not part of the structure itself (including provider-specific ``_<prefix>_...`` fields) is
+kept as JSON text in the ``properties`` column. An entry larger than the JSON limits of
+:mod:`miscreen.fetch.parsing` and entries that cannot be converted go to the failures table.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pandas as pd
 from miscreen import schema as S
 from miscreen.errors import UserError
 from miscreen.fetch.http import Page, PageResult, RetryingSession, stream_pages
+from miscreen.fetch.parsing import check_json_size
 from miscreen.fetch.records import structure_record
 from miscreen.store.structures import PROPERTIES, SourceQuery, StructureStore
 
@@ -148,6 +151,7 @@ def entry_to_record(entry: dict[str, Any], source: str) -> dict[str, Any]:
     from optimade.adapters import Structure as OptimadeStructure
     from pymatgen.core import Structure
 
+    check_json_size(entry)
     check_entry(entry)
     try:
         structure = OptimadeStructure(entry).as_pymatgen

@@ -1,13 +1,15 @@
 """Parsing structures and formulas from text, and the checks that keep absurd, impossible or
 hostile input out of the pipeline (each raises ``ValueError`` saying what is wrong).
 
-Structures in JSON are read as data (:func:`structure_from_dict`): lattice, species,
-coordinates, labels and plain JSON properties are built by this module, never by pymatgen's
-``MontyDecoder``, which imports whatever module a ``{"@module", "@class"}`` pair names. A
-property holding such a pair (or ``@callable``) refuses the structure with a reason; a
-``@module``/``@class`` on the structure, lattice, site or species must name pymatgen's own
-class. Every reader of structure JSON (local files, Materials Project, the structure store,
-verify) goes through :func:`structure_from_json` or :func:`structure_from_dict`.
+Structures in JSON are read as data by :func:`structure_from_json` and
+:func:`structure_from_dict` (defined in :mod:`miscreen.store.structure_json`, below fetch in
+the layers, and re-exported here): lattice, species, coordinates, labels and plain JSON
+properties are built from the dict, never by pymatgen's ``MontyDecoder``, which imports
+whatever module a ``{"@module", "@class"}`` pair names. A property holding such a pair (or
+``@callable``) refuses the structure with a reason; a ``@module``/``@class`` on the
+structure, lattice, site or species must name pymatgen's own class. Local files, Materials
+Project documents, the pymatgen examples, stored structures (re-checked when a store is a
+candidate source) and verify read structures through them.
 
 Documented limits (far beyond any real solid electrolyte, so only broken input trips them):
 
@@ -15,9 +17,10 @@ Documented limits (far beyond any real solid electrolyte, so only broken input t
   [``MIN_AMOUNT``, ``MAX_AMOUNT``]; every element written in the formula present in what
   pymatgen read (``Li0O`` is not O); numbers and missing-value markers (``NaN``, ``None``)
   are not formulas, although pymatgen reads ``NaN`` as sodium nitride;
-- JSON (a JSONL line, a stored structure): at most ``MAX_JSON_CHARS`` characters, nesting
-  at most ``MAX_JSON_DEPTH`` deep, no list or object over ``MAX_JSON_ITEMS`` entries, at
-  most ``MAX_JSON_VALUES`` values in all, counted before anything is built from it;
+- JSON (a JSONL line, a stored structure, a Materials Project structure, an OPTIMADE
+  entry): at most ``MAX_JSON_CHARS`` characters (a longer JSONL line is skipped unread),
+  nesting at most ``MAX_JSON_DEPTH`` deep, no list or object over ``MAX_JSON_ITEMS``
+  entries, at most ``MAX_JSON_VALUES`` values in all, counted before anything is built;
 - cells (:func:`check_cell`, also applied before featurization): at most ``MAX_SITES``
   sites (a structure dict with more is refused before its sites are built), finite lattice
   and coordinates, a volume per site within [``MIN_VOLUME_PER_SITE``,

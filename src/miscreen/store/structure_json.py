@@ -1,6 +1,6 @@
-"""Structure JSON read as data: the one decoder of pymatgen's structure dicts for every
-reader (the store, local files, Materials Project, run folders, verify), re-exported by
-:mod:`miscreen.fetch.parsing`.
+"""Structure JSON read as data: the decoder of pymatgen's structure dicts for untrusted
+input (local files, Materials Project, the store, verify), re-exported by
+:mod:`miscreen.fetch.parsing`; it lives here, below fetch, so that the store can use it.
 
 Lattice, species, coordinates, labels and plain JSON properties are built here, never by
 pymatgen's ``Structure.from_dict``, whose site properties go through ``MontyDecoder``: that
