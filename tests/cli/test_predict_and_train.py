@@ -243,3 +243,54 @@ def test_train_data_on_an_empty_csv_is_an_error_not_a_traceback(tmp_path: Path) 
     res = _run("train", "--data", tmp_path / "e.csv", "--out", tmp_path / "m")
     assert res.exit_code == 1 and "e.csv is empty" in res.output
     assert "Traceback" not in res.output
+
+
+def test_predict_says_which_formula_each_prediction_was_made_for(
+    model: Path, tmp_path: Path
+) -> None:
+    """The CIF's formula where a structure was used, the composition's otherwise."""
+    from pymatgen.core import Lattice, Structure
+    from pymatgen.io.cif import CifWriter
+
+    li2o = Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.61), ["Li", "O"],
+                                     [[0.25, 0.25, 0.25], [0, 0, 0]])  # fmt: skip
+    (tmp_path / "li2o.cif").write_text(str(CifWriter(li2o)))
+    src = tmp_path / "in.csv"
+    src.write_text(
+        "id,composition,structure,formula\n"
+        "cif,,li2o.cif,mine\n"
+        "comp,Li6P2S10Cl2,,mine\n"
+        "both,Li3PO4,li2o.cif,mine\n"
+        "bad,Xx2,,mine\n"
+    )
+    res = _run("predict", "--model", model, "--input", src, "--out", tmp_path / "o.csv")
+    assert res.exit_code == 0, res.output
+    out = {r["id"]: r for r in _rows(tmp_path / "o.csv")}
+    assert out["cif"]["formula"] == "mine"  # the input's column is kept as given
+    assert out["cif"]["miscreen_formula"] == "Li2O" and out["cif"]["predicted_log10_sigma"]
+    assert out["comp"]["miscreen_formula"] == "Li3PS5Cl"
+    assert out["bad"]["miscreen_formula"] == "" and out["bad"]["reason"]
+    # composition and CIF disagree: predicted for the CIF's formula, or refused with a reason
+    assert out["both"]["miscreen_formula"] in ("Li2O", "") or out["both"]["reason"]
+    if out["both"]["predicted_log10_sigma"]:
+        assert out["both"]["miscreen_formula"] == "Li2O"
+
+
+def test_a_second_train_into_the_same_folder_says_another_one_is_writing(
+    tmp_path: Path,
+) -> None:
+    import fcntl
+    import os
+
+    data = _training_csv(tmp_path / "t.csv")
+    out = tmp_path / "models" / "mine"
+    out.parent.mkdir()
+    fd = os.open(out.with_name(".mine.lock"), os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a first `train --out` still running
+        res = _run("train", "--data", data, "--out", out, "--target", "sigma", "--preset", "cell")
+    finally:
+        os.close(fd)
+    assert res.exit_code == 1, res.output
+    assert "another miscreen process is writing models to" in _text(res)
+    assert not out.exists()

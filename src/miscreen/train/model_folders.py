@@ -6,9 +6,10 @@ and is deleted): a killed save leaves the old models or none, never a mix. Lefto
 killed saves are deleted by the next successful save; until then, when no models are in
 place, the error names a leftover that is complete (every file verifies) to rename back.
 
-One writer at a time: a save holds ``.<name>.lock`` beside the folder (``fcntl.flock``),
-and so may a whole training run (:func:`hold_model_folder`); a second writer is refused
-with :class:`~miscreen.errors.ModelFolderBusy` instead of silently replacing the first.
+One writer at a time: a save holds ``.<name>.lock`` beside the folder (``fcntl.flock``;
+deleted when released), and so may a whole training run (:func:`hold_model_folder`); a
+second writer is refused with :class:`~miscreen.errors.ModelFolderBusy` at once instead of
+silently replacing the first's models.
 
 ``routing.json`` is read up to ``MAX_ROUTING_BYTES`` and checked against a schema: one
 entry per row kind, nothing else, each naming one of the known models that rows of its
@@ -72,13 +73,31 @@ def _lock_path(catalog: ModelCatalog) -> Path:
 @contextmanager
 def hold_model_folder(catalog: ModelCatalog) -> Iterator[None]:
     """Hold the model folder's writer lock (re-entrant within this process);
-    ``ModelFolderBusy`` at once when another process holds it."""
+    ``ModelFolderBusy`` at once when another process holds it. The lock file is deleted
+    when the last hold ends."""
     path = _lock_path(catalog).absolute()
     if path in _HELD:
         fd, holds = _HELD[path]
         _HELD[path] = (fd, holds + 1)
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _HELD[path] = (_acquire(path, catalog), 1)
+    try:
+        yield
+    finally:
+        fd, holds = _HELD[path]
+        if holds > 1:
+            _HELD[path] = (fd, holds - 1)
+        else:
+            del _HELD[path]
+            path.unlink(missing_ok=True)  # before releasing: a waiting opener sees it gone
+            os.close(fd)
+
+
+def _acquire(path: Path, catalog: ModelCatalog) -> int:
+    """An open descriptor of ``path`` holding its exclusive lock; the file is the one at
+    ``path`` (not one a finishing writer has just deleted)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -88,16 +107,13 @@ def hold_model_folder(catalog: ModelCatalog) -> Iterator[None]:
                 f"another miscreen process is writing models to {catalog.root} (it holds "
                 f"{path.name}); wait for it to finish, or write to another folder"
             ) from None
-        _HELD[path] = (fd, 1)
-    try:
-        yield
-    finally:
-        fd, holds = _HELD[path]
-        if holds > 1:
-            _HELD[path] = (fd, holds - 1)
-        else:
-            del _HELD[path]
-            os.close(fd)  # releases the lock
+        try:
+            current = os.stat(path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(fd).st_ino:
+            return fd
+        os.close(fd)  # locked a file its writer deleted meanwhile: try the new one
 
 
 def save_models(result: TrainResult, catalog: ModelCatalog) -> TrainResult:
