@@ -117,7 +117,8 @@ def main() -> None:
                 "with_n": model.with_n,
                 "relation": model.refractive.relation if model.refractive else None,
                 "cv_mae": model.cv_mae,
-                "sd_scale": model.sd_scale,
+                "sd_scale": model.composition.sd_scale,
+                "sd_scale_with_n": model.with_n_forest.sd_scale if model.with_n_forest else None,
             }
         )
         held = rows.iloc[test].drop(columns=[S.BAND_GAP])

@@ -11,6 +11,7 @@ from pymatgen.core import Composition
 from miscreen import schema as S
 from miscreen.screen.band_gap import (
     COMPOSITION_MODEL,
+    COMPOSITION_N_MODEL,
     REFRACTIVE,
     REFRACTIVE_INDEX,
     SOURCE,
@@ -62,7 +63,7 @@ def test_estimates_follow_the_training_trend(model):
     records = pd.DataFrame({S.ID: ["x", "y"], S.COMPOSITION: ["KF", "InSe"]})
     out = estimate_gaps(model, records)
     assert out.at[0, S.BAND_GAP] > out.at[1, S.BAND_GAP] + 1.0
-    assert model.sd_scale > 0 and COMPOSITION_MODEL in model.cv_mae
+    assert model.composition.sd_scale > 0 and COMPOSITION_MODEL in model.cv_mae
 
 
 def test_p_band_gap_above_is_monotone_and_bounded():
@@ -109,7 +110,7 @@ def test_rows_with_a_refractive_index_use_it_when_it_wins():
         {S.ID: ["p", "q"], S.COMPOSITION: ["LiCl", "LiCl"], REFRACTIVE_INDEX: [1.3, np.nan]}
     )
     out = estimate_gaps(fitted, records)
-    assert out.at[0, S.BAND_GAP_METHOD] in (REFRACTIVE, "combined")
+    assert out.at[0, S.BAND_GAP_METHOD] in (REFRACTIVE, COMPOSITION_N_MODEL)
     assert out.at[1, S.BAND_GAP_METHOD] == COMPOSITION_MODEL
     assert out.at[0, S.BAND_GAP] > 5  # n 1.3 means a wide gap
 

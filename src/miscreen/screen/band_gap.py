@@ -1,21 +1,22 @@
 """Band gap for every candidate: the source's value where it gives one, else an estimate
 with its method and a standard deviation.
 
-Two estimates, both fitted on rows with a known gap (the snapshots' Materials Project PBE
-gaps):
+Estimates, all fitted on rows with a known gap (the snapshots' Materials Project PBE gaps):
 
 - ``composition_model``: extra trees on the ``composition`` feature preset; the per-row sd is
   the spread of the trees, scaled so that held-out residuals (chemical-system-grouped folds)
   fall within one sd as often as a normal distribution says (68 %).
-- ``refractive_index``: an empirical relation of the gap to the refractive index ``n``
-  (Moss Eg·n⁴ = 95 eV, Ravindra n = 4.084 − 0.62·Eg, Hervé–Vandamme
-  n² = 1 + (13.6/(Eg + 3.4))²), each turned into a gap and calibrated linearly on the
-  training rows with both; the relation with the lowest held-out error is kept, and its sd
-  is the held-out root-mean-square error.
+- ``composition_n_model``: the same with the refractive index ``n`` as one more feature,
+  fitted on the training rows that have ``n`` (matbench-dielectric gives it).
+- ``refractive_index``: an empirical relation of the gap to ``n`` (Moss Eg·n⁴ = 95 eV,
+  Ravindra n = 4.084 − 0.62·Eg, Hervé–Vandamme n² = 1 + (13.6/(Eg + 3.4))²), each turned
+  into a gap and calibrated linearly on the training rows with both; the relation with the
+  lowest held-out error is kept, its sd the held-out root-mean-square error.
 
-Where a row has ``n``, the refractive estimate, the composition estimate or their
-inverse-variance mean (``combined``) serves it, whichever had the lowest held-out error at
-fit time. Choices are made on held-out training rows only, never on screening results.
+Rows without ``n`` get ``composition_model``; rows with ``n`` the one of the three with the
+lowest held-out error on the training rows with ``n`` at fit time (``benchmarks/band_gap.py``
+measured: ``composition_n_model``). Choices are made on held-out training rows only, never
+on screening results.
 
 The training gaps are PBE gaps of non-metals (the snapshots hold no gap below 0.1 eV), so an
 estimate inherits PBE's underestimate and cannot say "metal"; :func:`p_band_gap_above` turns
@@ -43,8 +44,8 @@ from miscreen.train.splits import chemsys_groups
 REFRACTIVE_INDEX = "refractive_index_n"  # the matbench-dielectric column
 SOURCE = "source"
 COMPOSITION_MODEL = "composition_model"
+COMPOSITION_N_MODEL = "composition_n_model"
 REFRACTIVE = "refractive_index"
-COMBINED = "combined"
 N_FOLDS = 5
 MIN_SD = 0.05  # eV; no estimate is more certain than this
 
@@ -81,41 +82,56 @@ class RefractiveFit:
         return np.clip(self.a + self.b * RELATIONS[self.relation](np.asarray(n, float)), 0, None)
 
 
+class Forest:
+    """Extra trees with median imputation; the sd of a row is the spread of the trees times
+    ``sd_scale`` (set from held-out residuals: within one sd 68 % of the time)."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, seed: int = 0) -> None:
+        self.imputer = SimpleImputer(strategy="median", keep_empty_features=True).fit(X)
+        self.trees = ExtraTreesRegressor(
+            n_estimators=200, min_samples_leaf=2, max_features=0.3, n_jobs=1, random_state=seed
+        ).fit(self.imputer.transform(X), y)
+        self.sd_scale = 1.0
+
+    def spread(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mean clipped at 0, spread across trees) per row."""
+        Xi = self.imputer.transform(X)
+        per_tree = np.stack([t.predict(Xi) for t in self.trees.estimators_])
+        return np.clip(per_tree.mean(axis=0), 0, None), per_tree.std(axis=0)
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, sd) per row."""
+        mean, spread = self.spread(X)
+        return mean, np.maximum(self.sd_scale * spread, MIN_SD)
+
+
+def held_out_forest(
+    X: np.ndarray, y: np.ndarray, folds: list, seed: int = 0
+) -> tuple[Forest, np.ndarray]:
+    """A forest on the rows of the folds, its ``sd_scale`` from their held-out predictions,
+    and those predictions (NaN for rows in no test fold)."""
+    oof, spread = np.full_like(y, np.nan), np.full_like(y, np.nan)
+    for tr, te in folds:
+        oof[te], spread[te] = Forest(X[tr], y[tr], seed).spread(X[te])
+    done = np.isfinite(oof)
+    z = np.abs(oof[done] - y[done]) / np.maximum(spread[done], 1e-6)
+    forest = Forest(X[done], y[done], seed)
+    forest.sd_scale = float(np.quantile(z, norm.cdf(1) - norm.cdf(-1)))
+    return forest, oof
+
+
 @dataclass
 class GapModel:
     """A fitted band-gap estimator (see the module docstring); picklable."""
 
-    forest: ExtraTreesRegressor
-    imputer: SimpleImputer
+    composition: Forest
     columns: list[str]
     preset: str
-    sd_scale: float
-    refractive: RefractiveFit | None
-    with_n: str  # the estimate for rows that carry n: COMPOSITION_MODEL, REFRACTIVE or COMBINED
+    with_n: str  # the estimate for rows that carry n (a method name)
+    with_n_forest: Forest | None = None
+    refractive: RefractiveFit | None = None
     cv_mae: dict[str, float] = field(default_factory=dict)
     n_train: int = 0
-
-
-def _forest(seed: int) -> ExtraTreesRegressor:
-    return ExtraTreesRegressor(
-        n_estimators=200, min_samples_leaf=2, max_features=0.3, n_jobs=1, random_state=seed
-    )
-
-
-def _forest_predict(
-    forest: ExtraTreesRegressor, imputer: SimpleImputer, X: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, spread across trees) per row."""
-    Xi = imputer.transform(X)
-    per_tree = np.stack([t.predict(Xi) for t in forest.estimators_])
-    return per_tree.mean(axis=0), per_tree.std(axis=0)
-
-
-def _fit_forest(
-    X: np.ndarray, y: np.ndarray, seed: int
-) -> tuple[ExtraTreesRegressor, SimpleImputer]:
-    imputer = SimpleImputer(strategy="median", keep_empty_features=True).fit(X)
-    return _forest(seed).fit(imputer.transform(X), y), imputer
 
 
 def fit_refractive(n: np.ndarray, gap: np.ndarray, groups: np.ndarray) -> RefractiveFit:
@@ -182,54 +198,31 @@ def fit_gap_model(
     X = feats.to_numpy(float)
     groups = chemsys_groups(train[S.COMPOSITION])
     folds = list(GroupKFold(n_splits=N_FOLDS).split(X, y, groups))
-    oof, spread = np.empty_like(y), np.empty_like(y)
-    for tr, te in folds:
-        forest, imputer = _fit_forest(X[tr], y[tr], seed)
-        oof[te], spread[te] = _forest_predict(forest, imputer, X[te])
-    oof = np.clip(oof, 0, None)
-    z = np.abs(oof - y) / np.maximum(spread, 1e-6)
-    sd_scale = float(np.quantile(z, norm.cdf(1) - norm.cdf(-1)))
-    cv_mae = {COMPOSITION_MODEL: float(np.mean(np.abs(oof - y)))}
+    composition, oof = held_out_forest(X, y, folds, seed)
+    model = GapModel(composition, list(feats.columns), preset, COMPOSITION_MODEL)
+    model.cv_mae = {COMPOSITION_MODEL: float(np.mean(np.abs(oof - y)))}
+    model.n_train = len(train)
     n = _refractive_of(train)
     has_n = np.isfinite(n)
-    refractive, with_n = None, COMPOSITION_MODEL
-    if has_n.sum() >= 2 * N_FOLDS and len(set(groups[has_n])) >= N_FOLDS:
-        refractive = fit_refractive(n[has_n], y[has_n], groups[has_n])
-        # the held-out refractive estimate on the same folds as the forest's
-        ref_oof = np.full_like(y, np.nan)
-        f = RELATIONS[refractive.relation]
-        for tr, te in folds:
-            tr_n, te_n = tr[has_n[tr]], te[has_n[te]]
-            b, a = np.polyfit(f(n[tr_n]), y[tr_n], 1)
-            ref_oof[te_n] = np.clip(a + b * f(n[te_n]), 0, None)
-        sd_model = np.maximum(sd_scale * spread, MIN_SD)
-        mixed = _inverse_variance(oof, sd_model, ref_oof, refractive.sd)[0]
-        scores = {
-            COMPOSITION_MODEL: np.mean(np.abs(oof[has_n] - y[has_n])),
-            REFRACTIVE: np.mean(np.abs(ref_oof[has_n] - y[has_n])),
-            COMBINED: np.mean(np.abs(mixed[has_n] - y[has_n])),
-        }
-        cv_mae.update({f"{k}_rows_with_n": float(v) for k, v in scores.items()})
-        with_n = min(scores, key=scores.__getitem__)
-    forest, imputer = _fit_forest(X, y, seed)
-    return GapModel(
-        forest=forest,
-        imputer=imputer,
-        columns=list(feats.columns),
-        preset=preset,
-        sd_scale=sd_scale,
-        refractive=refractive,
-        with_n=with_n,
-        cv_mae=cv_mae,
-        n_train=len(train),
-    )
-
-
-def _inverse_variance(
-    m1: np.ndarray, s1: np.ndarray, m2: np.ndarray, s2: float | np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    w1, w2 = 1 / np.square(s1), 1 / np.square(s2)
-    return (w1 * m1 + w2 * m2) / (w1 + w2), np.sqrt(1 / (w1 + w2))
+    if has_n.sum() < 2 * N_FOLDS or len(set(groups[has_n])) < N_FOLDS:
+        return model
+    # rows with n: the same folds, restricted to those rows
+    folds_n = [(tr[has_n[tr]], te[has_n[te]]) for tr, te in folds]
+    model.with_n_forest, oof_n = held_out_forest(np.column_stack([X, n]), y, folds_n, seed)
+    model.refractive = fit_refractive(n[has_n], y[has_n], groups[has_n])
+    relation = RELATIONS[model.refractive.relation]
+    ref_oof = np.full_like(y, np.nan)
+    for tr, te in folds_n:
+        b, a = np.polyfit(relation(n[tr]), y[tr], 1)
+        ref_oof[te] = np.clip(a + b * relation(n[te]), 0, None)
+    scores = {
+        COMPOSITION_MODEL: np.mean(np.abs(oof[has_n] - y[has_n])),
+        COMPOSITION_N_MODEL: np.mean(np.abs(oof_n[has_n] - y[has_n])),
+        REFRACTIVE: np.mean(np.abs(ref_oof[has_n] - y[has_n])),
+    }
+    model.cv_mae.update({f"{k}_rows_with_n": float(v) for k, v in scores.items()})
+    model.with_n = min(scores, key=scores.__getitem__)
+    return model
 
 
 def estimate_gaps(
@@ -262,23 +255,19 @@ def estimate_gaps(
     mean = np.full(len(rows), np.nan)
     sd = np.full(len(rows), np.nan)
     if ok.any():
-        m, spread = _forest_predict(model.forest, model.imputer, feats.to_numpy(float)[ok])
-        mean[ok] = np.clip(m, 0, None)
-        sd[ok] = np.maximum(model.sd_scale * spread, MIN_SD)
-    method = np.where(ok, COMPOSITION_MODEL, "none: composition not featurized")
+        mean[ok], sd[ok] = model.composition.predict(feats.to_numpy(float)[ok])
+    method = np.where(ok, COMPOSITION_MODEL, "none: composition not featurized").astype(object)
     n = _refractive_of(rows)
-    has_n = np.isfinite(n) & (n > 1.0)
-    if model.refractive is not None and model.with_n != COMPOSITION_MODEL and has_n.any():
-        ref = model.refractive.predict(n[has_n])
-        if model.with_n == COMBINED:
-            both = ok[has_n]
-            mix, mix_sd = _inverse_variance(mean[has_n], sd[has_n], ref, model.refractive.sd)
-            ref_mean = np.where(both, mix, ref)
-            ref_sd = np.where(both, mix_sd, model.refractive.sd)
-            label = np.where(both, COMBINED, REFRACTIVE)
-        else:
-            ref_mean, ref_sd, label = ref, np.full(len(ref), model.refractive.sd), REFRACTIVE
-        mean[has_n], sd[has_n], method[has_n] = ref_mean, ref_sd, label
+    use_n = np.isfinite(n) & (n > 1.0)
+    if model.with_n == REFRACTIVE and model.refractive is not None:
+        mean[use_n] = model.refractive.predict(n[use_n])
+        sd[use_n], method[use_n] = model.refractive.sd, REFRACTIVE
+    elif model.with_n == COMPOSITION_N_MODEL and model.with_n_forest is not None:
+        use_n &= ok
+        if use_n.any():
+            Xn = np.column_stack([feats.to_numpy(float)[use_n], n[use_n]])
+            mean[use_n], sd[use_n] = model.with_n_forest.predict(Xn)
+            method[use_n] = COMPOSITION_N_MODEL
     out.loc[todo, S.BAND_GAP] = mean
     out.loc[todo, S.BAND_GAP_SD] = sd
     out.loc[todo, S.BAND_GAP_METHOD] = method

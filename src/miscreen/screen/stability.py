@@ -1,0 +1,387 @@
+"""Stability for every candidate: the source's energy above the hull where it gives one, else
+an estimate with its method (``stability_method``).
+
+Routes, first that applies:
+
+1. ``source``: the row's own ``e_above_hull``.
+2. ``matched:<id>``: a reference phase with a known ``e_above_hull``, the same reduced formula
+   and a structure ``StructureMatcher`` matches; its value.
+3. ``chgnet_hull``: the CHGNet (0.3.0, the weights in the wheel) energy of the given
+   structure, single point or a relaxation of at most ``relax_steps`` FIRE steps, against
+   the convex hull (``pymatgen.analysis.phase_diagram.PhaseDiagram``) of the reference
+   phases of its chemical system evaluated with the same potential and the same steps.
+
+Corrections: CHGNet was trained on MPtrj energies with the Materials Project 2020 anion and
+GGA/GGA+U mixing corrections already applied, so its energies are on the MP2020-compatible
+scale and are used as they are; applying ``MaterialsProject2020Compatibility`` again would
+count the corrections twice (``benchmarks/stability.py`` checks this: CHGNet formation
+energies against the snapshot's DFT ones, per anion).
+
+Each row records the ids of the reference phases on the hull it was scored against
+(``hull_phases``) and what a chemist would expect that the hull lacks (``hull_warning``): an
+element without an elemental phase (no hull can be built then), or no phase at all with
+2, 3, ... elements in a larger system. Energies are cached on disk per structure
+fingerprint and setting (``energies.sqlite``, like the feature cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.core import Composition, Structure
+from pymatgen.entries.computed_entries import ComputedEntry
+
+from miscreen import schema as S
+
+log = logging.getLogger(__name__)
+
+FILENAME = "energies.sqlite"
+SOURCE = "source"
+MATCHED = "matched"
+CHGNET_HULL = "chgnet_hull"
+FORMATION_ENERGY = "formation_energy_per_atom"
+ARITY = {2: "binary", 3: "ternary", 4: "quaternary", 5: "quinary"}
+
+Potential = Callable[[list[Structure]], list[float]]  # -> energy per atom, eV
+
+
+def fingerprint(structure: Structure) -> str:
+    """sha256 of the structure's dict (species, lattice, positions, occupancies)."""
+    text = json.dumps(structure.as_dict(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class EnergyCache:
+    """Energies per atom stored per (fingerprint, setting) in one SQLite file."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = Path(folder) / FILENAME
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path)
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS energies (fp TEXT, setting TEXT, energy REAL, "
+            "seconds REAL, PRIMARY KEY (fp, setting))"
+        )
+        self._db.commit()
+
+    def get_many(self, fps: list[str], setting: str) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for start in range(0, len(fps), 500):
+            batch = fps[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            rows = self._db.execute(
+                f"SELECT fp, energy FROM energies WHERE setting=? AND fp IN ({marks})",
+                [setting, *batch],
+            )
+            out.update({fp: float(e) for fp, e in rows})
+        return out
+
+    def put_many(self, items: list[tuple[str, str, float, float]]) -> None:
+        """Store (fingerprint, setting, energy per atom, seconds) rows in one transaction."""
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO energies VALUES (?, ?, ?, ?)", items)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+@lru_cache(maxsize=1)
+def chgnet_model() -> object:
+    """The CHGNet 0.3.0 model shipped in the wheel, on the CPU, loaded once per process."""
+    from chgnet.model import CHGNet
+
+    return CHGNet.load(model_name="0.3.0", use_device="cpu", verbose=False)
+
+
+def chgnet_potential(relax_steps: int = 0, batch_size: int = 8) -> Potential:
+    """Energies per atom from CHGNet: single points, or relaxations (positions and cell,
+    FIRE, fmax 0.1 eV/Å) of at most ``relax_steps`` steps."""
+
+    def energies(structures: list[Structure]) -> list[float]:
+        model = chgnet_model()
+        if relax_steps <= 0:
+            preds = model.predict_structure(structures, batch_size=batch_size)  # type: ignore[attr-defined]
+            preds = [preds] if isinstance(preds, dict) else preds
+            return [float(p["e"]) for p in preds]
+        from chgnet.model import StructOptimizer
+
+        opt = StructOptimizer(model=model, use_device="cpu")
+        out = []
+        for s in structures:
+            res = opt.relax(s, steps=relax_steps, fmax=0.1, verbose=False)
+            out.append(float(res["trajectory"].energies[-1]) / len(s))
+        return out
+
+    return energies
+
+
+class EnergyCalculator:
+    """A potential with an on-disk cache (``cache_dir``; None: memory only) and a clock."""
+
+    def __init__(
+        self,
+        potential: Potential | None = None,
+        setting: str = "chgnet-0.3.0-static",
+        cache_dir: Path | None = None,
+    ) -> None:
+        self.potential = potential or chgnet_potential()
+        self.setting = setting
+        self.cache = EnergyCache(cache_dir) if cache_dir is not None else None
+        self.memory: dict[str, float] = {}
+        self.seconds = 0.0
+        self.computed = 0
+
+    def energies(self, structures: dict[str, Structure]) -> dict[str, float]:
+        """Energy per atom by id; computed only for fingerprints not yet cached."""
+        fps = {rid: fingerprint(s) for rid, s in structures.items()}
+        missing = [fp for fp in set(fps.values()) if fp not in self.memory]
+        if self.cache is not None and missing:
+            self.memory.update(self.cache.get_many(missing, self.setting))
+        todo = {}
+        for rid, fp in fps.items():
+            if fp not in self.memory:
+                todo.setdefault(fp, structures[rid])
+        if todo:
+            start = time.perf_counter()
+            values = self.potential(list(todo.values()))
+            spent = time.perf_counter() - start
+            self.seconds += spent
+            self.computed += len(todo)
+            self.memory.update(zip(todo, values, strict=True))
+            if self.cache is not None:
+                each = spent / len(todo)
+                self.cache.put_many(
+                    [(fp, self.setting, e, each) for fp, e in zip(todo, values, strict=True)]
+                )
+        return {rid: self.memory[fp] for rid, fp in fps.items()}
+
+    @property
+    def seconds_per_structure(self) -> float:
+        return self.seconds / self.computed if self.computed else float("nan")
+
+
+class References:
+    """Reference phases (a records table: id, composition, structure, and where known
+    ``e_above_hull`` and ``formation_energy_per_atom``), parsed lazily and indexed."""
+
+    def __init__(self, table: pd.DataFrame) -> None:
+        self.table = table.reset_index(drop=True)
+        comps = [_composition(c) for c in self.table[S.COMPOSITION]]
+        self.elements = [
+            frozenset(e.symbol for e in c.elements) if c else frozenset() for c in comps
+        ]
+        self.formula = [c.reduced_formula if c else "" for c in comps]
+        self.ids = self.table[S.ID].astype(str).tolist()
+        self._structures: dict[int, Structure | None] = {}
+
+    def structure(self, i: int) -> Structure | None:
+        if i not in self._structures:
+            self._structures[i] = _structure(self.table.at[i, S.STRUCTURE])
+        return self._structures[i]
+
+    def within(self, elements: frozenset[str], exclude: Iterable[str] = ()) -> list[int]:
+        """Rows whose elements all lie in ``elements``, less the ids in ``exclude``."""
+        skip = set(exclude)
+        return [
+            i
+            for i, els in enumerate(self.elements)
+            if els and els <= elements and self.ids[i] not in skip
+        ]
+
+    def value(self, i: int, column: str) -> float:
+        return S.as_float(self.table.at[i, column]) if column in self.table else float("nan")
+
+
+def _composition(text: object) -> Composition | None:
+    try:
+        comp = Composition(str(text))
+    except (ValueError, KeyError, TypeError, OverflowError):
+        return None
+    return comp if comp.num_atoms > 0 else None
+
+
+def _structure(value: object) -> Structure | None:
+    if isinstance(value, Structure):
+        return value
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return Structure.from_dict(json.loads(value))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+_MATCHER = StructureMatcher()
+
+
+def match_known(structure: Structure, refs: References, exclude: Iterable[str] = ()) -> str:
+    """The id of a reference phase with a known ``e_above_hull`` that is this structure
+    (same reduced formula, ``StructureMatcher`` match); '' when none."""
+    formula = structure.composition.reduced_formula
+    skip = set(exclude)
+    for i, f in enumerate(refs.formula):
+        if f != formula or refs.ids[i] in skip or np.isnan(refs.value(i, S.E_HULL)):
+            continue
+        other = refs.structure(i)
+        if other is not None and _MATCHER.fit(structure, other):
+            return refs.ids[i]
+    return ""
+
+
+def hull_warning(elements: frozenset[str], phases: list[frozenset[str]]) -> str:
+    """What the reference phases lack for a hull of ``elements``: elemental phases, or any
+    phase with 2, 3, ... elements (up to the system's size); '' when nothing is missing."""
+    notes = [f"no elemental {el}" for el in sorted(elements) if frozenset({el}) not in phases]
+    sizes = {len(p) for p in phases}
+    for k in range(2, len(elements) + 1):
+        if k not in sizes:
+            notes.append(f"no {ARITY.get(k, f'{k}-element')} phase")
+    return "; ".join(notes)
+
+
+def fitted_elemental_energies(
+    missing: Iterable[str], rows: list[int], refs: References, energies: dict[str, float]
+) -> dict[str, tuple[float, int]]:
+    """For each element without an elemental phase: the energy per atom that makes the
+    potential's formation energies of the ``rows`` containing it (and no other missing
+    element) match their DFT ``formation_energy_per_atom`` (the median over those phases),
+    with how many phases set it. Elements with no such phase are left out."""
+    missing = set(missing)
+    mu: dict[str, float] = {}
+    for i in rows:
+        if len(refs.elements[i]) == 1:
+            el = next(iter(refs.elements[i]))
+            mu[el] = min(mu.get(el, np.inf), energies[refs.ids[i]])
+    out: dict[str, tuple[float, int]] = {}
+    for el in sorted(missing):
+        values = []
+        for i in rows:
+            ef = refs.value(i, FORMATION_ENERGY)
+            others = refs.elements[i] - {el}
+            if el not in refs.elements[i] or not np.isfinite(ef) or not others <= mu.keys():
+                continue
+            comp = Composition(refs.table.at[i, S.COMPOSITION]).fractional_composition
+            rest = sum(x * mu[e.symbol] for e, x in comp.items() if e.symbol != el)
+            values.append((energies[refs.ids[i]] - ef - rest) / comp[el])
+        if values:
+            out[el] = (float(np.median(values)), len(values))
+    return out
+
+
+def chgnet_e_above_hull(
+    rid: str,
+    structure: Structure,
+    refs: References,
+    calc: EnergyCalculator,
+    exclude: Iterable[str] = (),
+) -> tuple[float, str, str]:
+    """(energy above the hull in eV/atom, ids of the hull's reference phases, warning) of a
+    structure against the reference phases of its chemical system, all with ``calc``.
+
+    An element without an elemental phase gets an energy fitted to the DFT formation
+    energies of the phases that hold it (:func:`fitted_elemental_energies`; id
+    ``fitted:<el>``, and the warning says so); NaN when no phase allows that."""
+    elements = frozenset(e.symbol for e in structure.composition.elements)
+    rows = [i for i in refs.within(elements, exclude) if refs.ids[i] != rid]
+    rows = [i for i in rows if (s := refs.structure(i)) is not None and s.is_ordered]
+    warning = hull_warning(elements, [refs.elements[i] for i in rows])
+    structures = {refs.ids[i]: refs.structure(i) for i in rows}
+    energies = calc.energies({**structures, rid: structure})  # type: ignore[dict-item]
+    entries = [
+        ComputedEntry(s.composition, energies[i] * len(s), entry_id=i)  # type: ignore[union-attr]
+        for i, s in structures.items()
+    ]
+    have = {e for i in rows if len(refs.elements[i]) == 1 for e in refs.elements[i]}
+    missing = elements - have
+    if missing:
+        fitted = fitted_elemental_energies(missing, rows, refs, energies)
+        for el, (mu, count) in fitted.items():
+            entries.append(ComputedEntry(Composition(el), mu, entry_id=f"fitted:{el}"))
+            note = f"no elemental {el} (fitted to {count} DFT formation energies)"
+            warning = warning.replace(f"no elemental {el}", note)
+        if missing - fitted.keys():
+            return float("nan"), "", warning
+    mine = ComputedEntry(structure.composition, energies[rid] * len(structure), entry_id=rid)
+    diagram = PhaseDiagram([*entries, mine])
+    e_hull = float(diagram.get_e_above_hull(mine, allow_negative=True))
+    on_hull = sorted({e.entry_id for e in diagram.stable_entries if e.entry_id != rid})
+    return max(e_hull, 0.0), ",".join(on_hull), warning
+
+
+def dft_e_above_hull(
+    composition: Composition,
+    formation_energy_per_atom: float,
+    refs: References,
+    exclude: Iterable[str] = (),
+) -> tuple[float, str]:
+    """(energy above the hull in eV/atom, ids of the hull's phases) from DFT formation energies:
+    the reference phases with a known ``formation_energy_per_atom`` as ``PDEntry``, every
+    element at 0 eV/atom."""
+    elements = frozenset(e.symbol for e in composition.elements)
+    entries = [PDEntry(Composition(el), 0.0, name=el) for el in sorted(elements)]
+    for i in refs.within(elements, exclude):
+        ef = refs.value(i, FORMATION_ENERGY)
+        if np.isfinite(ef) and len(refs.elements[i]) > 1:
+            comp = Composition(refs.table.at[i, S.COMPOSITION])
+            entries.append(PDEntry(comp, ef * comp.num_atoms, name=refs.ids[i]))
+    mine = PDEntry(composition, formation_energy_per_atom * composition.num_atoms, name="row")
+    diagram = PhaseDiagram([*entries, mine])
+    e_hull = float(diagram.get_e_above_hull(mine, allow_negative=True))
+    on_hull = sorted(e.name for e in diagram.stable_entries if e.name != "row")
+    return max(e_hull, 0.0), ",".join(on_hull)
+
+
+def stability_table(
+    records: pd.DataFrame,
+    references: pd.DataFrame,
+    calc: EnergyCalculator | None = None,
+) -> pd.DataFrame:
+    """Per record (same index): ``e_above_hull`` (eV/atom), ``stability_method``,
+    ``hull_phases`` and ``hull_warning``. ``references`` is the snapshots' records table,
+    with a user's own reference phases appended; ``calc`` None: no CHGNet route (the method
+    then says why a row has no estimate)."""
+    refs = References(references)
+    out = []
+    for row in records.to_dict("records"):
+        out.append(_stability_row(row, refs, calc))
+    cols = [S.E_HULL, S.STABILITY_METHOD, S.HULL_PHASES, S.HULL_WARNING]
+    return pd.DataFrame(out, columns=cols, index=records.index)
+
+
+def _stability_row(row: dict, refs: References, calc: EnergyCalculator | None) -> tuple:
+    given = S.as_float(row.get(S.E_HULL))
+    if np.isfinite(given):
+        return given, SOURCE, "", ""
+    structure = _structure(row.get(S.STRUCTURE))
+    if structure is None:
+        return float("nan"), "none: no structure", "", ""
+    rid = str(row.get(S.ID))
+    try:
+        hit = match_known(structure, refs, exclude=[rid])
+    except (ValueError, RuntimeError) as exc:
+        log.warning("stability: matching %s failed: %s", rid, exc)
+        hit = ""
+    if hit:
+        return refs.value(refs.ids.index(hit), S.E_HULL), f"{MATCHED}:{hit}", hit, ""
+    if calc is None:
+        return float("nan"), "none: no match and no potential", "", ""
+    if not structure.is_ordered:
+        return float("nan"), "none: disordered structure (no potential energy)", "", ""
+    try:
+        e_hull, phases, warning = chgnet_e_above_hull(rid, structure, refs, calc)
+    except Exception as exc:  # one odd structure must not stop the table
+        log.warning("stability: %s failed: %s", rid, exc)
+        return float("nan"), f"none: {type(exc).__name__}: {exc}"[:200], "", ""
+    method = CHGNET_HULL if np.isfinite(e_hull) else "none: incomplete hull"
+    return e_hull, method, phases, warning
