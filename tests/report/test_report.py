@@ -88,23 +88,89 @@ def test_large_candidate_tables_stay_small(run_dir):
 
 def test_saved_importances_are_reused_only_for_the_same_model(run_dir):
     from miscreen.catalog import RunCatalog
-    from miscreen.report.importance import run_importances
+    from miscreen.config import Config
+    from miscreen.pipeline.importances import run_importances
 
     run = RunCatalog(run_dir)
     path = run.importances
     original = atomic_io.read_table(path)
-    manifest = atomic_io.read_json(run_dir / "manifest.json")
-    test = atomic_io.read_table(run_dir / "test_predictions.csv")
+    manifest = atomic_io.read_json(run.manifest)
+    test = atomic_io.read_table(run.test_predictions)
+    data = Config().data_path
     try:
         marked = original.assign(importance_mean=123.0)
         atomic_io.write_table(marked, path)
-        assert (run_importances(run, manifest, test)["importance_mean"] == 123.0).all()
+        assert (run_importances(run, manifest, test, data)["importance_mean"] == 123.0).all()
         atomic_io.write_table(marked.assign(model_sha256="0" * 64), path)  # another model's
-        redone = run_importances(run, manifest, test)
+        redone = run_importances(run, manifest, test, data)
         assert (redone["importance_mean"] != 123.0).all()
         assert set(redone["model_sha256"]) == set(original["model_sha256"])
     finally:
         atomic_io.write_table(original, path)
+
+
+def test_importances_read_the_configured_data_folder(run_dir, tmp_path, monkeypatch):
+    """The wiring loads the evaluation rows from the run's data folder (``data_dir``), not
+    from the default one; the report itself only reads ``feature_importance.csv``."""
+    import shutil
+
+    from miscreen.config import Config
+    from miscreen.pipeline import importances
+
+    copy = shutil.copytree(run_dir, tmp_path / "results" / run_dir.name)
+    (copy / "feature_importance.csv").unlink()
+    monkeypatch.delenv("MISCREEN_DATA_DIR")
+    data = tmp_path / "my-data"
+    cfg = Config(run_name=run_dir.name, results_dir=tmp_path / "results", data_dir=data)
+    folders = []
+    real = importances.load_obelix
+
+    def spy(*args, **kwargs):
+        folders.append(kwargs.get("data_dir"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(importances, "load_obelix", spy)
+    table = importances.importance_stage(cfg)
+    assert folders == [data]
+    assert table is not None and (copy / "feature_importance.csv").is_file()
+    assert atomic_io.read_table(copy / "feature_importance.csv")["feature"].tolist() == list(
+        table["feature"]
+    )
+
+
+def test_report_imports_no_training_featurizing_or_fetching_code():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, miscreen.report; "
+        "print(sorted(m for m in sys.modules if m.startswith(('miscreen.train', "
+        "'miscreen.featurize', 'miscreen.fetch'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_summary_states_the_filter_values():
+    """The opening paragraph names each filter with its threshold (not "# > #")."""
+    from miscreen.report import summary_text
+    from miscreen.screen import Filters, exclusion_reason
+
+    filters = Filters(max_e_above_hull=0.05, max_sites=200, min_li_fraction=0.2)
+    rows = [
+        {"composition": "Li3PS4", "e_above_hull": 0.123, "li_fraction": 0.4, "nsites": 16},
+        {"composition": "Li3PS4", "e_above_hull": 0.2, "li_fraction": 0.4, "nsites": 16},
+        {"composition": "Li3PS4", "e_above_hull": 0.0, "li_fraction": 0.4, "nsites": 250},
+        {"composition": "LiAlSiO4", "e_above_hull": 0.0, "li_fraction": 0.1, "nsites": 28},
+        {"composition": "Li3PS4", "e_above_hull": 0.0, "li_fraction": 0.4, "nsites": 16},
+    ]
+    reasons = [exclusion_reason(r, filters) for r in rows]
+    candidates = pd.DataFrame({"rank": [None, None, None, None, 1.0], "excluded_reason": reasons})
+    summary = summary_text(candidates, {}, {})
+    assert "4 were left out: 2 e_above_hull > 0.05 eV/atom; " in summary
+    assert "1 sites > max_sites 200" in summary
+    assert "1 Li fraction < min_li_fraction 0.2" in summary
+    assert "#" not in summary and "0.123" not in summary
 
 
 def test_report_reads_without_a_guide(run_dir):

@@ -18,10 +18,11 @@ from miscreen.catalog import unique_inputs
 from miscreen.config import Config
 from miscreen.featurize import FeatureOptions
 from miscreen.fetch.sources import Loaded, load_labelled
+from miscreen.pipeline.importances import importance_stage
 from miscreen.report import build_report
 from miscreen.screen.known import KNOWN_COLUMNS
 from miscreen.screen.predict import predict_records
-from miscreen.train.evaluate import test_metrics
+from miscreen.train.evaluate import BASELINE_LABELS, PUBLISHED_BASELINES, test_metrics
 from miscreen.train.routing import TrainResult, fit_models, save_models
 
 log = logging.getLogger(__name__)
@@ -87,8 +88,7 @@ def train_stage(cfg: Config) -> dict:
         inputs += test.inputs
         measured.append(test.records)
         atomic_io.write_table(test_pred, cfg.run.test_predictions)
-    known = pd.concat(measured, ignore_index=True).reindex(columns=list(KNOWN_COLUMNS))
-    atomic_io.write_table(known.drop_duplicates(S.ID), cfg.run.known_materials)
+    atomic_io.write_table(known_materials(measured), cfg.run.known_materials)
     atomic_io.write_json(cfg.run.metrics, metrics)
     cfg.run.write_failures("train", pd.concat(failures, ignore_index=True))
     entry = {
@@ -112,11 +112,26 @@ def screen_stage(
         return batch.screen_all(cfg, executor)
 
 
+def known_materials(measured: list[pd.DataFrame]) -> pd.DataFrame:
+    """The measured materials of a run (its labelled rows, each id once), as the screen's
+    known-material exclusion and ``suggest`` read them."""
+    known = pd.concat(measured, ignore_index=True).reindex(columns=list(KNOWN_COLUMNS))
+    return known.drop_duplicates(S.ID)
+
+
+def published_baselines() -> dict[str, float]:
+    """The published OBELiX baselines the report shows beside the run's metrics."""
+    return {BASELINE_LABELS[k]: v for k, v in PUBLISHED_BASELINES.items()}
+
+
 def report_stage(cfg: Config, importances: bool | None = None) -> Path:
-    """Render ``report.html`` from the run folder's files (with permutation importances
-    when ``importances``, default ``report.importances``)."""
+    """Render ``report.html`` from the run folder's files; first, when ``importances``
+    (default ``report.importances``), compute the permutation importances into the run
+    folder (kept there: the report shows them on every later render)."""
     wanted = cfg.report.importances if importances is None else importances
-    path = build_report(cfg.run.root, top_k=cfg.screen.top_k, importances=wanted)
+    if wanted:
+        importance_stage(cfg, feature_options(cfg))
+    path = build_report(cfg.run.root, top_k=cfg.screen.top_k, baselines=published_baselines())
     write_manifest(cfg, "report", {"report": str(path), "importances": wanted})
     return path
 

@@ -21,10 +21,8 @@ from miscreen.report.figures import (
     parity_figure,
     residuals_by_family,
 )
-from miscreen.report.importance import run_importances
-from miscreen.train.evaluate import BASELINE_LABELS, PUBLISHED_BASELINES
 
-__all__ = ["build_report", "fmt", "parity_figure", "write_report"]
+__all__ = ["build_report", "parity_figure", "write_report"]
 
 CITATIONS = [
     "F. Therrien et al., OBELiX: A Curated Dataset of Crystal Structures and Experimentally "
@@ -178,13 +176,20 @@ def top_table(candidates: pd.DataFrame, top_k: int) -> list[dict]:
     return top.to_dict("records")
 
 
+# a row's own value in a threshold reason: "e_above_hull 0.123 > 0.05 eV/atom",
+# "Li fraction 0.100 < min_li_fraction 0.2", "250 sites > max_sites 200"
+ROW_VALUE = re.compile(r"(^|\s)-?\d[\d.e+-]*(?=( sites)? [<>] )")
+
+
 def reason_kind(reason: str) -> str:
-    """A filter's reason without the row's own values (ids, numbers), for counting."""
+    """A filter's reason without the row's own values (ids, measured values), keeping the
+    filter's threshold, for counting: "e_above_hull > 0.05 eV/atom"."""
     if reason.startswith("already measured"):
         return "already measured (a training or test material of this run)"
     if reason.startswith("same material as"):
         return "same material as another candidate (formula, space group, volume per atom)"
-    return re.sub(r"[-\d.]+", "#", reason.split(": ")[0] if ": " in reason else reason)
+    head = reason.split(": ")[0] if ": " in reason else reason
+    return ROW_VALUE.sub("", head).strip()
 
 
 def excluded_counts(candidates: pd.DataFrame, limit: int = 15) -> list[tuple[str, int]]:
@@ -235,9 +240,11 @@ def write_report(
     importances: pd.DataFrame | None = None,
     sections: list[str] | None = None,
     figures_dir: Path | None = None,
+    baselines: dict[str, float] | None = None,
 ) -> str:
     """Render the report; returns the HTML (the caller writes it atomically). ``sections``
-    are HTML fragments other stages contributed (see ``RunCatalog.write_section``)."""
+    are HTML fragments other stages contributed (see ``RunCatalog.write_section``);
+    ``baselines`` are published results to show beside the run's (label -> MAE)."""
     figs: dict[str, str] = {}
     has_test = test_predictions is not None and len(test_predictions) > 0
     if has_test:
@@ -262,13 +269,13 @@ def write_report(
         evaluation_set=metrics.get("evaluation_set", "OBELiX official test split"),
         metric_rows=metric_rows(metrics),
         summary=summary_text(candidates, metrics, provenance),
-        baselines={BASELINE_LABELS[k]: v for k, v in PUBLISHED_BASELINES.items()},
+        baselines=baselines or {},
         figs=figs,
         importances=importances,
         imp_rows=None if importances is None else importances.get("rows", pd.Series([""])).iloc[0],
         imp_reason="not computed for this run (`miscreen report CONFIG --importances`, or "
         "report.importances: true in the config), or no saved composition model or OBELiX "
-        "evaluation rows",
+        f"evaluation rows ({RunCatalog(Path(run_name)).importances.name} is missing)",
         top=top_table(candidates, top_k),
         top_columns=TOP_COLUMNS,
         score_note=score_note,
@@ -283,19 +290,17 @@ def write_report(
     )
 
 
-def build_report(run_dir: Path, top_k: int = 25, importances: bool = True) -> Path:
+def build_report(run_dir: Path, top_k: int = 25, baselines: dict[str, float] | None = None) -> Path:
     """Read a run folder's outputs and write its ``report.html`` (atomically) and
-    ``figures/*.png|svg``, with every section other stages contributed."""
+    ``figures/*.png|svg``, with every section other stages contributed and the permutation
+    importances when the run folder holds them. It reads the run folder only: nothing is
+    computed again (the wiring computes the importances before)."""
     run = RunCatalog(Path(run_dir))
     candidates = atomic_io.read_table(run.candidates_parquet)
     metrics = atomic_io.read_json(run.metrics) if run.metrics.exists() else {}
     test = atomic_io.read_table(run.test_predictions) if run.test_predictions.exists() else None
     manifest = atomic_io.read_json(run.manifest)
-    table = None
-    if importances and test is not None:
-        table = run_importances(run, manifest, test)
-    elif run.importances.exists():  # computed earlier: shown without recomputing
-        table = atomic_io.read_table(run.importances)
+    table = atomic_io.read_table(run.importances) if run.importances.exists() else None
     html = write_report(
         run_name=run.root.name,
         metrics={k: v for k, v in metrics.items() if not isinstance(v, dict)},
@@ -307,6 +312,7 @@ def build_report(run_dir: Path, top_k: int = 25, importances: bool = True) -> Pa
         importances=table,
         sections=run.read_sections(),
         figures_dir=run.figures,
+        baselines=baselines,
     )
     return atomic_io.write_text(run.report, html)
 

@@ -1,8 +1,9 @@
 """Permutation feature importances of a run's composition model on its evaluation rows.
 
-Computed at report time from the saved model (sha256-checked by ``load_model``) and the
-evaluation rows re-featurized with the model's own preset, then kept as
-``feature_importance.csv`` in the run folder so a re-render does not recompute them.
+Computed by the wiring (before the report is rendered) from the saved model (sha256-checked
+by ``load_model``) and the evaluation rows, loaded from the run's configured data folder and
+featurized with the model's own preset; kept as ``feature_importance.csv`` in the run folder,
+which is all the report reads, so a re-render does not recompute them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ import pandas as pd
 from miscreen import atomic_io
 from miscreen import schema as S
 from miscreen.catalog import ModelCatalog, ModelFolder, RunCatalog
+from miscreen.config import Config
+from miscreen.featurize import FeatureOptions, featurize_records
+from miscreen.fetch.obelix import load_obelix
 from miscreen.progress import Progress
+from miscreen.train.persist import load_model
 from miscreen.train.routing import COMPOSITION_MODEL
 
 log = logging.getLogger(__name__)
@@ -84,18 +89,37 @@ def permutation_table(
     return table.sort_values("importance_mean", ascending=False, ignore_index=True)
 
 
-def evaluation_records(test: pd.DataFrame) -> pd.DataFrame:
-    """The OBELiX records (all splits) of the run's evaluation rows, with their labels."""
-    from miscreen.fetch.obelix import load_obelix
-
-    records, _ = load_obelix("all", with_structures=False)
+def evaluation_records(test: pd.DataFrame, data_dir: Path) -> pd.DataFrame:
+    """The OBELiX records (all splits, read from ``data_dir``) of the run's evaluation rows,
+    with their labels."""
+    records, _ = load_obelix("all", with_structures=False, data_dir=data_dir)
     records = records[records[S.ID].isin(set(test[S.ID].astype(str)))]
     return records.drop(columns=[S.TARGET]).merge(test[[S.ID, S.TARGET]], on=S.ID)
 
 
-def run_importances(run: RunCatalog, manifest: dict, test: pd.DataFrame) -> pd.DataFrame | None:
-    """The run's importances: read from the run folder, else computed and saved there;
-    None (with the reason logged) when the run has no usable model or OBELiX rows."""
+def importance_stage(cfg: Config, features: FeatureOptions | None = None) -> pd.DataFrame | None:
+    """The configured run's importances (see :func:`run_importances`), featurized with
+    ``features`` (workers, cache); None, with the reason logged, when the run has no test
+    predictions."""
+    run = cfg.run
+    if not run.test_predictions.exists():
+        log.warning("%s has no test predictions: skipping importances", run.root)
+        return None
+    test = atomic_io.read_table(run.test_predictions)
+    manifest = atomic_io.read_json(run.manifest)
+    return run_importances(run, manifest, test, cfg.data_path, features)
+
+
+def run_importances(
+    run: RunCatalog,
+    manifest: dict,
+    test: pd.DataFrame,
+    data_dir: Path,
+    features: FeatureOptions | None = None,
+) -> pd.DataFrame | None:
+    """The run's importances: read from the run folder, else computed (evaluation rows from
+    ``data_dir``) and saved there; None (with the reason logged) when the run has no usable
+    model or OBELiX rows."""
     path = run.importances
     folder = composition_model(manifest)
     if folder is None:
@@ -110,18 +134,15 @@ def run_importances(run: RunCatalog, manifest: dict, test: pd.DataFrame) -> pd.D
         if "model_sha256" in cached and set(cached["model_sha256"].astype(str)) == {sha}:
             return cached
         log.info("%s was computed for another model: recomputing", path)
-    from miscreen.featurize import featurize_records
-    from miscreen.train.persist import load_model
-
     saved = load_model(folder)
-    records = evaluation_records(test)
+    records = evaluation_records(test, data_dir)
     if len(records) < 5:
         log.warning("%d OBELiX evaluation rows: too few for importances", len(records))
         return None
-    features, _, schema = featurize_records(records, saved.schema.preset)
+    table_x, _, schema = featurize_records(records, saved.schema.preset, features)
     saved.schema.check(schema)
-    y = records.set_index(S.ID).loc[features.index, S.TARGET].to_numpy(float)
-    table = permutation_table(saved.estimator, features, y, seed=int(manifest.get("seed", 0)))
+    y = records.set_index(S.ID).loc[table_x.index, S.TARGET].to_numpy(float)
+    table = permutation_table(saved.estimator, table_x, y, seed=int(manifest.get("seed", 0)))
     table["model"] = str(folder.root)
     table["model_sha256"] = sha
     table["rows"] = len(y)
