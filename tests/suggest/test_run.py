@@ -6,16 +6,20 @@ from __future__ import annotations
 import shutil
 
 import pandas as pd
+import pytest
 
+from miscreen import atomic_io
 from miscreen import schema as S
 from miscreen.catalog import RunCatalog
+from miscreen.errors import UserError
+from miscreen.pipeline.suggestion import write_suggestions
 from miscreen.suggest import read_campaign
-from miscreen.suggest.run import suggest_for_run
+from miscreen.suggest.run import suggest_next
 
 
 def test_suggestions_for_a_run_are_logged_and_reported(small_run, tmp_path):
     run = RunCatalog(shutil.copytree(small_run, tmp_path / "run"))
-    picks = suggest_for_run(run, 3, "mli", "chemsys", 0.8, seed=0)
+    picks = write_suggestions(run, 3, "mli", "chemsys", 0.8, seed=0)
     ranked = pd.read_parquet(run.candidates_parquet).dropna(subset=[S.RANK])
     measured = set(pd.read_parquet(run.known_materials)[S.ID].astype(str))
     assert 1 <= len(picks) <= 3
@@ -24,10 +28,29 @@ def test_suggestions_for_a_run_are_logged_and_reported(small_run, tmp_path):
     assert picks["nearest_measured_id"].astype(str).isin(measured).all()
     assert pd.read_csv(run.suggestions)[S.ID].tolist() == picks[S.ID].tolist()
     assert "Suggested next experiments" in "".join(run.read_sections())
-    suggest_for_run(run, 2, "ei", "none", 0.8, seed=1)
+    write_suggestions(run, 2, "ei", "none", 0.8, seed=1)
     rounds = read_campaign(run.campaign)
     assert [r.round for r in rounds] == [0, 1] and rounds[1].acquisition == "ei"
     assert list(rounds[0].suggested) == picks[S.ID].tolist()
+
+
+def test_the_suggest_stage_returns_data_and_writes_nothing(small_run, tmp_path):
+    run = RunCatalog(shutil.copytree(small_run, tmp_path / "run"))
+    before = sorted(p.relative_to(run.root) for p in run.root.rglob("*"))
+    ranked = atomic_io.read_table(run.candidates_parquet)
+    measured = atomic_io.read_table(run.known_materials)
+    metrics = {"cv_mae": 1.5, "test_mae": 1.7, "routing": {}}
+    out = suggest_next(ranked, measured, [], metrics, 2, "mli", "chemsys", 0.8, seed=0)
+    assert sorted(p.relative_to(run.root) for p in run.root.rglob("*")) == before
+    assert out.round.round == 0 and list(out.round.suggested) == out.picks[S.ID].tolist()
+    assert out.round.metrics["cv_mae"] == 1.5 and "routing" not in out.round.metrics
+    assert out.round.n_measured == int(measured[S.TARGET].notna().sum())
+    assert "Suggested next experiments" in out.section
+
+
+def test_suggesting_before_screening_names_the_command(tmp_path):
+    with pytest.raises(UserError, match="screen first"):
+        write_suggestions(RunCatalog(tmp_path), 2, "mli", "chemsys", 0.8, seed=0)
 
 
 def test_a_suggested_material_measured_later_is_logged_with_its_value():

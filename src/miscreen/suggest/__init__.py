@@ -6,13 +6,14 @@ about 3x fewer experiments than random picks. This stage holds the pure core:
 
 - ``acquisition``: scores from predicted mean and sd (``ACQUISITIONS``: mei, mli, ucb, ei,
   mu, random);
-- ``batch``: :func:`suggest_batch` (diverse batches, never a measured row, each pick with
+- ``selection``: :func:`suggest_batch` (diverse batches, never a measured row, each pick with
   its interval and a "why") and :func:`nearest_measured`;
 - ``campaign``: the typed round log stored as ``campaign.jsonl``;
 - ``simulate``: :func:`simulate_campaign`, a campaign replayed on labelled data;
-- ``run``: :func:`suggest_for_run`, suggestions from a screened run's candidates.
+- ``run``: :func:`suggest_next`, suggestions from a screened run's ranked candidates
+  (returned as data; the wiring, ``miscreen.pipeline.suggestion``, writes them).
 
-It meets the other stages through ``miscreen.schema`` columns; the CLI wires it.
+It meets the other stages through ``miscreen.schema`` columns; ``miscreen.pipeline`` wires it.
 """
 
 from __future__ import annotations

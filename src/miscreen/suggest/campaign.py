@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from miscreen import atomic_io
 
 VERSION = 1
 
@@ -100,18 +100,8 @@ def loads(text: str, where: str = "campaign log") -> list[CampaignRound]:
 
 
 def write_campaign(path: Path, rounds: Iterable[CampaignRound]) -> Path:
-    """Write the whole log atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = dumps(rounds)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)  # gone already after a successful rename
-    return path
+    """Write the whole log atomically (through :mod:`miscreen.atomic_io`)."""
+    return atomic_io.write_text(Path(path), dumps(rounds))
 
 
 def read_campaign(path: Path) -> list[CampaignRound]:

@@ -1,74 +1,71 @@
 """Suggestions for a screened run: the pool is the run's ranked candidates, the measured
-materials are the run's labelled rows; the interval gives each prediction's spread."""
+materials are the run's labelled rows; the interval gives each prediction's spread. Nothing
+here reads or writes files: the wiring (``miscreen.pipeline.suggestion``) reads the run
+folder, passes its tables in and writes what :func:`suggest_next` returns."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import jinja2
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from miscreen import atomic_io
 from miscreen import schema as S
-from miscreen.catalog import RunCatalog
-from miscreen.suggest.campaign import CampaignRound, append_round, read_campaign
+from miscreen.suggest.campaign import CampaignRound
 from miscreen.suggest.selection import SD, nearest_measured, suggest_batch
 
 
-def pool_from_run(run: RunCatalog, interval: float) -> pd.DataFrame:
-    """The run's ranked candidates with the sd implied by their central ``interval``."""
-    if not run.candidates_parquet.is_file():
-        raise FileNotFoundError(
-            f"{run.candidates_parquet} is missing: screen first (`miscreen run CONFIG`)"
-        )
-    ranked = atomic_io.read_table(run.candidates_parquet)
+@dataclass(frozen=True)
+class Suggestions:
+    """One round of suggestions: the picks, the campaign round to log, the report section."""
+
+    picks: pd.DataFrame
+    round: CampaignRound
+    section: str  # HTML fragment
+
+
+def pool_from_ranked(ranked: pd.DataFrame, interval: float) -> pd.DataFrame:
+    """The ranked candidates with the sd implied by their central ``interval``."""
     pool = ranked[ranked[S.RANK].notna()].reset_index(drop=True)
     pool = pool.drop(columns=[S.RANK, S.WHY, S.SCORE, S.EXCLUDED], errors="ignore")
     z = float(norm.ppf(0.5 + interval / 2))
     return pool.assign(**{SD: (pool[S.UPPER] - pool[S.LOWER]) / (2 * z)})
 
 
-def measured_from_run(run: RunCatalog) -> pd.DataFrame:
-    """The run's measured materials (id, composition, log10 sigma)."""
-    if not run.known_materials.is_file():
-        raise FileNotFoundError(
-            f"{run.known_materials} is missing: train first (`miscreen train CONFIG`)"
-        )
-    return atomic_io.read_table(run.known_materials).dropna(subset=[S.TARGET])
-
-
-def suggest_for_run(
-    run: RunCatalog,
+def suggest_next(
+    ranked: pd.DataFrame,
+    measured: pd.DataFrame,
+    rounds: list[CampaignRound],
+    metrics: dict,
     k: int,
     acquisition: str,
     diversity: str,
     interval: float,
     seed: int,
-) -> pd.DataFrame:
-    """The next ``k`` materials to make, each with the nearest measured material; written to
-    ``suggestions.csv`` and logged as a round of ``campaign.jsonl``."""
-    measured = measured_from_run(run)
+) -> Suggestions:
+    """The next ``k`` materials to make from a run's ``ranked`` candidates, each with the
+    nearest ``measured`` material (id, composition, log10 sigma), and the campaign round that
+    follows the logged ``rounds`` (with the run's headline ``metrics``)."""
+    measured = measured.dropna(subset=[S.TARGET])
     best = float(measured[S.TARGET].max())
-    pool = pool_from_run(run, interval)
+    pool = pool_from_ranked(ranked, interval)
     picks = suggest_batch(
         pool, k, acquisition, best, diversity, seed, measured=measured[S.ID], interval=interval
     )
     picks = picks.join(nearest_measured(picks, measured))
-    atomic_io.write_table(picks, run.suggestions)
-    rounds = read_campaign(run.campaign) if run.campaign.exists() else []
     entry = CampaignRound(
         round=len(rounds),
         acquisition=acquisition,
         suggested=tuple(picks[S.ID].astype(str)),
         measured=newly_measured(rounds, measured),
         n_measured=len(measured),
-        metrics={"best_measured_log10_sigma": best, **run_metrics(run)},
+        metrics={"best_measured_log10_sigma": best, **headline_metrics(metrics)},
         seed=seed,
         note=f"diversity {diversity}; pool {len(pool)} ranked candidates",
     )
-    append_round(run.campaign, entry)
-    run.write_section("suggest", section(picks, acquisition, best, len(pool)), order=70)
-    return picks
+    return Suggestions(picks, entry, section(picks, acquisition, best, len(pool)))
 
 
 def newly_measured(rounds: list[CampaignRound], measured: pd.DataFrame) -> dict[str, float]:
@@ -80,9 +77,8 @@ def newly_measured(rounds: list[CampaignRound], measured: pd.DataFrame) -> dict[
     return dict(zip(found[S.ID].astype(str), found[S.TARGET].astype(float), strict=True))
 
 
-def run_metrics(run: RunCatalog) -> dict[str, float]:
+def headline_metrics(metrics: dict) -> dict[str, float]:
     """The model's headline metrics for the campaign log (those the run has)."""
-    metrics = atomic_io.read_json(run.metrics) if run.metrics.exists() else {}
     keys = ("cv_mae", "test_mae", "test_spearman")
     return {k: float(metrics[k]) for k in keys if isinstance(metrics.get(k), int | float)}
 
