@@ -7,14 +7,18 @@ import gzip
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from miscreen import atomic_io
 from miscreen import schema as S
 from miscreen.cases import lgps
+from miscreen.catalog import RunCatalog
 from miscreen.cli import app
 from miscreen.config import Config, DataConfig, JsonlSource
 from miscreen.fetch.sources import load_candidates
+from miscreen.screen.known import KNOWN_MATCH
 from tests.conftest import small_config
 
 GE_P_S_THIO = {"o4u", "yy9", "mvq", "2yl", "5qm", "3jh", "j3x", "kmr"}
@@ -188,3 +192,42 @@ def test_case_report_tells_the_story(small_case):
     assert "strict (+ Ge–P–S thio-LISICON)" in html and "Top 20 under the strict hold-out" in html
     for name in ("lgps_standard", "lgps_strict"):
         assert (run_dir / "figures" / f"{name}.png").is_file()
+
+
+KNOWN_CANDIDATES = """
+  - kind: pymatgen
+    names: [Li10GeP2S12, Li2O]
+  - kind: obelix
+    split: all
+    families: [LGPS]
+    require_structure: true
+"""
+
+
+def test_case_screens_like_miscreen_run(tmp_path, small_case):
+    """The case ranks its pool through the screening path of ``miscreen run``: the same
+    columns, and the known-material exclusion against each hold-out's own training rows
+    (OBELiX row zzr is Li10GeP2S12 without a family, so neither hold-out removes it)."""
+    std_dir, _ = small_case  # built first: its features are cached for this case
+    config = tmp_path / "known.yaml"
+    screen = "{top_k: 5, exclude_known: true}"
+    config.write_text(small_config(tmp_path, "lgps-known", KNOWN_CANDIDATES, screen, CASE_DATA))
+    result = CliRunner().invoke(app, ["case", "lgps", str(config)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    run = RunCatalog(tmp_path / "results" / "lgps-known")
+    ranked = atomic_io.read_table(run.candidates_parquet).set_index(S.ID)
+    # held-out LGPS CIFs of zzr's formula are measured materials of the training rows
+    for held_out in ("j8q", "mtn"):
+        assert pd.isna(ranked.loc[held_out, S.RANK]), held_out
+        assert ranked.loc[held_out, S.EXCLUDED].startswith("already measured: obelix zzr")
+    ranked_ids = set(ranked.index[ranked[S.RANK].notna()])
+    assert {lgps.REFERENCE_ID, "pymatgen:Li2O"} <= ranked_ids  # nobody measured these cells
+    known = atomic_io.read_table(run.known_materials)
+    strict_known = atomic_io.read_table(run.file(lgps.STRICT_KNOWN))
+    assert "zzr" in set(known[S.ID]) and not set(known[S.ID]) & set(ranked.index)
+    assert len(strict_known) == len(known) - 8 and not GE_P_S_THIO & set(strict_known[S.ID])
+    # the columns of a `miscreen run` table, in its order (the lead ones first)
+    lead = [S.RANK, S.ID, S.SOURCE, S.FORMULA, S.PRED, S.UNCERTAINTY]
+    columns = list(atomic_io.read_table(run.candidates_csv).columns)
+    assert columns[:6] == lead and KNOWN_MATCH in columns and S.STRUCTURE not in columns
+    assert KNOWN_MATCH not in pd.read_csv(std_dir / "candidates.csv", nrows=0).columns

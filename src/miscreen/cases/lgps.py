@@ -13,22 +13,20 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
-import jinja2
 import numpy as np
 import pandas as pd
 from pymatgen.core import Composition
 
-from miscreen import atomic_io, pipeline
+from miscreen import atomic_io, batch, pipeline
 from miscreen import schema as S
-from miscreen.catalog import RunCatalog, unique_inputs
+from miscreen.cases.lgps_section import case_section
+from miscreen.catalog import unique_inputs
 from miscreen.config import Config
 from miscreen.fetch.sources import Loaded, load_candidates, load_obelix_split
-from miscreen.formatting import save_figure
-from miscreen.report import build_report, fmt
-from miscreen.report.figures import pool_rank_figure
-from miscreen.screen import RANK, Filters, rank_candidates
+from miscreen.screen import RANK
 from miscreen.store.structures import DUPLICATE_OF, flag_cross_source_duplicates
 from miscreen.train.routing import save_models
 
@@ -44,8 +42,23 @@ TARGETS = {"Ge": "Li10GeP2S12", "Si": "Li10SiP2S12", "Sn": "Li10SnP2S12"}
 REFERENCE_ID = "pymatgen:Li10GeP2S12"
 HOLDOUTS = ("standard", "strict")
 STRICT_CANDIDATES = "candidates_strict.parquet"
+STRICT_KNOWN = "known_materials_strict.parquet"  # the strict hold-out's training rows
 HELDOUT_PREDICTIONS = "heldout_predictions.csv"
 POOL_DUPLICATES = "pool_duplicates.csv"
+HEADLINE = (
+    "pool_size",
+    "lgps_rank",
+    "lgps_percentile",
+    "lgps_pred_log10_sigma",
+    "lgps_interval",
+    "si_analogue_ranks",
+    "sn_analogue_ranks",
+    "strict_lgps_rank",
+    "strict_lgps_percentile",
+    "strict_lgps_pred_log10_sigma",
+    "strict_lgps_interval",
+    "runtime_s",
+)
 
 
 @dataclass
@@ -121,22 +134,29 @@ def variant_config(cfg: Config, name: str) -> Config:
     return cfg.model_copy(update={"run_name": f"{cfg.run_name}-{name}"})
 
 
+def known_path(cfg: Config, name: str) -> Path:
+    """Where one hold-out's measured materials (its training rows) are kept: the run's
+    ``known_materials.parquet`` for the standard hold-out."""
+    return cfg.run.known_materials if name == "standard" else cfg.run.file(STRICT_KNOWN)
+
+
 def screen_variant(cfg: Config, name: str, pool: pd.DataFrame) -> tuple[Screened, pd.DataFrame]:
     """Train under one hold-out (its models saved to ``models/<run>[-strict]`` for the
-    report's importances), predict its held-out rows and rank the pool."""
+    report's importances), predict its held-out rows and screen the pool the way ``miscreen
+    run`` screens (``batch.screen_records``: the same criteria, filters, known-material
+    exclusion against this hold-out's training rows, score and columns)."""
     vcfg = variant_config(cfg, name)
     train, heldout = training_data(cfg, strict=name == "strict")
     models = save_models(pipeline.train(vcfg, train), vcfg.models)
     held_metrics, held_pred, held_fail = pipeline.evaluate(
         cfg, models, Loaded(heldout, S.empty_failures())
     )
-    predicted, pool_fail = pipeline.predict(cfg, models, pool)
-    ranked = rank_candidates(
-        predicted,
-        Filters.from_config(cfg.screen),
-        cfg.screen.score,
-        cfg.screen.supply_risk_weight,
-    )
+    known = known_path(cfg, name)
+    atomic_io.write_table(pipeline.known_materials([train.records]), known)
+    predictor = batch.Predictor.from_config(vcfg)  # the hold-out's models
+    if predictor.known is not None:
+        predictor = replace(predictor, known=str(known.resolve()))
+    ranked, pool_fail = batch.screen_records(cfg, pool, predictor)
     cv_mae, cv_n = models.routed_cv
     metrics = {"cv_mae": cv_mae, "cv_n": cv_n, "routing": models.routing}
     metrics |= held_metrics
@@ -269,8 +289,13 @@ def run_case(cfg: Config) -> dict:
     summary["runtime_s"] = round(time.perf_counter() - started, 1)
     failures = pd.concat(failures, ignore_index=True)
     write_outputs(cfg, variants, dups, failures, loaded, summary)
-    build_report(run_dir, top_k=cfg.screen.top_k, importances=cfg.report.importances)
+    pipeline.report_stage(cfg)
     return summary
+
+
+def headline(summary: dict) -> dict:
+    """The numbers ``miscreen case lgps`` prints."""
+    return {k: summary.get(k) for k in HEADLINE}
 
 
 def write_outputs(
@@ -284,11 +309,8 @@ def write_outputs(
     """Write the run folder (through its catalog) and the case's report section."""
     run = cfg.run
     std, strict = variants["standard"], variants["strict"]
-    table = std.ranked.drop(columns=[S.STRUCTURE], errors="ignore")
-    atomic_io.write_table(table, run.candidates_parquet)
-    atomic_io.write_table(table, run.candidates_csv)
-    strict_table = strict.ranked.drop(columns=[S.STRUCTURE], errors="ignore")
-    atomic_io.write_table(strict_table, run.file(STRICT_CANDIDATES))
+    batch.write_candidates(run, std.ranked)
+    atomic_io.write_table(strict.ranked, run.file(STRICT_CANDIDATES))
     atomic_io.write_table(std.heldout, run.test_predictions)
     both = pd.concat([v.heldout.assign(holdout=v.name) for v in variants.values()])
     atomic_io.write_table(both, run.file(HELDOUT_PREDICTIONS))
@@ -306,64 +328,3 @@ def write_outputs(
     }
     run.update_manifest(cfg.model_dump(mode="json"), cfg.seed, "case", entry)
     run.write_section("lgps", case_section(summary, std.ranked, strict.ranked, run), order=60)
-
-
-SECTION = jinja2.Environment(autoescape=True).from_string(
-    """<h2 id="lgps">Case study: rediscovering Li10GeP2S12</h2>
-<p>The model was trained on OBELiX with every LGPS-family entry held out
-({{ case.standard.training_rows }} training rows, {{ case.standard.heldout_rows }} held out).
-It then screened {{ case.pool_size }} deduplicated Li structures ({{
-case.pool_duplicates_removed }} cross-source duplicates removed): Materials Project 2018 and
-matbench-dielectric snapshots, the held-out LGPS-family entries with CIFs and pymatgen's
-Li10GeP2S12 cell. Measured: log10 σ = {{ "%.2f"|format(case.measured_log10_sigma) }}
-(12 mS/cm; {{ case.measured_source }})</p>
-<table><tr><th>hold-out</th><th>LGPS rank</th><th>percentile</th><th>pred. log10 σ</th>
-<th>interval</th><th>covers measured</th><th>Si analogue ranks</th><th>Sn analogue ranks</th>
-<th>held-out MAE</th></tr>
-{% for name, v in [("standard (LGPS family)", case.standard),
-                   ("strict (+ Ge–P–S thio-LISICON)", case.strict)] %}
-<tr><td>{{ name }}</td><td class="num">{{ v.lgps.rank }} / {{ case.pool_ranked }}</td>
-<td class="num">{{ v.lgps.percentile }} %</td>
-<td class="num">{{ fmt(v.lgps.pred_log10_sigma) }}</td>
-<td class="num">[{{ fmt(v.lgps.interval[0]) }}, {{ fmt(v.lgps.interval[1]) }}]</td>
-<td>{{ v.lgps_covers_measured }}</td>
-<td>{{ ranks(v.analogues.Si) }}</td><td>{{ ranks(v.analogues.Sn) }}</td>
-<td class="num">{{ fmt(v.metrics.test_mae) }}</td></tr>{% endfor %}</table>
-<p>Held-out LGPS-family entries with CIFs in the pool (standard hold-out), by rank:
-{% for r in case.standard.heldout_family_in_pool %}{{ r.formula }} #{{ r.rank }}{% if not loop.last
-%}, {% endif %}{% endfor %}.</p>
-<p class="note">The strict hold-out removed {{ case.strict.heldout_rows - case.standard.heldout_rows
-}} more training rows, {{ case.strict.heldout_rows_with_structure -
-case.standard.heldout_rows_with_structure }} of them with a CIF. Both models train on every
-labelled row (rows without a CIF have no position-based descriptors), so both change between
-the hold-outs.</p>
-{% for fig in figures %}<img alt="LGPS in the pool" src="data:image/png;base64,{{ fig }}">
-{% endfor %}
-{% for name, v in [("standard", case.standard), ("strict", case.strict)] %}
-<h3>Top 20 under the {{ name }} hold-out</h3>
-<table><tr><th>rank</th><th>formula</th><th>id</th><th>source</th><th>why</th></tr>
-{% for r in v.top20 %}<tr><td class="num">{{ r.rank }}</td><td>{{ r.formula }}</td>
-<td>{{ r.id }}</td><td>{{ r.source }}</td><td class="why">{{ r.why }}</td></tr>{% endfor %}
-</table>{% endfor %}
-<p class="note">Numbers as produced; nothing was tuned on the LGPS result (model settings
-come from cross-validation on training data). Full numbers: <code>case.json</code>.</p>
-"""
-)
-
-
-def case_section(case: dict, standard: pd.DataFrame, strict: pd.DataFrame, run: RunCatalog) -> str:
-    """The case's report section (HTML fragment), with its figures saved under figures/."""
-    figures = []
-    for name, ranked in (("standard", standard), ("strict", strict)):
-        marks = {
-            f"{el} analogue" if el != "Ge" else "Li10GeP2S12": [a["id"] for a in rows]
-            for el, rows in case[name]["analogues"].items()
-        }
-        fig = pool_rank_figure(ranked, marks, MEASURED_LOG10_SIGMA, "LGPS measured (Kamaya 2011)")
-        fig.axes[0].set_title(f"LGPS in the pool — {name} hold-out")
-        figures.append(save_figure(fig, run.figures, f"lgps_{name}"))
-    return SECTION.render(case=case, figures=figures, fmt=fmt, ranks=_ranks)
-
-
-def _ranks(rows: list[dict]) -> str:
-    return ", ".join(str(r.get("rank")) for r in rows) if rows else "not in pool"
