@@ -54,6 +54,18 @@ TARGETS = {
 MIN_FAMILY_ROWS = 20
 
 
+def benchmark_obelix(cfg: Config, out_dir: Path, kinds: tuple[str, ...] = MODEL_KINDS) -> list[str]:
+    """``miscreen benchmark obelix``: the benchmark into ``out_dir`` (its run name is the
+    folder's), then the lines to print: the table and whether each target was met."""
+    cfg = cfg.model_copy(update={"run_name": out_dir.name})
+    result = run_obelix_benchmark(cfg, out_dir, kinds)
+    lines = [RunCatalog(out_dir).file(TABLE).read_text()]
+    for key, t in result["targets"].items():
+        state = "met" if t["met"] else "missed"
+        lines.append(f"target {key} {t['target']}: {t['value']:.3f} ({state})")
+    return lines
+
+
 def run_obelix_benchmark(cfg: Config, out_dir: Path, kinds: tuple[str, ...] = MODEL_KINDS) -> dict:
     """Train the configured models on the official train split (in memory: nothing is
     written to ``models/``) and evaluate everything."""

@@ -51,33 +51,15 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug lo
 @app.command()
 def run(ctx: typer.Context, config: ConfigArg) -> None:
     """Run every stage (train, evaluate, screen, report) into results/<run_name>/."""
-    from miscreen import atomic_io
     from miscreen.pipeline import run as run_all
+    from miscreen.pipeline.screening import run_top_lines
 
     cfg = load_config_or_exit(config)
     with cli_errors(ctx):
         run_all(cfg, config)
-    ranked = atomic_io.read_table(cfg.run.candidates_parquet)
-    typer.echo("\n".join(top_lines(ranked, 10)))
+        lines = run_top_lines(cfg, 10)
+    typer.echo("\n".join(lines))
     typer.echo(f"\nall candidates: {cfg.run.candidates_csv}\nreport: {cfg.run.report}")
-
-
-def top_lines(ranked, k: int) -> list[str]:
-    """The first ``k`` ranked candidates for a terminal: formula, source id, predicted
-    conductivity in mS/cm with its interval, and why."""
-    from miscreen import schema as S
-
-    top = ranked[ranked[S.RANK].notna()].head(k)
-    lines = [f"Top {len(top)} of {int(ranked[S.RANK].notna().sum())} ranked candidates "
-             f"({len(ranked)} screened):"]  # fmt: skip
-    for row in top.to_dict("records"):
-        sigma, lo, hi = (1e3 * 10 ** row[c] for c in (S.PRED, S.LOWER, S.UPPER))
-        lines.append(
-            f"{int(row[S.RANK]):3d}. {row[S.FORMULA]:<14} {row[S.ID]:<12} "
-            f"{sigma:.3g} mS/cm [{lo:.2g}, {hi:.2g}]"
-        )
-        lines.append(f"     {row[S.WHY]}")
-    return lines
 
 
 @app.command()
@@ -91,7 +73,7 @@ def suggest(
     ] = "chemsys",
 ) -> None:
     """Suggest the next experiments from a screened run (results/<run>/suggestions.csv)."""
-    from miscreen.pipeline import suggest_stage
+    from miscreen.pipeline.suggestion import suggest_stage, suggestion_lines
     from miscreen.suggest.acquisition import ACQUISITIONS
 
     if acquisition not in ACQUISITIONS:
@@ -101,13 +83,7 @@ def suggest(
     cfg = load_config_or_exit(config)
     with cli_errors(ctx):
         picks = suggest_stage(cfg, batch, acquisition, diversity)
-    for row in picks.to_dict("records"):
-        typer.echo(
-            f"{int(row['rank']):2d}. {row['formula']:<14} {row['id']:<12} "
-            f"log10 σ {row['predicted_log10_sigma']:.2f} [{row['lower']:.2f}, {row['upper']:.2f}]"
-            f"; nearest measured {row['nearest_measured_composition']} "
-            f"({row['nearest_measured_log10_sigma']:.2f})"
-        )
+    typer.echo("\n".join(suggestion_lines(picks)))
     typer.echo(f"wrote {cfg.run.suggestions} and a round in {cfg.run.campaign}")
 
 

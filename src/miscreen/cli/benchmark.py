@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from miscreen.cli.common import load_config_or_exit
+from miscreen.cli.common import cli_errors, load_config_or_exit
 from miscreen.config import MODEL_KINDS
 
 app = typer.Typer(help="Benchmarks of the models against published baselines.")
@@ -15,6 +15,7 @@ app = typer.Typer(help="Benchmarks of the models against published baselines.")
 
 @app.command("obelix")
 def obelix(
+    ctx: typer.Context,
     config: Annotated[Path, typer.Option(help="run configuration")] = Path("configs/default.yaml"),
     out: Annotated[Path, typer.Option(help="output folder")] = Path("results/benchmark-obelix"),
     kinds: Annotated[
@@ -23,12 +24,9 @@ def obelix(
 ) -> None:
     """Evaluate on the official OBELiX split: test metrics, CV, grouped CV, leave-one-family-
     out, interval coverage; writes OUT/metrics.json and OUT/table.md."""
-    from miscreen.benchmark import TABLE, run_obelix_benchmark
-    from miscreen.catalog import RunCatalog
+    from miscreen.benchmark import benchmark_obelix
 
-    cfg = load_config_or_exit(config).model_copy(update={"run_name": out.name})
-    result = run_obelix_benchmark(cfg, out, tuple(k.strip() for k in kinds.split(",") if k))
-    typer.echo(RunCatalog(out).file(TABLE).read_text())
-    for key, t in result["targets"].items():
-        state = "met" if t["met"] else "missed"
-        typer.echo(f"target {key} {t['target']}: {t['value']:.3f} ({state})")
+    cfg = load_config_or_exit(config)
+    with cli_errors(ctx):
+        lines = benchmark_obelix(cfg, out, tuple(k.strip() for k in kinds.split(",") if k))
+    typer.echo("\n".join(lines))

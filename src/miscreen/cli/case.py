@@ -12,21 +12,6 @@ from miscreen.cli.common import cli_errors, load_config_or_exit
 
 app = typer.Typer(help="Retrospective case studies.", no_args_is_help=True)
 
-HEADLINE = (
-    "pool_size",
-    "lgps_rank",
-    "lgps_percentile",
-    "lgps_pred_log10_sigma",
-    "lgps_interval",
-    "si_analogue_ranks",
-    "sn_analogue_ranks",
-    "strict_lgps_rank",
-    "strict_lgps_percentile",
-    "strict_lgps_pred_log10_sigma",
-    "strict_lgps_interval",
-    "runtime_s",
-)
-
 
 @app.command("lgps")
 def lgps(
@@ -36,12 +21,12 @@ def lgps(
     ] = Path("configs/lgps.yaml"),
 ) -> None:
     """Train without the LGPS family, screen the Li-structure pool, report LGPS's rank."""
-    from miscreen.cases.lgps import run_case
+    from miscreen.cases.lgps import headline, run_case
 
     cfg = load_config_or_exit(config)
     with cli_errors(ctx):
         summary = run_case(cfg)
-    typer.echo(json.dumps({k: summary.get(k) for k in HEADLINE}, indent=1))
+    typer.echo(json.dumps(headline(summary), indent=1))
     typer.echo(f"wrote {cfg.run.case_json} and {cfg.run.report}")
 
 

@@ -38,31 +38,32 @@ def screen(
     chunk_size: ChunkOpt = None,
 ) -> None:
     """Predict and rank the configured candidates with the run's trained models."""
-    from miscreen import batch
+    from miscreen.batch import ShardResult
+    from miscreen.pipeline.screening import (
+        ranked_count,
+        screen_pool,
+        shard_to_screen,
+        with_chunk_size,
+    )
 
-    cfg = load_config_or_exit(config)
-    if chunk_size is not None:
-        cfg = cfg.model_copy(
-            update={"batch": cfg.batch.model_copy(update={"chunk_size": chunk_size})}
-        )
+    cfg = with_chunk_size(load_config_or_exit(config), chunk_size)
     if backend not in (None, "local", "dask"):
         raise typer.BadParameter(f"--backend must be local or dask, got {backend!r}")
     if scheduler and backend is None:
         backend = "dask"
     try:
-        spec = batch.parse_shard(shard) if shard else batch.shard_from_env()
+        spec = shard_to_screen(shard)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    with cli_errors(ctx), batch.backend_for(cfg, backend, scheduler) as executor:  # type: ignore[arg-type]
-        if spec is None:
-            ranked = batch.screen_all(cfg, executor)
-            typer.echo(f"ranked {int(ranked['rank'].notna().sum())} of {len(ranked)} candidates")
-            return
-        done = batch.screen_shard(cfg, spec, executor)
+    with cli_errors(ctx):
+        done = screen_pool(cfg, spec, backend, scheduler)
+    if not isinstance(done, ShardResult):
+        typer.echo(ranked_count(done))
+        return
     state = "was already finished" if done.skipped else "finished"
     typer.echo(
-        f"shard {spec} {state}: {done.rows} candidates, {done.failures} failures; "
-        f"run `miscreen merge {config}` once all {spec.count} shards are done"
+        f"shard {done.shard} {state}: {done.rows} candidates, {done.failures} failures; "
+        f"run `miscreen merge {config}` once all {done.shard.count} shards are done"
     )
 
 
@@ -74,12 +75,13 @@ def merge(
     ] = None,
 ) -> None:
     """Rank every shard's predictions together into candidates.csv/.parquet and failures.csv."""
-    from miscreen import batch
+    from miscreen.batch import merge_shards
+    from miscreen.pipeline.screening import ranked_count
 
     cfg = load_config_or_exit(config)
     with cli_errors(ctx):
-        ranked = batch.merge_shards(cfg, shards)
-    typer.echo(f"ranked {int(ranked['rank'].notna().sum())} of {len(ranked)} candidates")
+        ranked = merge_shards(cfg, shards)
+    typer.echo(ranked_count(ranked))
 
 
 def register(app: typer.Typer) -> None:
