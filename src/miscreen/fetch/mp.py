@@ -131,7 +131,7 @@ def _is_loopback(host: str) -> bool:
 def redact_key(docs: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     """``docs`` with every occurrence of ``key`` replaced by ``<MP_API_KEY>`` (a server that
     echoes the key must not get it into records, failure reasons or logs)."""
-    text = json.dumps(docs)
+    text = json.dumps(docs, default=str)
     if key not in text:
         return docs
     log.warning("the server's answer holds the API key; replaced by <MP_API_KEY>")

@@ -123,7 +123,7 @@ def refuse_utf16(head: bytes, path: Path | str) -> None:
     if head.startswith(UTF16_MARKS) or b"\x00" in head[:4096]:
         raise InputError(
             f"{path} is not UTF-8 text (it looks like UTF-16: a byte-order mark or NUL "
-            f"bytes); save it as UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet) and try again"
+            f"bytes); save it as UTF-8 and try again"
         )
 
 
