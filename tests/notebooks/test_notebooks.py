@@ -8,11 +8,45 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from miscreen.catalog import RunCatalog
+
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 
 
+def artifact_names() -> set[str]:
+    """Every file name the run catalog gives a run folder's artifacts."""
+    run = RunCatalog(Path("run"))
+    names = {
+        getattr(run, a).name
+        for a in dir(RunCatalog)
+        if isinstance(getattr(RunCatalog, a), property)
+    }
+    return names - {"run"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_valid_clean_python_reading_through_the_catalog(path):
+    """Cheap checks of what a notebook does: a valid notebook saved without outputs, code
+    cells that compile, and run-folder files found through ``RunCatalog`` (a renamed
+    artifact cannot leave a notebook reading a file that is no longer written)."""
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and not any(c.outputs or c.execution_count for c in code)
+    for i, cell in enumerate(code):
+        compile(cell.source, f"{path.name} code cell {i}", "exec")
+    source = "\n".join(c.source for c in code)
+    assert "RunCatalog(" in source
+    spelled = sorted(n for n in artifact_names() if f"'{n}'" in source or f'"{n}"' in source)
+    assert not spelled, f"{path.name} spells run artifacts instead of asking RunCatalog: {spelled}"
+
+
+def test_the_catalog_check_sees_spelled_names():
+    assert {"candidates.parquet", "test_predictions.csv", "case.json"} <= artifact_names()
+
+
 def test_there_are_notebooks():
-    assert [p.name for p in NOTEBOOKS] == ["explore_run.ipynb"]
+    assert NOTEBOOKS
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
