@@ -10,7 +10,7 @@ from miscreen.config import Config
 from miscreen.errors import UserError
 from miscreen.pipeline.stages import report_stage, write_manifest
 from miscreen.suggest.campaign import append_round, read_campaign
-from miscreen.suggest.run import Suggestions, suggest_next
+from miscreen.suggest.next_round import Suggestions, suggest_next
 
 SECTION_ORDER = 70  # after the verify sections in the report
 

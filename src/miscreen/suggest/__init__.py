@@ -9,8 +9,7 @@ about 3x fewer experiments than random picks. This stage holds the pure core:
 - ``selection``: :func:`suggest_batch` (diverse batches, never a measured row, each pick with
   its interval and a "why") and :func:`nearest_measured`;
 - ``campaign``: the typed round log stored as ``campaign.jsonl``;
-- ``simulate``: :func:`simulate_campaign`, a campaign replayed on labelled data;
-- ``run``: :func:`suggest_next`, suggestions from a screened run's ranked candidates
+- ``next_round``: :func:`suggest_next`, suggestions from a screened run's ranked candidates
   (returned as data; the wiring, ``miscreen.pipeline.suggestion``, writes them).
 
 It meets the other stages through ``miscreen.schema`` columns; ``miscreen.pipeline`` wires it.
@@ -36,38 +35,24 @@ from miscreen.suggest.selection import (
     select_diverse,
     suggest_batch,
 )
-from miscreen.suggest.simulate import (
-    FAST_LOG10,
-    SimulationResult,
-    Target,
-    default_targets,
-    fit_predict,
-    simulate_campaign,
-)
 
 __all__ = [
     "ACQUISITIONS",
     "ACQ_VALUE",
     "CHEMSYS",
-    "FAST_LOG10",
     "KAPPA",
     "MEAN",
     "SD",
     "WHY",
     "CampaignRound",
-    "SimulationResult",
-    "Target",
     "append_round",
     "chemical_system",
-    "default_targets",
-    "fit_predict",
     "get_acquisition",
     "nearest_measured",
     "ranking",
     "read_campaign",
     "score",
     "select_diverse",
-    "simulate_campaign",
     "suggest_batch",
     "write_campaign",
 ]

@@ -14,7 +14,7 @@ from miscreen.catalog import RunCatalog
 from miscreen.errors import UserError
 from miscreen.pipeline.suggestion import write_suggestions
 from miscreen.suggest import read_campaign
-from miscreen.suggest.run import suggest_next
+from miscreen.suggest.next_round import suggest_next
 
 
 def test_suggestions_for_a_run_are_logged_and_reported(small_run, tmp_path):
@@ -55,7 +55,7 @@ def test_suggesting_before_screening_names_the_command(tmp_path):
 
 def test_a_suggested_material_measured_later_is_logged_with_its_value():
     from miscreen.suggest import CampaignRound
-    from miscreen.suggest.run import newly_measured
+    from miscreen.suggest.next_round import newly_measured
 
     rounds = [CampaignRound(round=0, acquisition="mli", suggested=("mp-1", "mp-2"))]
     measured = pd.DataFrame({S.ID: ["mp-2", "obelix-9"], S.TARGET: [-3.5, -6.0]})
