@@ -29,6 +29,7 @@ from miscreen.train.trusted_types import (
     MAX_MODEL_BYTES,
     TRUSTED_TYPES,
     load_trusted,
+    skops_io,
     untrusted_types,
 )
 
@@ -66,8 +67,7 @@ class TrainedModel:
 def save_model(folder: ModelFolder, model: TrainedModel) -> TrainedModel:
     """Write the estimator (skops), ``model.json`` and the model card; -> the model with the
     saved file's sha256 in its metadata."""
-    import skops.io as sio
-
+    sio = skops_io()
     folder.root.mkdir(parents=True, exist_ok=True)
     data = sio.dumps(model.estimator, compression=zipfile.ZIP_DEFLATED, compresslevel=3)
     unknown = untrusted_types(data=data)

@@ -7,13 +7,21 @@ it lists every type the file names (each ``__module__``/``__class__`` pair of it
 when any of them is not on :data:`TRUSTED_TYPES` (or :data:`BUILTIN_TYPES`), and only then
 loads it, trusting exactly the types it found. Nothing is imported or built before the
 check. Saving runs the same check, so a new estimator class is noticed when first saved.
+
+skops is imported through :func:`skops_io`: at import, skops lists scikit-learn's
+estimators with ``sklearn.utils.all_estimators``, which imports every scikit-learn
+subpackage, among them ``sklearn.externals.array_api_compat.torch`` and so PyTorch (seven
+seconds, a second OpenMP runtime and PyTorch's native thread pools in every process that
+loads a model). miscreen never uses PyTorch there; :func:`skops_io` keeps it out.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import zipfile
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from miscreen.errors import ModelLoadError
@@ -66,6 +74,31 @@ MAX_SCHEMA_BYTES = 256 << 20  # its schema.json (about 40 kB per tree)
 SCHEMA_FILE = "schema.json"  # where skops keeps the object tree inside its zip
 
 
+def skops_io() -> ModuleType:
+    """``skops.io``, imported without letting scikit-learn's estimator discovery import
+    PyTorch (when PyTorch is not imported already): ``import torch`` fails while skops
+    loads, and ``pkgutil.walk_packages`` skips the scikit-learn subpackage that needs it."""
+    if "skops.io" not in sys.modules and "torch" not in sys.modules:
+        blocker = _NoTorch()
+        sys.meta_path.insert(0, blocker)
+        try:
+            import skops.io
+        finally:
+            sys.meta_path.remove(blocker)
+    import skops.io
+
+    return skops.io
+
+
+class _NoTorch:
+    """An import finder that refuses ``torch`` (and only it)."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError(f"{name} is not imported while skops loads")
+        return None
+
+
 def untrusted_types(data: bytes | None = None, path: Path | None = None) -> list[str]:
     """The types a skops file (its bytes, or its path) names that are not on miscreen's
     lists, sorted; ``[]`` when it may be loaded."""
@@ -77,8 +110,7 @@ def file_types(data: bytes | None = None, path: Path | None = None) -> set[str]:
     ``schema.json`` and whatever skops itself counts as untrusted (nothing is imported)."""
     import io
 
-    import skops.io as sio
-
+    sio = skops_io()
     source: Any = io.BytesIO(data) if data is not None else path
     with zipfile.ZipFile(source) as zf:
         info = zf.getinfo(SCHEMA_FILE)
@@ -112,8 +144,7 @@ def _named_types(schema: Any) -> list[str]:
 def load_trusted(path: Path) -> Any:
     """The object in the skops file ``path``, loaded only when every type it names is on
     miscreen's lists, trusting exactly those; ``ModelLoadError`` saying why otherwise."""
-    import skops.io as sio
-
+    sio = skops_io()
     if not zipfile.is_zipfile(path):
         raise ModelLoadError(
             f"{path} is not a skops model file (perhaps a pickle from an older miscreen or "
