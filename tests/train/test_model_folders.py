@@ -21,6 +21,7 @@ from miscreen.train.routing import (
     CELL_ROWS,
     COMPOSITION_ROWS,
     STRUCTURE_ROWS,
+    TrainResult,
     choose_routing,
     load_models,
     model_digests,
@@ -98,6 +99,7 @@ def test_cv_rows_count_only_rows_that_were_featurized() -> None:
         "rows": 15,
     }
     assert routing[STRUCTURE_ROWS]["rows"] == 0
+    assert TrainResult({}, routing).routed_cv == (0.5, 15)  # metrics.json's cv_mae, cv_n
 
 
 def _leftover(folder: Path, suffix: str) -> Path:

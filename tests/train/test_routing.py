@@ -54,3 +54,29 @@ def test_routing_never_gives_a_row_a_model_it_lacks_features_for():
     assert routing[COMPOSITION_ROWS]["model"] == "composition"  # no training rows: its own
     assert routing[COMPOSITION_ROWS]["rows"] == 0
     assert routing[CELL_ROWS]["cv_mae"] == {"cell": 0.5, "composition": 1.0}
+
+
+def test_too_few_featurized_rows_is_a_user_error_naming_a_failure():
+    """Issue 27 point 9: rows lost to featurization ended in scikit-learn's
+    'n_splits=2 greater than n_samples=0'."""
+    import pytest
+
+    from miscreen.config import ModelConfig
+    from miscreen.errors import UserError
+    from miscreen.featurize import FeatureOptions
+    from miscreen.fetch.obelix import load_obelix
+    from miscreen.train.routing import fit_models
+
+    records, _ = load_obelix("train", with_structures=False)
+    records = records.head(6).copy()
+    records[S.COMPOSITION] = ["Li2O", "Xx2", "Qq3", "Zz", "Jj2O", "Yy9"]
+    with pytest.raises(UserError, match=r"only 1 of 6 labelled rows could be featurized") as err:
+        fit_models(
+            records,
+            preset="composition",
+            model=ModelConfig(kind="extra_trees", n_estimators=10, cv_folds=3, tune=False),
+            seed=0,
+            censored="floor",
+            features=FeatureOptions(jobs=1, cache_dir=None, time_limit=None),
+        )
+    assert "model.cv_folds" in str(err.value) and "Xx2" in str(err.value)

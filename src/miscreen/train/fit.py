@@ -8,6 +8,7 @@ from threadpoolctl import threadpool_limits
 
 from miscreen import schema as S
 from miscreen.config import ModelConfig
+from miscreen.errors import ConfigError
 from miscreen.progress import Progress
 from miscreen.train.estimators import (
     SEARCH_GRIDS,
@@ -90,7 +91,7 @@ def _known(estimator, params: dict) -> dict:
     known = estimator.get_params()
     unknown = sorted(set(params) - set(known))
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"model.hyperparameters {unknown} are not parameters of this model kind; "
             f"known: {', '.join(sorted(k for k in known if '__' in k))}"
         )

@@ -17,6 +17,7 @@ import pandas as pd
 from miscreen import atomic_io
 from miscreen import schema as S
 from miscreen.config import ModelConfig
+from miscreen.errors import UserError
 from miscreen.featurize import FeatureOptions, featurize_records
 from miscreen.fetch.labels import apply_censoring
 from miscreen.train.fit import fit_conformal
@@ -105,6 +106,7 @@ def fit_models(
     for name, plan_preset in model_plan(preset, kinds).items():
         table, fails, schema = featurize_records(labelled, plan_preset, features)
         failures.append(fails)
+        _enough_rows(name, table, labelled, fails, model.cv_folds)
         labels = labelled.set_index(S.ID).loc[table.index]
         estimator, cv = fit_conformal(table, labels, model, seed)
         oof[name] = pd.Series(np.abs(estimator.residuals_), index=table.index)
@@ -123,6 +125,20 @@ def fit_models(
         log.info("%s model: %d rows, CV MAE %.3f", name, len(labels), cv["cv_mae"])
     routing = choose_routing(oof, kinds)
     return TrainResult(models, routing, S.concat(*failures))
+
+
+def _enough_rows(
+    name: str, table: pd.DataFrame, labelled: pd.DataFrame, fails: pd.DataFrame, folds: int
+) -> None:
+    """``UserError`` when fewer rows were featurized than cross-validation needs."""
+    if len(table) >= max(folds, 2):
+        return
+    example = f"; e.g. {fails.iloc[0]['id']}: {fails.iloc[0]['reason']}" if len(fails) else ""
+    raise UserError(
+        f"the {name} model: only {len(table)} of {len(labelled)} labelled rows could be "
+        f"featurized, and {max(folds, 2)}-fold cross-validation (model.cv_folds) needs at "
+        f"least {max(folds, 2)}{example}"
+    )
 
 
 def choose_routing(oof: dict[str, pd.Series], kinds: pd.Series) -> dict[str, dict]:
