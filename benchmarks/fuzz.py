@@ -60,6 +60,7 @@ def run_family(
     """Run ``check`` on ``examples`` generated inputs; never stop at a failure."""
     from hypothesis import HealthCheck, given, settings
     from hypothesis import seed as hseed
+
     from tests.fuzz.properties import describe
 
     tried, crashes, reports = 0, 0, []

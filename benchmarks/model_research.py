@@ -60,8 +60,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for benchmarks.r
 
 import numpy as np
 import pandas as pd
-from benchmarks.research.anion_framework import AnionFrameworkFeaturizer
-from benchmarks.research.embeddings import Mat2VecEmbeddingFeaturizer, MegnetEmbeddingFeaturizer
 from pymatgen.core import Composition
 from scipy.stats import spearmanr
 from sklearn.ensemble import ExtraTreesClassifier
@@ -69,6 +67,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
 from threadpoolctl import threadpool_limits
 
+from benchmarks.research.anion_framework import AnionFrameworkFeaturizer
+from benchmarks.research.embeddings import Mat2VecEmbeddingFeaturizer, MegnetEmbeddingFeaturizer
 from miscreen import schema as S
 from miscreen.benchmark import reference_model
 from miscreen.featurize import FeatureOptions, featurize_records

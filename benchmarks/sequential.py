@@ -33,10 +33,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for benchmarks.research
 
 import numpy as np
-from benchmarks.research.simulate import FAST_LOG10, MODELS, Target, simulate_campaign
 from scipy.stats import mannwhitneyu
 from threadpoolctl import threadpool_limits
 
+from benchmarks.research.simulate import FAST_LOG10, MODELS, Target, simulate_campaign
 from miscreen import schema as S
 from miscreen.featurize import featurize_records
 from miscreen.fetch.obelix import load_obelix

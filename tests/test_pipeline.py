@@ -177,3 +177,28 @@ def test_run_ends_with_the_top_candidates_and_the_report_path(small_run):
     assert f"1. {first['formula']}" in printed and f"{sigma_ms:.3g} mS/cm" in printed
     assert str(first["why"])[:40] in printed
     assert f"report: {run / 'report.html'}" in printed
+
+
+def test_a_second_train_of_the_same_run_is_refused_at_once(small_run, monkeypatch):
+    """`train` and `run` hold the model folder's writer lock from the start: while another
+    process writes the run's models, nothing is loaded, fitted or written."""
+    import fcntl
+    import os
+
+    from miscreen.config import load_config
+    from miscreen.errors import ModelFolderBusy
+    from miscreen.pipeline import stages
+
+    root, _ = small_run
+    cfg = load_config(root / "a.yaml")
+    loaded = []
+    monkeypatch.setattr(stages, "load_labelled", lambda *a, **k: loaded.append(a))
+    lock = cfg.models.root.with_name(f".{cfg.models.root.name}.lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # another process writing these models
+        with pytest.raises(ModelFolderBusy):
+            stages.train_stage(cfg)
+    finally:
+        os.close(fd)
+    assert loaded == []

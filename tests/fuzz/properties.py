@@ -166,9 +166,9 @@ def check_predict(example: CsvExample, folder: Path, model: Path) -> None:
     a prediction for every good row and a reason for every other."""
     import pandas as pd
 
-    from miscreen.cli.models import input_records, prediction_table
     from miscreen.featurize import FeatureOptions
     from miscreen.fetch.local import read_input_rows
+    from miscreen.pipeline.prediction import input_records, prediction_table
     from miscreen.screen.predict import predict_records
 
     path = folder / "in.csv"

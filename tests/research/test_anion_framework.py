@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 import pytest
-from benchmarks.research.anion_framework import AnionFrameworkFeaturizer
 from pymatgen.core import Composition, Lattice, Structure
 
+from benchmarks.research.anion_framework import AnionFrameworkFeaturizer
 from miscreen.featurize.base import Entry
 from tests.featurize.conftest import li2o, rocksalt
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pymatgen.core import Composition
+
 from benchmarks.research.embeddings import (
     MAT2VEC_COMPONENTS,
     Mat2VecEmbeddingFeaturizer,
@@ -11,8 +13,6 @@ from benchmarks.research.embeddings import (
     mat2vec_table,
     megnet_table,
 )
-from pymatgen.core import Composition
-
 from miscreen.featurize.base import Entry
 
 FEATURIZERS = [MegnetEmbeddingFeaturizer(), Mat2VecEmbeddingFeaturizer()]

@@ -6,8 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
-from benchmarks.research.simulate import Target, simulate_campaign
 
+from benchmarks.research.simulate import Target, simulate_campaign
 from miscreen.suggest import read_campaign, write_campaign
 
 SEEDS = range(6)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -16,17 +16,6 @@ from miscreen.cli.common import (
     cli_errors,
     load_config_or_exit,
 )
-
-_MOVED = ("input_records", "prediction_table")  # now in miscreen.pipeline.prediction
-
-
-def __getattr__(name: str) -> Any:
-    """The table helpers that moved to the wiring, for code that still imports them here."""
-    if name in _MOVED:
-        from miscreen.pipeline import prediction
-
-        return getattr(prediction, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def train(

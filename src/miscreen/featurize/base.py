@@ -8,7 +8,6 @@ so that every featurizer run on the entry shares them.
 
 from __future__ import annotations
 
-import json
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pymatgen.core import Composition, Element, Structure
 
 from miscreen.featurize.context import StructureContext, build_context
 from miscreen.featurize.oxidation import Oxidation, guess
+from miscreen.fetch.parsing import structure_from_json
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Entry:
         if not self.structure_json:
             return None
         self._built.append("structure")
-        return Structure.from_dict(json.loads(self.structure_json))
+        return structure_from_json(self.structure_json)
 
     @cached_property
     def context(self) -> StructureContext | None:

@@ -23,6 +23,7 @@ from miscreen.report import build_report
 from miscreen.screen.known import KNOWN_COLUMNS
 from miscreen.screen.predict import predict_records
 from miscreen.train.evaluate import BASELINE_LABELS, PUBLISHED_BASELINES, test_metrics
+from miscreen.train.model_folders import hold_model_folder
 from miscreen.train.routing import TrainResult, fit_models, save_models
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,13 @@ def evaluate(
 
 def train_stage(cfg: Config) -> dict:
     """Fit and save the models, evaluate on the test split; writes metrics, test
-    predictions, failures and the manifest entry."""
+    predictions, failures and the manifest entry. The model folder's writer lock is held
+    from the start, so a second ``train`` or ``run`` of the same run fails at once."""
+    with hold_model_folder(cfg.models):
+        return _train_and_evaluate(cfg)
+
+
+def _train_and_evaluate(cfg: Config) -> dict:
     labelled = load_labelled(cfg, cfg.data.train_split)
     models = save_models(train(cfg, labelled), cfg.models)
     cv = models.cv

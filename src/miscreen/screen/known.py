@@ -10,7 +10,6 @@ handful of pairs per candidate.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,6 +21,7 @@ from pymatgen.core import Composition, Structure
 
 from miscreen import atomic_io
 from miscreen import schema as S
+from miscreen.fetch.parsing import structure_from_json
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def _structure(text: object) -> Structure | None:
     if not isinstance(text, str) or not text:
         return None
     try:
-        return Structure.from_dict(json.loads(text))
+        return structure_from_json(text)
     except (ValueError, KeyError, TypeError) as exc:
         log.warning("known materials: a structure does not parse (%s); formula match only", exc)
         return None
