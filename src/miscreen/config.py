@@ -85,6 +85,8 @@ class CifDirSource(_Strict):
 class CsvSource(_Strict):
     kind: Literal["csv"] = "csv"
     path: Path
+    allow_outside: bool = False  # CIF paths may point outside the CSV's folder
+    trust_cif: bool = False  # a CIF whose composition disagrees with the row's is used anyway
 
 
 class StoreSource(_Strict):

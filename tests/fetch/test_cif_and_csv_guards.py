@@ -197,3 +197,21 @@ def test_noble_gas_formulas_print_no_raw_warning() -> None:
         assert composition_record("Li2Ar", "a", "t", {})[S.FORMULA] == "Li2Ar"
         assert composition_record("HeNe", "b", "t", {})[S.FORMULA] in ("HeNe", "NeHe")
         assert structure_record("c", "t", s)[S.FORMULA] in ("LiNe", "NeLi")
+
+
+def test_a_configured_csv_source_takes_allow_outside_and_trust_cif(tmp_path: Path) -> None:
+    from miscreen.config import CsvSource
+    from miscreen.fetch.sources import load_source
+
+    data = tmp_path / "data"
+    data.mkdir()
+    CifWriter(li2o()).write_file(tmp_path / "shared.cif")
+    csv = data / "c.csv"
+    csv.write_text("id,composition,structure\nout,Li2O,../shared.cif\nwrong,Li3PO4,../shared.cif\n")
+    default = load_source(CsvSource(path=csv))
+    assert default.records.empty and len(default.failures) == 2
+    allowed = load_source(CsvSource(path=csv, allow_outside=True))
+    assert list(allowed.records[S.ID]) == ["out"]
+    assert "Li3PO4" in allowed.failures["reason"].iloc[0]
+    trusted = load_source(CsvSource(path=csv, allow_outside=True, trust_cif=True))
+    assert sorted(trusted.records[S.ID]) == ["out", "wrong"]

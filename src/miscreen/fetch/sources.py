@@ -144,7 +144,9 @@ def load_source(source: CandidateSource, data_dir: Path | None = None) -> Loaded
     if isinstance(source, CifDirSource):
         return Loaded(*load_cif_dir(source.path))
     if isinstance(source, CsvSource):
-        records, failures = load_candidate_csv(source.path)
+        records, failures = load_candidate_csv(
+            source.path, allow_outside=source.allow_outside, trust_cif=source.trust_cif
+        )
         return Loaded(records, failures, [atomic_io.file_entry(source.path)])
     if isinstance(source, StoreSource):
         from miscreen.store.structures import check_stored_structures, read_store
