@@ -17,14 +17,17 @@ scale and are used as they are; applying ``MaterialsProject2020Compatibility`` a
 count the corrections twice. ``benchmarks/stability.py`` checks this with CHGNet formation
 energies against the snapshot's DFT ones (corrected by MP's legacy scheme): mean signed
 difference -0.02 eV/atom for 144 oxides, +0.01 for chlorides and nitrides, where both
-schemes correct alike (an uncorrected oxide would sit about +0.2 eV/atom above), and -0.18
+schemes correct alike (uncorrected, an oxide would sit 0.2-0.4 eV/atom higher), and -0.18
 to -0.29 for bromides, iodides, selenides and tellurides, which only MP2020 corrects.
 
 Each row records the ids of the reference phases on the hull it was scored against
 (``hull_phases``) and what a chemist would expect that the hull lacks (``hull_warning``): an
-element without an elemental phase (no hull can be built then), or no phase at all with
-2, 3, ... elements in a larger system. Energies are cached on disk per structure
-fingerprint and setting (``energies.sqlite``, like the feature cache).
+element without an elemental phase, or no phase at all with 2, 3, ... elements in a larger
+system. An element without an elemental phase gets an energy fitted to the DFT formation
+energies of the phases holding it (:func:`fitted_elemental_energies`, id ``fitted:<el>``;
+for Br, I, Se, Te that carries the legacy-scheme offset above); with none to fit, no hull.
+Energies are cached on disk per structure fingerprint and setting (``energies.sqlite``,
+like the feature cache).
 """
 
 from __future__ import annotations
