@@ -6,8 +6,9 @@ Estimates, all fitted on rows with a known gap (the snapshots' Materials Project
 - ``composition_model``: extra trees on the ``composition`` feature preset; the per-row sd is
   the spread of the trees, scaled so that held-out residuals (chemical-system-grouped folds)
   fall within one sd as often as a normal distribution says (68 %).
-- ``composition_n_model``: the same with the refractive index ``n`` as one more feature,
-  fitted on the training rows that have ``n`` (matbench-dielectric gives it).
+- ``composition_n_model``: the same with the refractive index ``n`` and the gaps the three
+  relations below give for it as more features, fitted on the training rows that have ``n``
+  (matbench-dielectric gives it).
 - ``refractive_index``: an empirical relation of the gap to ``n`` (Moss Eg·n⁴ = 95 eV,
   Ravindra n = 4.084 − 0.62·Eg, Hervé–Vandamme n² = 1 + (13.6/(Eg + 3.4))²), each turned
   into a gap and calibrated linearly on the training rows with both; the relation with the
@@ -103,6 +104,12 @@ class Forest:
         """(mean, sd) per row."""
         mean, spread = self.spread(X)
         return mean, np.maximum(self.sd_scale * spread, MIN_SD)
+
+
+def with_n_features(X: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """``X`` with ``n`` and the gap of each relation of :data:`RELATIONS` as columns: the
+    trees draw a random 30 % of the columns per split, so n gets four chances, not one."""
+    return np.column_stack([X, n, *(f(n) for f in RELATIONS.values())])
 
 
 def held_out_forest(
@@ -208,7 +215,7 @@ def fit_gap_model(
         return model
     # rows with n: the same folds, restricted to those rows
     folds_n = [(tr[has_n[tr]], te[has_n[te]]) for tr, te in folds]
-    model.with_n_forest, oof_n = held_out_forest(np.column_stack([X, n]), y, folds_n, seed)
+    model.with_n_forest, oof_n = held_out_forest(with_n_features(X, n), y, folds_n, seed)
     model.refractive = fit_refractive(n[has_n], y[has_n], groups[has_n])
     relation = RELATIONS[model.refractive.relation]
     ref_oof = np.full_like(y, np.nan)
@@ -265,7 +272,7 @@ def estimate_gaps(
     elif model.with_n == COMPOSITION_N_MODEL and model.with_n_forest is not None:
         use_n &= ok
         if use_n.any():
-            Xn = np.column_stack([feats.to_numpy(float)[use_n], n[use_n]])
+            Xn = with_n_features(feats.to_numpy(float)[use_n], n[use_n])
             mean[use_n], sd[use_n] = model.with_n_forest.predict(Xn)
             method[use_n] = COMPOSITION_N_MODEL
     out.loc[todo, S.BAND_GAP] = mean
