@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from miscreen import published_rf
+from miscreen import schema as S
 from miscreen.cli import app
 
 SMALL = """
@@ -84,3 +88,104 @@ def test_benchmark_writes_every_metric(tmp_path):
     off = {f for f, v in signed.items() if abs(v["mean"]) > 1}
     assert set(m["families_off_by_more_than_one_decade"]) == off
     assert not (tmp_path / "models").exists()  # a benchmark trains in memory only
+    # the OBELiX paper's random forest, re-run in the same run and scored the same way
+    assert m["rf_hyperparameters"] == published_rf.RECORDED_PARAMS
+    assert m["rf_test_n"] == 121 and m["rf_test_n_cif_subset"] == 67
+    for kind in ("", "_cif_subset", "_cell", "_composition_only"):
+        for metric in ("test_mae", "test_mae_bound_aware", "test_mae_uncensored"):
+            for key in (metric + kind, "rf_" + metric + kind):
+                assert math.isfinite(m[key]) and 0.3 < m[key] < 3.0, key
+            assert m[f"rf_{metric}{kind}"] != m[metric + kind]  # two models, not one twice
+        for key in ("test_spearman" + kind, "rf_test_spearman" + kind):
+            assert 0.3 < m[key] <= 1.0, key
+        assert m["rf_test_mae_bound_aware" + kind] <= m["rf_test_mae" + kind]
+    # the RF never reads a structure: all rows and composition + cell are the same inputs
+    assert m["rf_test_mae_cell"] == pytest.approx(m["rf_test_mae"])
+    assert m["rf_test_mae_composition_only"] != pytest.approx(m["rf_test_mae"])
+    assert not any("coverage" in k for k in m if k.startswith("rf_"))  # it gives no intervals
+    table = (out / "table.md").read_text()
+    row = (
+        f"| official MAE (censored at -15) | rows with CIFs | 67 | "
+        f"{m['test_mae_cif_subset']:.3f} | {m['rf_test_mae_cif_subset']:.3f} | 1.82 |"
+    )
+    assert row in table
+    assert f"test_mae: {m['test_mae']:.3f} vs {m['rf_test_mae']:.3f}" in res.output
+
+
+def _rows(**columns) -> pd.DataFrame:
+    """Records with OBELiX's columns: compositions, cells, labels."""
+    n = len(columns["composition"])
+    base = {
+        S.ID: [str(i) for i in range(n)],
+        S.SPACEGROUP: [230.0] * n,
+        **{k: [10.0 + i for i in range(n)] for k in S.LATTICE},
+        S.TARGET: [-3.0] * n,
+        S.CENSORED: [False] * n,
+    }
+    return pd.DataFrame(base | columns)
+
+
+def test_published_rf_features_of_a_known_row():
+    # a Ta-doped garnet: amounts as written (6.4 Li, not a fraction), elements in
+    # periodic-table order, then the space group and a, b, c, alpha, beta, gamma
+    garnet = _rows(composition=["Li6.4La3Zr1.4Ta0.6O12"])
+    garnet[list(S.LATTICE)] = [[12.94, 12.94, 12.94, 90.0, 90.0, 90.0]]
+    other = _rows(composition=["Li3PS4"])
+    elements = published_rf.element_columns(garnet, other)
+    assert elements == ["Li", "O", "P", "S", "Zr", "La", "Ta"]
+    X = published_rf.features(garnet, elements)
+    expected = [6.4, 12, 0, 0, 1.4, 3, 0.6, 230, 12.94, 12.94, 12.94, 90, 90, 90]
+    np.testing.assert_allclose(X, [expected])
+    np.testing.assert_allclose(published_rf.features(garnet, elements, cell=False), [expected[:7]])
+    # an element outside the fitted columns is left out, not an error
+    np.testing.assert_allclose(
+        published_rf.features(_rows(composition=["LiCl"]), ["Li"]),
+        [[1] + expected[7:8] + [10] * 3 + [10] * 3],
+    )
+
+
+def test_published_rf_trains_censored_rows_at_minus_15():
+    # whatever policy set the label (here the bound, -10), upstream's is -15
+    rows = _rows(composition=["Li3PS4", "LiI", "Li2S"], **{S.TARGET: [-3.5, -10.0, -10.0]})
+    rows[S.CENSORED] = [False, True, True]
+    np.testing.assert_array_equal(published_rf.upstream_labels(rows), [-3.5, -15.0, -15.0])
+    params = {"n_estimators": 20, "max_depth": None, "max_features": None, "min_samples_leaf": 1}
+    forest = published_rf.fit(rows, published_rf.element_columns(rows), params, seed=0)
+    pred = forest.predict(rows)
+    assert pred.min() < -10.0  # it learned -15, not the bound
+
+
+def test_published_rf_serves_rows_without_a_cell_from_compositions():
+    rows = _rows(composition=["Li3PS4", "LiI", "Li2S", "Li7La3Zr2O12"])
+    rows[S.TARGET] = [-3.5, -6.0, -9.0, -4.0]
+    params = {"n_estimators": 10, "max_depth": None, "max_features": None, "min_samples_leaf": 1}
+    forest = published_rf.fit(rows, published_rf.element_columns(rows), params, seed=0)
+    no_cell = rows.assign(**{c: np.nan for c in published_rf.CELL_COLUMNS})
+    np.testing.assert_array_equal(published_rf.has_cell(no_cell), [False] * 4)
+    expected = forest.composition_only.predict(
+        published_rf.features(rows, forest.elements, cell=False)
+    )
+    np.testing.assert_allclose(forest.predict(no_cell), expected)
+    assert np.isfinite(forest.predict(rows)).all()
+
+
+def test_published_rf_grid_search_picks_from_its_grid(monkeypatch):
+    rows = _rows(composition=[f"Li{i}PS4" for i in range(1, 21)])
+    rows[S.TARGET] = np.linspace(-8, -2, 20)
+    monkeypatch.setattr(
+        published_rf,
+        "GRID",
+        {
+            "n_estimators": [5],
+            "max_depth": [1, None],
+            "max_features": [None],
+            "min_samples_leaf": [1],
+        },
+    )
+    chosen = published_rf.tune(rows, published_rf.element_columns(rows), seed=0)
+    assert chosen == {
+        "n_estimators": 5,
+        "max_depth": None,
+        "max_features": None,
+        "min_samples_leaf": 1,
+    }
