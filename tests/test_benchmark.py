@@ -189,3 +189,24 @@ def test_published_rf_grid_search_picks_from_its_grid(monkeypatch):
         "max_features": None,
         "min_samples_leaf": 1,
     }
+
+
+def test_benchmark_reruns_the_rf_grid_when_asked(monkeypatch):
+    from miscreen.benchmark import published_rf_metrics
+    from miscreen.config import Config
+
+    rows = _rows(composition=[f"Li{i}PS4" for i in range(1, 21)])
+    rows[S.TARGET] = np.linspace(-8, -2, 20)
+    tiny = {
+        "n_estimators": [5],
+        "max_depth": [1, 3],
+        "max_features": [None],
+        "min_samples_leaf": [1],
+    }
+    monkeypatch.setattr(published_rf, "GRID", tiny)
+    chosen = published_rf_metrics(Config(), rows, rows, grid=True)
+    assert chosen["rf_grid_search_rerun"] is True
+    assert chosen["rf_hyperparameters"]["max_depth"] == 3  # from the grid, not the record
+    recorded = published_rf_metrics(Config(), rows, rows)
+    assert recorded["rf_hyperparameters"] == published_rf.RECORDED_PARAMS
+    assert recorded["rf_grid_search_rerun"] is False
