@@ -243,3 +243,32 @@ def test_an_optimade_entry_keeps_hostile_attributes_as_text_only(
     assert json.loads(records["properties"].item())["_x_evil"] == evil  # text, never decoded
     assert structure_from_json(records[S.STRUCTURE].item()).composition.reduced_formula == "Li2O"
     assert module not in sys.modules and not marker.exists()
+
+
+@pytest.mark.parametrize("occu", [0, -0.5, 1.5, float("nan"), float("inf")])
+def test_a_json_occupancy_outside_zero_one_is_refused_not_dropped(occu: float) -> None:
+    """pymatgen drops a species of occupancy 0 without a word (Li2O would read as O)."""
+    data = li2o()
+    data["sites"][0]["species"][0]["occu"] = occu
+    with pytest.raises(ValueError, match="occupancy"):
+        structure_from_json(json.dumps(data))
+
+
+def test_every_reader_of_stored_or_planned_structures_decodes_as_data(
+    planted: tuple[str, Path],
+) -> None:
+    """The stability estimate's reader and the MD task folders' (prepared and relaxed
+    cells, read back by SLURM tasks from a shared run folder) refuse serialized objects."""
+    from miscreen.screen.stability import _structure
+    from miscreen.verify.md_cell import Prepared
+    from miscreen.verify.md_relax import Relaxed
+
+    module, marker = planted
+    evil = li2o()
+    evil["sites"][0]["properties"] = {"evil": payloads(module)["dataclass"]}
+    before = set(sys.modules)
+    assert _structure(json.dumps(evil)) is None
+    for kind in (Prepared, Relaxed):
+        with pytest.raises(ValueError, match="serialized object"):
+            kind.from_dict({"structure": evil})
+    assert module not in set(sys.modules) - before and not marker.exists()

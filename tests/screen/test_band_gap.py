@@ -127,3 +127,22 @@ def test_refractive_index_joins_by_formula_and_space_group():
 def test_the_cached_model_is_fitted_once():
     rows = training_rows(_training())
     assert cached_gap_model(rows) is cached_gap_model(training_rows(_training()))
+
+
+def test_a_fold_whose_test_rows_have_no_refractive_index_is_skipped():
+    """The n-folds are the composition folds narrowed to rows with n: when one fold's
+    chemical systems all lack n it has no test rows, which must not crash the fit."""
+    from sklearn.model_selection import GroupKFold
+
+    from miscreen.screen.band_gap import N_FOLDS
+    from miscreen.train.splits import chemsys_groups
+
+    train = _training()
+    groups = chemsys_groups(train[S.COMPOSITION])
+    folds = list(GroupKFold(n_splits=N_FOLDS).split(train, train[S.BAND_GAP], groups))
+    n = np.sqrt(1 + (13.6 / (train[S.BAND_GAP] + 3.4)) ** 2)
+    train[REFRACTIVE_INDEX] = np.nan
+    for _, te in folds[:-1]:  # every fold but the last has rows with n
+        train.loc[train.index[te], REFRACTIVE_INDEX] = n.iloc[te]
+    fitted = fit_gap_model(train)
+    assert fitted.with_n in (REFRACTIVE, COMPOSITION_N_MODEL, COMPOSITION_MODEL)

@@ -215,6 +215,7 @@ def fit_gap_model(
         return model
     # rows with n: the same folds, restricted to those rows
     folds_n = [(tr[has_n[tr]], te[has_n[te]]) for tr, te in folds]
+    folds_n = [(tr, te) for tr, te in folds_n if len(tr) and len(te)]  # a fold without n
     model.with_n_forest, oof_n = held_out_forest(with_n_features(X, n), y, folds_n, seed)
     model.refractive = fit_refractive(n[has_n], y[has_n], groups[has_n])
     relation = RELATIONS[model.refractive.relation]

@@ -49,6 +49,7 @@ from pymatgen.core import Composition, Structure
 from pymatgen.entries.computed_entries import ComputedEntry
 
 from miscreen import schema as S
+from miscreen.store.structure_json import structure_from_json
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ def _structure(value: object) -> Structure | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        return Structure.from_dict(json.loads(value))
+        return structure_from_json(value)
     except (ValueError, KeyError, TypeError):
         return None
 

@@ -15,6 +15,7 @@ is built from it; the limits are documented in :mod:`miscreen.fetch.parsing`.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from typing import Any
 
@@ -26,6 +27,7 @@ MAX_JSON_CHARS = 5_000_000
 MAX_JSON_DEPTH = 20
 MAX_JSON_ITEMS = 10_000
 MAX_JSON_VALUES = 200_000
+MAX_OCCUPANCY = 1.05  # as CifParser's occupancy_tolerance
 # (@module, @class) pairs a structure dict may carry where pymatgen writes them
 PYMATGEN_CLASSES = frozenset(
     {
@@ -184,7 +186,10 @@ def _site(data: object, lattice: Lattice, where: str) -> PeriodicSite:
         if not isinstance(entry, dict):
             raise ValueError(f"{where} species entry is a {type(entry).__name__}")
         _check_class(entry, f"{where} species")
-        species[_species(entry, where)] = _number(entry.get("occu"), f"{where} occupancy")
+        occu = _number(entry.get("occu"), f"{where} occupancy")
+        if not 0 < occu <= MAX_OCCUPANCY:  # pymatgen drops a species of occupancy 0 silently
+            raise ValueError(f"{where} occupancy {occu} is outside (0, {MAX_OCCUPANCY}]")
+        species[_species(entry, where)] = occu
     label = data.get("label")
     if label is not None and not isinstance(label, str):
         raise ValueError(f"{where} label is not a string")
@@ -226,4 +231,5 @@ def _number(value: object, what: str) -> float:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite int or float (JSON's NaN and Infinity extensions are not numbers here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

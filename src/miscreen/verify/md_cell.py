@@ -11,6 +11,7 @@ import numpy as np
 from pymatgen.core import Lattice, Structure
 
 from miscreen.schema import MOBILE_ION
+from miscreen.store.structure_json import structure_from_dict
 from miscreen.verify.md_ordering import order_structure
 from miscreen.verify.md_protocol import MDError, MDProtocol
 
@@ -93,7 +94,7 @@ class Prepared:
         return cls(
             **{
                 **d,
-                "structure": Structure.from_dict(d["structure"]),
+                "structure": structure_from_dict(d["structure"]),
                 "scaling": tuple(d["scaling"]),
                 "ml": ml,
             }

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Structure
 
+from miscreen.store.structure_json import structure_from_dict
 from miscreen.verify.potential import calculator
 
 
@@ -28,7 +29,7 @@ class Relaxed:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Relaxed:
-        return cls(**{**d, "structure": Structure.from_dict(d["structure"])})
+        return cls(**{**d, "structure": structure_from_dict(d["structure"])})
 
 
 def relax(
