@@ -112,6 +112,8 @@ class DataConfig(_Strict):
     # split (benchmarks/model_research.py); floor = -15 as upstream; drop = left out
     censored: Literal["floor", "bound", "drop"] = "bound"
     target: str = "log10_sigma"
+    allow_outside: bool = False  # labelled CSVs' CIF paths may point outside their folder
+    trust_cif: bool = False  # a CIF whose composition disagrees with its row's is used anyway
 
 
 class FeaturesConfig(_Strict):

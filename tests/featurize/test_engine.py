@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -15,8 +14,6 @@ from miscreen.featurize import (
     feature_schema,
     featurize_records,
     featurize_table,
-    featurize_to_parquet,
-    read_schema,
     resolve_jobs,
 )
 from tests.featurize.conftest import record, rocksalt
@@ -114,17 +111,6 @@ def test_schema_round_trip_and_mismatch(records: pd.DataFrame, tmp_path) -> None
         schema.check(FeatureSchema(schema.preset, schema.names, schema.version + "x"))
     with pytest.raises(ValueError, match="unknown feature preset"):
         feature_schema("everything")
-
-
-def test_parquet_stream_carries_schema(records: pd.DataFrame, tmp_path) -> None:
-    path = tmp_path / "features.parquet"
-    n, fails, schema = featurize_to_parquet(records, path, "full", chunk_size=2)
-    assert n == len(records) and fails.empty
-    assert read_schema(path) == schema
-    table = pd.read_parquet(path).set_index(S.ID)
-    assert list(table.columns) == list(schema.names)
-    feats, _, _ = featurize_records(records, "full")
-    np.testing.assert_allclose(table.to_numpy(), feats.to_numpy(), equal_nan=True)
 
 
 def test_cell_preset_needs_no_structure() -> None:

@@ -215,3 +215,24 @@ def test_a_configured_csv_source_takes_allow_outside_and_trust_cif(tmp_path: Pat
     assert "Li3PO4" in allowed.failures["reason"].iloc[0]
     trusted = load_source(CsvSource(path=csv, allow_outside=True, trust_cif=True))
     assert sorted(trusted.records[S.ID]) == ["out", "wrong"]
+
+
+def test_labelled_csvs_take_allow_outside_and_trust_cif_from_the_config(tmp_path: Path) -> None:
+    """`data.train`/`data.extra` CSVs (and `train --data`) read CIFs under `data`'s
+    settings: outside the CSV's folder only when allowed."""
+    from miscreen.config import Config, DataConfig
+    from miscreen.fetch.sources import load_labelled
+
+    data = tmp_path / "data"
+    data.mkdir()
+    CifWriter(li2o()).write_file(tmp_path / "shared.cif")
+    csv = data / "l.csv"
+    csv.write_text("id,composition,structure,log10_sigma\nout,Li2O,../shared.cif,-8\n")
+
+    def loaded(**kw: bool):
+        cfg = Config(data=DataConfig(train=csv, test_split=None, **kw))
+        return load_labelled(cfg, cfg.data.train_split)
+
+    refused = loaded()
+    assert refused.records.empty and "outside the CSV's folder" in refused.failures["reason"][0]
+    assert list(loaded(allow_outside=True).records[S.ID]) == ["out"]

@@ -140,3 +140,23 @@ def test_ensemble_is_trees_and_boosting_and_fits_small_tables():
     )
     with pytest.raises(ValueError, match=r"model__knn.*not parameters.*model__et__max_features"):
         fit_conformal(features, labels, old, seed=0)
+
+
+@pytest.mark.parametrize(("today", "old"), [("cell", "composition"), ("composition", "formula")])
+def test_a_model_saved_under_an_old_preset_name_says_so(tmp_path, today, old):
+    """Issue 21 named each preset like its model (formula -> composition, composition ->
+    cell): a folder from before says why it must be retrained."""
+    import json
+
+    schema = feature_schema(today)
+    X, y = _data(60)
+    X = np.tile(X, (1, -(-len(schema.names) // 4)))[:, : len(schema.names)]
+    model = ConformalRegressor(make_regressor("extra_trees", 10), n_folds=3).fit(X, y)
+    folder = ModelFolder(tmp_path / "m")
+    save_model(folder, TrainedModel(model, schema, {"model": "m"}))
+    assert load_model(folder).schema.preset == today  # today's names load
+    meta = json.loads(folder.meta.read_text())
+    meta["feature_schema"]["preset"] = old
+    folder.meta.write_text(json.dumps(meta))
+    with pytest.raises(ModelLoadError, match=f"preset '{old}', a name from before"):
+        load_model(folder)

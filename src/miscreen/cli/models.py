@@ -29,6 +29,12 @@ def train(
         str, typer.Option(help="target column: log10_sigma, or sigma in S/cm")
     ] = "log10_sigma",
     preset: Annotated[str, typer.Option(help="feature preset for structure rows")] = "full",
+    allow_outside: Annotated[
+        bool, typer.Option(help="with --data: CIF paths may point outside the CSV's folder")
+    ] = False,
+    trust_cif: Annotated[
+        bool, typer.Option(help="with --data: keep rows whose composition disagrees with their CIF")
+    ] = False,
 ) -> None:
     """Train and evaluate the models of CONFIG, or train on any labelled CSV (--data, --out)."""
     with cli_errors(ctx):
@@ -40,10 +46,12 @@ def train(
             metrics = pipeline.train_stage(load_config_or_exit(config))
             typer.echo({k: v for k, v in metrics.items() if not isinstance(v, dict)})
             return
-        _train_on_csv(data, out, target, preset)
+        _train_on_csv(data, out, target, preset, allow_outside, trust_cif)
 
 
-def _train_on_csv(data: Path, out: Path | None, target: str, preset: str) -> None:
+def _train_on_csv(
+    data: Path, out: Path | None, target: str, preset: str, allow_outside: bool, trust_cif: bool
+) -> None:
     from miscreen.featurize import PRESETS
     from miscreen.pipeline.prediction import train_on_csv
 
@@ -56,7 +64,7 @@ def _train_on_csv(data: Path, out: Path | None, target: str, preset: str) -> Non
     if not data.is_file():
         raise typer.BadParameter(f"{data} does not exist or is not a file", param_hint="--data")
     folder = check_model_out(out, data)
-    done = train_on_csv(data, folder, target, preset)
+    done = train_on_csv(data, folder, target, preset, allow_outside, trust_cif)
     for f in done.skipped.itertuples():
         typer.secho(f"warning: skipped {f.id}: {f.reason}", fg="yellow", err=True)
     if done.result is None:

@@ -13,7 +13,6 @@ parallel chunks with a per-structure time limit. Every table carries its
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,12 +31,8 @@ __all__ = [
     "feature_schema",
     "featurize_records",
     "featurize_table",
-    "featurize_to_parquet",
-    "read_schema",
     "resolve_jobs",
 ]
-
-SCHEMA_KEY = b"miscreen.feature_schema"
 
 
 @dataclass(frozen=True)
@@ -112,58 +107,3 @@ def featurize_records(
         time_limit=options.time_limit,
     )
     return res.features, res.failures, res.schema
-
-
-def featurize_to_parquet(
-    records: pd.DataFrame,
-    path: Path,
-    preset: str = "full",
-    *,
-    jobs: int | None = None,
-    cache_dir: Path | None = None,
-    chunk_size: int = engine.CHUNK_SIZE,
-    time_limit: float | None = engine.TIME_LIMIT_S,
-) -> tuple[int, pd.DataFrame, FeatureSchema]:
-    """Stream features block by block into one Parquet file (schema in its metadata,
-    written atomically); memory holds one block. -> (rows written, failures, schema)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from miscreen.atomic_io import atomic_path
-
-    schema = feature_schema(preset)
-    meta = {SCHEMA_KEY: json.dumps(schema.to_dict()).encode()}
-    fields = [pa.field(ID, pa.string())] + [pa.field(n, pa.float64()) for n in schema.names]
-    arrow_schema = pa.schema(fields, metadata=meta)
-    fails: list[pd.DataFrame] = []
-    written = 0
-    with atomic_path(Path(path)) as tmp, pq.ParquetWriter(tmp, arrow_schema) as writer:
-
-        def sink(f: pd.DataFrame, x: pd.DataFrame, _: pd.DataFrame) -> None:
-            nonlocal written
-            table = pa.Table.from_pandas(f.reset_index(), schema=arrow_schema, preserve_index=False)
-            writer.write_table(table)
-            written += len(f)
-            fails.append(x)
-
-        engine.run(
-            records,
-            preset,
-            sink,
-            jobs=jobs,
-            cache_dir=cache_dir,
-            chunk_size=chunk_size,
-            limit=time_limit,
-        )
-    failures = pd.concat(fails, ignore_index=True) if fails else empty_failures()
-    return written, failures, schema
-
-
-def read_schema(path: Path) -> FeatureSchema:
-    """The :class:`FeatureSchema` stored in a feature Parquet file's metadata."""
-    import pyarrow.parquet as pq
-
-    meta = pq.read_schema(path).metadata or {}
-    if SCHEMA_KEY not in meta:
-        raise ValueError(f"{path} carries no miscreen feature schema; re-featurize it")
-    return FeatureSchema.from_dict(json.loads(meta[SCHEMA_KEY]))

@@ -164,7 +164,7 @@ def cif_path(folder: Path, given: str, allow_outside: bool = False) -> Path:
             f"structure file {given!r} is outside the CSV's folder {root} (it resolves to "
             f"{real}); move the CIF into that folder, or allow files outside it"
         )
-    return path
+    return real  # the checked file, not a link that could change before it is read
 
 
 def load_cif_dir(path: Path, source: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -98,16 +98,22 @@ def load_labelled(cfg: Config, split: str) -> Loaded:
     if cfg.data.train == "obelix":
         loaded = load_obelix_split(split, cfg.data.exclude_families, data_dir=cfg.data_path)
     else:
-        loaded = labelled_csv(Path(cfg.data.train), cfg.data.target)
+        loaded = labelled_csv(Path(cfg.data.train), cfg)
     if split == cfg.data.train_split:
         for path in cfg.data.extra:
-            loaded = loaded + labelled_csv(Path(path), cfg.data.target)
+            loaded = loaded + labelled_csv(Path(path), cfg)
     return loaded
 
 
-def labelled_csv(path: Path, target: str) -> Loaded:
-    """A labelled CSV (the ``miscreen train --data`` format)."""
-    records, failures = load_labelled_csv(path, target=target)
+def labelled_csv(path: Path, cfg: Config) -> Loaded:
+    """A labelled CSV (the ``miscreen train --data`` format), read under ``cfg.data``'s
+    target column and its ``allow_outside`` / ``trust_cif`` settings."""
+    records, failures = load_labelled_csv(
+        path,
+        target=cfg.data.target,
+        allow_outside=cfg.data.allow_outside,
+        trust_cif=cfg.data.trust_cif,
+    )
     return Loaded(records, failures, [atomic_io.file_entry(path)])
 
 

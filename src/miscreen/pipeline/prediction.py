@@ -192,14 +192,27 @@ class CsvTraining:
     result: TrainResult | None
 
 
-def csv_training_config(data: Path, folder: Path, target: str, preset: str) -> Config:
+def csv_training_config(
+    data: Path,
+    folder: Path,
+    target: str,
+    preset: str,
+    allow_outside: bool = False,
+    trust_cif: bool = False,
+) -> Config:
     """The configuration of training on the labelled CSV ``data`` into ``folder``."""
     try:
         return Config(
             run_name=folder.name,
             models_dir=folder.parent,
             results_dir=folder.parent / "results",
-            data=DataConfig(train=data, target=target, test_split=None),
+            data=DataConfig(
+                train=data,
+                target=target,
+                test_split=None,
+                allow_outside=allow_outside,
+                trust_cif=trust_cif,
+            ),
             features=FeaturesConfig(preset=preset),  # type: ignore[arg-type]
         )
     except ValidationError as exc:
@@ -207,13 +220,20 @@ def csv_training_config(data: Path, folder: Path, target: str, preset: str) -> C
         raise ConfigError(problems) from None
 
 
-def train_on_csv(data: Path, folder: Path, target: str, preset: str) -> CsvTraining:
+def train_on_csv(
+    data: Path,
+    folder: Path,
+    target: str,
+    preset: str,
+    allow_outside: bool = False,
+    trust_cif: bool = False,
+) -> CsvTraining:
     """Train the models of a labelled CSV (composition, [structure], target) and save them
     into ``folder``, holding the folder against other writers from start to end."""
     from miscreen.fetch.sources import load_labelled
     from miscreen.pipeline.stages import train
 
-    cfg = csv_training_config(data, folder, target, preset)
+    cfg = csv_training_config(data, folder, target, preset, allow_outside, trust_cif)
     with hold_model_folder(cfg.models):
         train_data = load_labelled(cfg, "all")
         if train_data.records.empty:

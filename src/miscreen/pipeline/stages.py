@@ -144,12 +144,15 @@ def report_stage(cfg: Config, importances: bool | None = None) -> Path:
 
 
 def run(cfg: Config, config_path: Path | None = None) -> Path:
-    """Train, evaluate, screen and report; every output lands in ``results/<run_name>/``."""
+    """Train, evaluate, screen and report; every output lands in ``results/<run_name>/``.
+    The model folder's lock is held throughout, so no other ``train`` swaps the models
+    while this run screens with them."""
     np.random.seed(cfg.seed)
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     write_manifest(cfg, "run", {"config_path": str(config_path) if config_path else None})
-    train_stage(cfg)
-    screen_stage(cfg)
+    with hold_model_folder(cfg.models):
+        train_stage(cfg)
+        screen_stage(cfg)
     report_stage(cfg)
     return cfg.run_dir
 

@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 
 from miscreen import schema as S
-from miscreen.formatting import save_figure  # noqa: F401  (re-exported for notebooks)
 from miscreen.schema import PRED
 from miscreen.schema import TARGET as MEASURED
 

@@ -171,8 +171,36 @@ def load_model(folder: ModelFolder) -> TrainedModel:
     return TrainedModel(estimator, schema, meta)
 
 
+# Presets renamed in issue 21, so that each model kind and its preset share one name; a
+# folder saved under the old names is refused with this hint (its features differ).
+LEGACY_PRESETS = {
+    "formula": "now `composition`",
+    "composition": "`composition` now means the composition alone; the old one is `cell`",
+}
+
+
+def legacy_preset(meta: object) -> str | None:
+    """The old preset name a model folder was saved under, or None: ``formula``, or
+    ``composition`` with cell descriptors among its features (today's ``cell``)."""
+    schema = meta.get("feature_schema") if isinstance(meta, dict) else None
+    if not isinstance(schema, dict):
+        return None
+    preset, names = schema.get("preset"), schema.get("names") or []
+    if preset == "formula":
+        return preset
+    if preset == "composition" and any(str(n).startswith("cell:") for n in names):
+        return preset
+    return None
+
+
 def _schema(meta: dict, folder: ModelFolder) -> FeatureSchema:
     """The recorded feature schema, checked against what this miscreen computes."""
+    if (old := legacy_preset(meta)) is not None:
+        raise ModelLoadError(
+            f"{folder.root} was trained with preset {old!r}, a name from before the presets "
+            f"took their models' names ({LEGACY_PRESETS[old]}); retrain it with this miscreen "
+            f"(`miscreen train`)"
+        )
     try:
         saved = FeatureSchema.from_dict(meta["feature_schema"])
         current = feature_schema(saved.preset)
