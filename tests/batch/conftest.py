@@ -89,7 +89,7 @@ def _write_training(root: Path) -> None:
 
 
 def _write_candidates(root: Path) -> None:
-    from miscreen.cli.fetch import fetch_local_into
+    from miscreen.fetch.local_store import fetch_local_into
     from miscreen.store.structures import StructureStore
 
     mp = _jsonl_rows(SHARED / "mp-2018" / "mp_2018_matminer.jsonl.gz", 120, "material_id")

@@ -182,6 +182,7 @@ def local_cmd(
     ] = None,
 ) -> None:
     """CIF folders and JSONL snapshots of pymatgen structures."""
+    from miscreen.fetch.local_store import fetch_local_into
     from miscreen.store.structures import StructureStore
 
     _setup_logging()
@@ -190,42 +191,3 @@ def local_cmd(
         for p in path:
             fetch_local_into(store, p, id_field, id_prefix, tuple(require_element or ()))
         _finish(out, {"command": "local", "paths": [str(p) for p in path]})
-
-
-def fetch_local_into(
-    store: Any, path: Path, id_field: str, id_prefix: str, require: tuple[str, ...]
-) -> dict[str, Any]:
-    """Load one CIF folder or JSONL snapshot as a single page of ``store`` (skipped if done)."""
-    from miscreen.atomic_io import sha256_file
-    from miscreen.fetch.cif_files import load_cif_dir
-    from miscreen.fetch.jsonl_files import load_jsonl
-    from miscreen.store.structures import SourceQuery
-
-    path = Path(path).resolve()
-    if path.is_dir():
-        source, query = f"cif:{path}", {"kind": "cif_dir", "path": str(path)}
-    elif path.is_file():
-        source = f"jsonl:{path.name}"
-        query = {
-            "kind": "jsonl",
-            "path": str(path),
-            "sha256": sha256_file(path),
-            "id_field": id_field,
-            "id_prefix": id_prefix,
-            "require": list(require),
-        }
-    else:
-        raise FileNotFoundError(f"--path {path} is neither a CIF folder nor a JSONL file")
-    sq = SourceQuery(source=source, provider="local", query=query)
-    if store.resume_point(sq, str(path)).done:
-        logging.getLogger(__name__).info("%s: already in %s", path, store.root)
-        return store.checkpoint()["sources"][sq.slug]
-    if path.is_dir():
-        records, failures = load_cif_dir(path, source=source)
-    else:
-        records, failures = load_jsonl(path, source, id_field, id_prefix, require)
-    state = store.write_page(sq, 0, records, failures, None)
-    logging.getLogger(__name__).info(
-        "%s: %d records, %d failures", source, len(records), len(failures)
-    )
-    return state
