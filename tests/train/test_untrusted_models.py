@@ -280,6 +280,40 @@ def test_only_the_listed_types_load_not_skops_defaults(folder: Path) -> None:
         load_model(model)
 
 
+def test_a_function_skops_trusts_by_default_is_refused(folder: Path) -> None:
+    """skops adds its defaults (numpy ufuncs among them) to any trusted list; a model file
+    holding a function node never reaches skops' loader."""
+    import numpy as np
+    import skops.io as sio
+
+    model = _any_model(ModelCatalog(folder))
+    estimator = load_model(model).estimator
+    estimator.extra_ = np.add  # a ufunc: trusted by skops by default
+    sio.dump(estimator, model.estimator)
+    # a crafted file labels the function node with a type on miscreen's list
+    with zipfile.ZipFile(model.estimator) as zf:
+        files = {n: zf.read(n) for n in zf.namelist()}
+    schema = json.loads(files["schema.json"])
+    nodes, stack = [], [schema]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            nodes += [item] if item.get("__loader__") == "FunctionNode" else []
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    assert nodes
+    for node in nodes:
+        node.update({"__module__": "numpy", "__class__": "ndarray"})
+    files["schema.json"] = json.dumps(schema).encode()
+    with zipfile.ZipFile(model.estimator, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    _record_hash(model)
+    with pytest.raises(ModelLoadError, match=r"does not trust.*callable FunctionNode"):
+        load_model(model)
+
+
 def test_saving_a_model_with_an_unlisted_type_is_refused(trained: Path, tmp_path: Path) -> None:
     from sklearn.linear_model import LinearRegression
 

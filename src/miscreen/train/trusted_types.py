@@ -126,8 +126,14 @@ def file_types(data: bytes | None = None, path: Path | None = None) -> set[str]:
     return found
 
 
+# skops nodes that hand back a function or method (trusted by skops' own defaults when it is
+# a numpy or scipy one); miscreen's models hold none, so a file with one is refused.
+CALLABLE_LOADERS = frozenset({"FunctionNode", "MethodNode", "PartialNode"})
+
+
 def _named_types(schema: Any) -> list[str]:
-    """``module.class`` of every object of a skops schema tree (walked without recursion)."""
+    """``module.class`` of every object of a skops schema tree (walked without recursion),
+    and ``callable <loader>: <content>`` for every node that would hand back a callable."""
     names, stack = [], [schema]
     while stack:
         item = stack.pop()
@@ -135,6 +141,8 @@ def _named_types(schema: Any) -> list[str]:
             module, cls = item.get("__module__"), item.get("__class__")
             if module is not None or cls is not None:
                 names.append(f"{module}.{cls}")
+            if item.get("__loader__") in CALLABLE_LOADERS:
+                names.append(f"callable {item['__loader__']}: {str(item.get('content'))[:80]}")
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
