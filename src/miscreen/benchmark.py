@@ -20,7 +20,7 @@ import pandas as pd
 from pymatgen.core import Element
 from scipy.stats import spearmanr
 from sklearn.compose import ColumnTransformer
-from sklearn.model_selection import GroupKFold, KFold
+from sklearn.model_selection import KFold
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from threadpoolctl import threadpool_limits
@@ -42,7 +42,7 @@ from miscreen.train.evaluate import (
     test_metrics,
 )
 from miscreen.train.routing import model_plan, row_kinds
-from miscreen.train.splits import new_chemistry_groups
+from miscreen.train.splits import new_chemistry_folds
 
 log = logging.getLogger(__name__)
 
@@ -245,10 +245,9 @@ def training_cv(
     features = featurize_records(upstream, preset, options)[0]
     X = features.loc[upstream[S.ID]].to_numpy(float)
     build = partial(_configured, cfg, params)
-    groups = new_chemistry_groups(upstream, cfg.seed)
     folds = {
         "cv": list(KFold(5, shuffle=True, random_state=cfg.seed).split(X)),
-        **{name: list(GroupKFold(5).split(X, groups=g)) for name, g in groups.items()},
+        **new_chemistry_folds(upstream, cfg.seed),
     }
     out: dict = {"cv_model": chosen, "cv_hyperparameters": params}
     for name, key in (

@@ -10,9 +10,8 @@ import pandas as pd
 from scipy.stats import norm
 
 from miscreen import schema as S
-from miscreen.fetch.parsing import parse_composition
 from miscreen.suggest.acquisition import DESCRIPTIONS, KAPPA, ranking, score
-from miscreen.train.splits import chemical_system
+from miscreen.train.splits import chemical_system, element_fractions
 
 MEAN = S.PRED  # the screen stage's prediction column
 SD = "predicted_sd"  # spread of the model's prediction, log10 S/cm
@@ -165,14 +164,6 @@ def _why(row: pd.Series, acquisition: str, best: float, diversity: str, kappa: f
             f"log10 sigma {row[NEAREST_SIGMA]:.2f}, distance {row[NEAREST_DISTANCE]:.2f})"
         )
     return text
-
-
-def element_fractions(compositions: Sequence[object]) -> pd.DataFrame:
-    """Atomic fraction of every element (columns) in every composition (rows)."""
-    rows = [
-        parse_composition(str(c)).fractional_composition.get_el_amt_dict() for c in compositions
-    ]
-    return pd.DataFrame(rows).fillna(0.0)
 
 
 def nearest_measured(

@@ -42,7 +42,7 @@ def chemsys_groups(compositions: Iterable[object]) -> np.ndarray:
     return np.array([chemical_system(str(c)) for c in compositions])
 
 
-def element_fractions(compositions: pd.Series) -> pd.DataFrame:
+def element_fractions(compositions: Iterable[object]) -> pd.DataFrame:
     """Atomic fraction of every element (columns) in every composition (rows)."""
     rows = [Composition(str(c)).fractional_composition.get_el_amt_dict() for c in compositions]
     return pd.DataFrame(rows).fillna(0.0)
