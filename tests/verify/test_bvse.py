@@ -91,6 +91,34 @@ def test_mixed_site_energy_is_the_occupancy_average(lifepo4: Structure) -> None:
     assert bvse.disorder_method(mixed) == bvse.METHOD_OCCUPANCY
 
 
+@pytest.mark.parametrize(("resolution", "small_steps"), [(0.2, True), (0.45, False)])
+def test_periodic_grid_equals_the_neighbour_search(
+    lifepo4: Structure, resolution: float, small_steps: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The grid-line sum of the periodic grid gives the k-d tree's energies on the same points,
+    in one step or in many (site batches, pair chunks): a skewed triclinic cell smaller than
+    the cutoff (the sphere wraps several times, a mixed site) and LiFePO4."""
+    if small_steps:
+        monkeypatch.setattr(bvse_grid, "CHUNK_PAIRS", 10_007)
+        monkeypatch.setattr(bvse_grid, "LINES_PER_BATCH", 5_000)
+    skewed = Structure(
+        Lattice.from_parameters(3.1, 4.2, 5.3, 70, 100, 115),
+        ["Li", {"Mg": 0.5, "Al": 0.25}, "O", "O"],
+        [[0.1, 0.2, 0.3], [0.55, 0.45, 0.6], [0.9, 0.05, 0.95], [0.3, 0.7, 0.1]],
+    )
+    skewed.add_oxidation_state_by_element({"Li": 1, "Mg": 2, "Al": 3, "O": -2})
+    for structure in (skewed, bvse_oxidation.with_oxidation_states(lifepo4)[0]):
+        fw = bvse_params.framework_parameters(
+            structure, softbv_radii=False, screening=bvse_params.SCREENING
+        )
+        shape = bvse_grid.grid_shape(structure, resolution)
+        axes = [np.arange(n) / n for n in shape]
+        points = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+        searched = bvse_grid.site_energies(fw, structure.lattice, points).reshape(shape)
+        fast = bvse_grid.periodic_site_energies(fw, structure.lattice, shape)
+        np.testing.assert_allclose(fast, searched, rtol=1e-9, atol=1e-7)
+
+
 def test_li_occupancy_does_not_change_barriers(li2o: Structure) -> None:
     """BVSE removes every Li, so half-filled Li sites give the ordered barriers and are
     recorded as an ordered framework."""

@@ -26,6 +26,8 @@ from miscreen.verify.bvse_params import (
 RESOLUTION_A = 0.2  # grid spacing
 R_CUT_A = 8.0  # bvlain: 10 A, capped at 100 neighbours (6-10 A); see _pair_tables
 CHUNK_POINTS = 20_000  # grid points per k-d tree query (~3M pairs, ~150 MB)
+CHUNK_PAIRS = 1 << 18  # pairs per step of the periodic grid (~20 MB of temporaries)
+LINES_PER_BATCH = 200_000  # (site, grid line) pairs set up at once (~5 MB per array)
 
 
 def grid_shape(structure: Structure, resolution: float = RESOLUTION_A) -> tuple[int, int, int]:
@@ -49,10 +51,87 @@ def site_energy_grid(
     occupancy: Morse (anions) and screened Coulomb (cations), as in bvlain/softBV.
     """
     fw = framework_parameters(structure, softbv_radii, screening)
-    shape = grid_shape(structure, resolution)
-    axes = [np.arange(n) / n for n in shape]
-    points = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    return site_energies(fw, structure.lattice, points, r_cut, deadline).reshape(shape)
+    return periodic_site_energies(
+        fw, structure.lattice, grid_shape(structure, resolution), r_cut, deadline
+    )
+
+
+def periodic_site_energies(
+    fw: Framework,
+    lattice: Lattice,
+    shape: tuple[int, int, int],
+    r_cut: float = R_CUT_A,
+    deadline: float | None = None,
+) -> np.ndarray:
+    """Li+ energy (eV) on the periodic grid ``i / shape`` of ``lattice``, array of ``shape``.
+
+    The same pairs and pair tables as :func:`site_energies` on these points, found without a
+    neighbour search: for each framework site and each grid line along c (indices i, j,
+    unwrapped) the points within ``r_cut`` are one run of k, solved from the quadratic
+    ``|p0 + k c / n_c|^2 <= r_cut^2``. Sites go in batches of lines, pairs in chunks.
+    """
+    tables = _pair_tables(fw, r_cut)
+    reach = _reach(lattice, r_cut)
+    per_site = math.prod(int(np.floor(2 * reach[x] * shape[x])) + 2 for x in (0, 1))
+    batch = max(1, LINES_PER_BATCH // per_site)
+    energy = np.zeros(shape)
+    for lo in range(0, len(fw.frac), batch):
+        rows = _grid_lines(fw.frac[lo : lo + batch], lattice, shape, reach, r_cut)
+        energy += _line_sums(rows, tables.offset[lo : lo + batch], tables, shape, deadline)
+    return energy
+
+
+def _line_sums(
+    rows: _GridLines,
+    offset: np.ndarray,
+    tables: _PairTables,
+    shape: tuple[int, int, int],
+    deadline: float | None,
+) -> np.ndarray:
+    """Energy on the grid from the pairs of ``rows`` (``offset``: table row of each site)."""
+    count = rows.k_hi - rows.k_lo + 1
+    ends = np.cumsum(count)
+    # Lines are summed unwrapped along c, on ``tiles`` periods from ``k0``, then folded.
+    nc = shape[2]
+    k0 = int(rows.k_lo.min(initial=0)) // nc * nc
+    tiles = -(-(int(rows.k_hi.max(initial=0)) + 1 - k0) // nc)
+    width = tiles * nc
+    energy = np.zeros(shape[0] * shape[1] * width)
+    line_start = rows.line * width - k0  # flat index of the line's k = 0
+    scale = 1.0 / tables.dr**2  # squared distances in squared table steps
+    steps = np.arange(CHUNK_PAIRS + int(count.max(initial=0)))  # a chunk's pair indices
+    start = 0
+    while start < len(count):
+        if deadline is not None and time.monotonic() > deadline:
+            raise BVSETimeout("exceeded the time limit while building the energy grid")
+        done = ends[start] - count[start]
+        stop = max(int(np.searchsorted(ends, done + CHUNK_PAIRS, side="right")), start + 1)
+        part = slice(start, stop)
+        n = count[part]
+        first = np.cumsum(n) - n - rows.k_lo[part]  # pair index of each line's k = 0
+        size = int(n.sum())
+        # t = |p0 + k c/n_c| / dr = sqrt(perp^2 + cv^2 (k - centre)^2) / dr
+        x = steps[:size] - np.repeat(first + rows.centre[part], n)
+        x *= x
+        x *= rows.cv2 * scale
+        x += np.repeat(rows.perp2[part] * scale, n)
+        t = np.sqrt(x, out=x)
+        i = t.astype(np.intp)  # r <= r_cut: the last step of a row at most (see _pair_tables)
+        at = np.repeat(offset[rows.site[part]], n)
+        at += i
+        t -= i
+        t *= np.take(tables.slope, at)
+        t += np.take(tables.value, at)
+        cell = steps[:size] + np.repeat(line_start[part] - first, n)
+        energy += np.bincount(cell, t, minlength=len(energy))
+        start = stop
+    return energy.reshape(shape[0], shape[1], tiles, nc).sum(axis=2)
+
+
+def _reach(lattice: Lattice, r_cut: float) -> np.ndarray:
+    """``r_cut`` in fractions of each axis: the spacing of the lattice planes normal to it."""
+    normals = np.cross(lattice.matrix[[1, 2, 0]], lattice.matrix[[2, 0, 1]])
+    return r_cut / (lattice.volume / np.linalg.norm(normals, axis=1))
 
 
 def site_energies(
@@ -68,8 +147,7 @@ def site_energies(
     chunks of grid points (bounded memory); each pair's energy is looked up in
     :func:`_pair_tables` and weighted by the species' occupancy.
     """
-    normals = np.cross(lattice.matrix[[1, 2, 0]], lattice.matrix[[2, 0, 1]])
-    reach = r_cut / (lattice.volume / np.linalg.norm(normals, axis=1))  # in fractions
+    reach = _reach(lattice, r_cut)
     span = np.ceil(reach).astype(int) + 1
     shifts = np.stack(
         np.meshgrid(*[np.arange(-k, k + 1) for k in span], indexing="ij"), axis=-1
@@ -93,6 +171,62 @@ def site_energies(
         e = tables.value[at] + (t - i) * tables.slope[at]
         energy[start : start + len(pts)] = np.bincount(pairs["i"], e, minlength=len(pts))
     return energy
+
+
+@dataclass(frozen=True)
+class _GridLines:
+    """Runs ``k_lo..k_hi`` of grid points within r_cut of framework entry ``site`` along
+    grid line ``line`` (``i * n_b + j``) parallel to c. Along it, the squared distance to
+    the site is ``perp2 + cv2 * (k - centre)^2``."""
+
+    site: np.ndarray
+    line: np.ndarray
+    k_lo: np.ndarray
+    k_hi: np.ndarray
+    centre: np.ndarray
+    perp2: np.ndarray
+    cv2: float
+
+
+def _grid_lines(
+    frac: np.ndarray,
+    lattice: Lattice,
+    shape: tuple[int, int, int],
+    reach: np.ndarray,
+    r_cut: float,
+) -> _GridLines:
+    """Every (site, i, j) grid line along c that passes within ``r_cut`` of the site
+    (``reach``: :func:`_reach`)."""
+    na, nb, nc = shape
+    idx = []
+    for axis in (0, 1):  # indices i (j) whose plane lies within reach of each site
+        n = shape[axis]
+        lo = np.ceil((frac[:, axis] - reach[axis]) * n).astype(int)
+        idx.append(lo[:, None] + np.arange(int(np.floor(2 * reach[axis] * n)) + 2))
+    a, b, c = lattice.matrix
+    cv = c / nc
+    cv2 = float(cv @ cv)
+    da = (idx[0] / na - frac[:, [0]])[:, :, None, None] * a  # (m, ni, 1, 3)
+    db = (idx[1] / nb - frac[:, [1]])[:, None, :, None] * b  # (m, 1, nj, 3)
+    p0 = da + db - (frac[:, 2, None, None, None] * c)  # line's k = 0 point minus the site
+    centre = -(p0 @ cv) / cv2
+    perp2 = np.maximum(np.einsum("...x,...x->...", p0, p0) - cv2 * centre**2, 0.0)
+    half2 = (r_cut**2 - perp2) / cv2
+    half = np.sqrt(np.maximum(half2, 0.0))
+    k_lo = np.ceil(centre - half).astype(int)
+    k_hi = np.floor(centre + half).astype(int)
+    keep = (half2 >= 0) & (k_hi >= k_lo)
+    site = np.broadcast_to(np.arange(len(frac))[:, None, None], keep.shape)
+    line = (idx[0][:, :, None] % na) * nb + idx[1][:, None, :] % nb
+    return _GridLines(
+        site=site[keep],
+        line=np.broadcast_to(line, keep.shape)[keep],
+        k_lo=k_lo[keep],
+        k_hi=k_hi[keep],
+        centre=centre[keep],
+        perp2=perp2[keep],
+        cv2=cv2,
+    )
 
 
 @dataclass(frozen=True)
