@@ -235,3 +235,30 @@ def test_verify_does_not_import_the_wiring() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_barrier_table_in_two_processes_equals_one(li2o: Structure, lifepo4: Structure) -> None:
+    """jobs=2 (a loky pool) gives the same rows, failures and order as jobs=1."""
+    hydride = Structure(Lattice.cubic(4.0), ["Li", "H"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    records = pd.DataFrame(
+        {
+            "id": ["lfp", "none", "li2o", "bad-json", "hydride", "li2o-again"],
+            "source": ["test"] * 6,
+            "structure": [
+                json.dumps(lifepo4.as_dict()),
+                None,
+                json.dumps(li2o.as_dict()),
+                "{not json",
+                json.dumps(hydride.as_dict()),
+                json.dumps(li2o.as_dict()),
+            ],
+        }
+    )
+    one = bvse.barrier_table(records, resolution=0.3)
+    two = bvse.barrier_table(records, jobs=2, resolution=0.3)
+    assert list(two[0].index) == ["lfp", "li2o", "li2o-again"]
+    assert list(two[1]["id"]) == ["none", "bad-json", "hydride"]
+    pd.testing.assert_frame_equal(two[0], one[0])
+    pd.testing.assert_frame_equal(two[1], one[1])
+    with pytest.raises(ValueError, match="jobs"):
+        bvse.barrier_table(records, jobs=0)

@@ -161,7 +161,7 @@ def bvse_barriers(
 
 
 def barrier_table(
-    records: pd.DataFrame, time_limit_s: float = TIME_LIMIT_S, **options: Any
+    records: pd.DataFrame, time_limit_s: float = TIME_LIMIT_S, *, jobs: int = 1, **options: Any
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """BVSE barriers for every record -> (table indexed by ``id``, failures).
 
@@ -169,45 +169,32 @@ def barrier_table(
     missing), and optionally ``composition`` (charge-balance fallback). A row that
     cannot be treated (no structure, unreadable JSON, no Li, missing parameters, over
     ``time_limit_s`` seconds for one structure) becomes a failure row with the reason; the
-    others are unaffected. ``options`` go to :func:`bvse_barriers`.
+    others are unaffected. ``jobs``: worker processes (joblib's loky pool, one thread each;
+    1: in this process); rows and failures keep the records' order whatever ``jobs``.
+    ``options`` go to :func:`bvse_barriers`.
     """
-    rows: list[dict[str, object]] = []
-    failures: list[dict[str, str]] = []
-    sources = records[S.SOURCE] if S.SOURCE in records else pd.Series("", index=records.index)
-    structures = (
-        records[S.STRUCTURE] if S.STRUCTURE in records else pd.Series(None, index=records.index)
-    )
-    compositions = (
-        dict(zip(records[S.ID].astype(str), records[S.COMPOSITION], strict=True))
-        if S.COMPOSITION in records
-        else {}
-    )
-    for rid, source, text in zip(records[S.ID], sources, structures, strict=True):
-        rid, source = str(rid), "" if pd.isna(source) else str(source)
-        if not isinstance(text, str) or not text.strip():
-            failures.append(S.failure(rid, source, STAGE, "no structure: BVSE needs positions"))
-            continue
-        try:
-            structure = structure_from_json(text)
-        except Exception as exc:  # malformed JSON or dict: say so, keep going
-            failures.append(S.failure(rid, source, STAGE, f"unreadable structure JSON: {exc}"))
-            continue
-        comp = compositions.get(rid)
-        try:
-            result = bvse_barriers(
-                structure,
-                composition=comp if isinstance(comp, str) and comp else None,
-                time_limit_s=time_limit_s,
-                **options,
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    n = len(records)
+    ids = records[S.ID].astype(str).tolist()
+    sources = records[S.SOURCE].tolist() if S.SOURCE in records else [""] * n
+    texts = records[S.STRUCTURE].tolist() if S.STRUCTURE in records else [None] * n
+    comps = records[S.COMPOSITION].tolist() if S.COMPOSITION in records else [None] * n
+    tasks = [
+        (rid, "" if pd.isna(source) else str(source), text, comp)
+        for rid, source, text, comp in zip(ids, sources, texts, comps, strict=True)
+    ]
+    if jobs == 1 or n < 2:
+        outcomes = [_barrier_row(*task, time_limit_s, options) for task in tasks]
+    else:
+        from joblib import Parallel, delayed, parallel_config
+
+        with parallel_config(backend="loky", inner_max_num_threads=1):
+            outcomes = Parallel(n_jobs=min(jobs, n))(
+                delayed(_barrier_row)(*task, time_limit_s, options) for task in tasks
             )
-        except BVSETimeout:
-            reason = f"BVSE exceeded the per-structure time limit of {time_limit_s:g} s"
-            failures.append(S.failure(rid, source, STAGE, reason))
-            continue
-        except Exception as exc:  # one odd structure must not lose the others' barriers
-            failures.append(S.failure(rid, source, STAGE, f"BVSE failed: {reason_of(exc)}"))
-            continue
-        rows.append({S.ID: rid, **result.as_row()})
+    rows = [row for row, failure in outcomes if row is not None]
+    failures = [failure for row, failure in outcomes if failure is not None]
     table = pd.DataFrame(rows, columns=[S.ID, *BVSE_COLUMNS]).set_index(S.ID)
     for col in (BVSE_E1D, BVSE_E2D, BVSE_E3D):
         table[col] = table[col].astype(float)
@@ -215,3 +202,33 @@ def barrier_table(
         pd.DataFrame(failures, columns=list(S.FAILURE_COLUMNS)) if failures else S.empty_failures()
     )
     return table, failure_table
+
+
+def _barrier_row(
+    rid: str,
+    source: str,
+    text: object,
+    composition: object,
+    time_limit_s: float,
+    options: dict[str, Any],
+) -> tuple[dict[str, object] | None, dict[str, str] | None]:
+    """One record -> (table row, None) or (None, failure row); never raises."""
+    if not isinstance(text, str) or not text.strip():
+        return None, S.failure(rid, source, STAGE, "no structure: BVSE needs positions")
+    try:
+        structure = structure_from_json(text)
+    except Exception as exc:  # malformed JSON or dict: say so, keep going
+        return None, S.failure(rid, source, STAGE, f"unreadable structure JSON: {exc}")
+    try:
+        result = bvse_barriers(
+            structure,
+            composition=composition if isinstance(composition, str) and composition else None,
+            time_limit_s=time_limit_s,
+            **options,
+        )
+    except BVSETimeout:
+        reason = f"BVSE exceeded the per-structure time limit of {time_limit_s:g} s"
+        return None, S.failure(rid, source, STAGE, reason)
+    except Exception as exc:  # one odd structure must not lose the others' barriers
+        return None, S.failure(rid, source, STAGE, f"BVSE failed: {reason_of(exc)}")
+    return {S.ID: rid, **result.as_row()}, None
