@@ -20,9 +20,10 @@ Defaults: bvlain's (0.2 A grid, f = 0.74, ASE covalent radii, 10 eV search windo
 bisection), with an 8 A pair cutoff instead of bvlain's "10 A but 100 nearest neighbours".
 
 This module runs one structure (:func:`bvse_barriers`) and a table of records
-(:func:`barrier_table`). The steps live beside it: ``bvse_params`` (bvlain's parameters
-per framework species), ``bvse_oxidation`` (oxidation states), ``bvse_grid`` (the site
-energy grid) and ``bvse_percolation`` (the barriers of a grid).
+(:func:`barrier_table`, in this process or on ``jobs`` worker processes). The steps live
+beside it: ``bvse_params`` (bvlain's parameters per framework species), ``bvse_oxidation``
+(oxidation states), ``bvse_grid`` (the site energy grid) and ``bvse_percolation`` (the
+barriers of a grid).
 """
 
 from __future__ import annotations
@@ -187,12 +188,12 @@ def barrier_table(
     if jobs == 1 or n < 2:
         outcomes = [_barrier_row(*task, time_limit_s, options) for task in tasks]
     else:
-        from joblib import Parallel, delayed, parallel_config
+        from joblib import Parallel, delayed
 
-        with parallel_config(backend="loky", inner_max_num_threads=1):
-            outcomes = Parallel(n_jobs=min(jobs, n))(
-                delayed(_barrier_row)(*task, time_limit_s, options) for task in tasks
-            )
+        # loky's pool as the featurize stage uses it, so its warm workers are reused;
+        # bvse_barriers holds each to one thread
+        parallel = Parallel(n_jobs=min(jobs, n), backend="loky")
+        outcomes = parallel(delayed(_barrier_row)(*task, time_limit_s, options) for task in tasks)
     rows = [row for row, failure in outcomes if row is not None]
     failures = [failure for row, failure in outcomes if failure is not None]
     table = pd.DataFrame(rows, columns=[S.ID, *BVSE_COLUMNS]).set_index(S.ID)
