@@ -14,14 +14,18 @@ of the rows checked. This measures which ``w >= 0`` (grid 0, 0.25, ..., 4) helps
   5-fold CV grouped by DOI and, separately, by chemical system (``ConformalRegressor``'s
   out-of-fold predictions, its folds grouped by ``train.splits``' groups);
 - ``E``: ``miscreen.verify.barrier_table`` on those CIFs, cached in
-  ``results/bench/barrier_weight_bvse.parquet`` (about 7 minutes on one core when cold);
-  rows where BVSE fails (e.g. a CIF without Li) are left out and counted;
+  ``results/bench/barrier_weight_bvse.parquet`` (about 7 minutes on one core when cold;
+  the predictions are cached beside it: ``--refresh`` after a model change); rows where
+  BVSE fails (an anion without Li+ parameters: H-, P3-, C) are left out and counted;
+  ``--cap EV`` clips barriers;
 - nested CV over the CIF rows with the same grouping: ``w`` is picked by the inner folds'
   bound-aware MAE (``train.evaluate.bound_aware_mae``: a censored row counts as exact at or
   below its bound) and scored on the outer fold, paired with ``w = 0`` on the same fold
   (MAE, Spearman against the upstream labels, and the Brier score of P(sigma >= 1e-4 S/cm)
-  from a normal around ``mu'`` whose scale is the robust spread of the fitting rows'
-  residuals). ``w_chosen`` is the inner-CV choice on all CIF rows, DOI grouping.
+  from a normal around ``mu'`` whose scale is the robust spread of the residuals of the
+  fitting rows' measured values). ``w_chosen`` is the inner-CV choice on all CIF rows (DOI
+  grouping) when it lowers the outer MAE under both groupings by more than twice the
+  standard error of the paired per-fold change, else 0.
 """
 
 from __future__ import annotations
@@ -59,7 +63,8 @@ if TYPE_CHECKING:
 GRID = tuple(np.arange(0.0, 4.0 + 1e-9, 0.25).round(2).tolist())
 SCHEMES = ("doi", "chemsys")
 FAST_LOG10 = -4.0  # P(sigma >= 1e-4 S/cm)
-Folds = list[tuple[np.ndarray, np.ndarray]]
+Array = np.ndarray
+Folds = list[tuple[Array, Array]]
 
 
 def adjusted(mu: np.ndarray, e3d: np.ndarray, w: float, e_ref: float) -> np.ndarray:
@@ -112,20 +117,11 @@ def grouped_folds(groups: np.ndarray) -> Folds:
     return list(GroupKFold(N_FOLDS).split(groups, groups=groups))
 
 
-def p_fast(pred: np.ndarray, scale: float) -> np.ndarray:
-    """P(log10 sigma >= FAST_LOG10) under a normal around ``pred`` with sd ``scale``."""
-    return norm.sf(FAST_LOG10, loc=pred, scale=scale)
-
-
 def fold_scores(
-    labels: pd.DataFrame,
-    mu: np.ndarray,
-    e3d: np.ndarray,
-    train: np.ndarray,
-    test: np.ndarray,
-    w: float,
-) -> dict[str, float]:
-    """MAE, Spearman and Brier of ``w`` on ``test``, ``E_ref`` and the spread from ``train``."""
+    labels: pd.DataFrame, mu: Array, e3d: Array, train: Array, test: Array, w: float
+) -> tuple[dict[str, float], Array]:
+    """MAE, Spearman and Brier of ``w`` on ``test`` (``E_ref`` and the spread from
+    ``train``), and the predictions ``mu'`` of ``test``."""
     e_ref = float(np.median(e3d[train]))
     measured = train[~labels[S.CENSORED].astype(bool).to_numpy()[train]]
     fit = adjusted(mu[measured], e3d[measured], w, e_ref)
@@ -136,32 +132,42 @@ def fold_scores(
     return {
         "mae": weight_mae(labels.iloc[test], mu[test], e3d[test], w, e_ref),
         "spearman": float(spearmanr(pred, y).statistic),
-        "brier": float(np.mean((p_fast(pred, scale) - (y >= FAST_LOG10)) ** 2)),
-    }
+        "brier": float(np.mean((norm.sf(FAST_LOG10, pred, scale) - (y >= FAST_LOG10)) ** 2)),
+    }, pred
 
 
-def nested_cv(labels: pd.DataFrame, mu: np.ndarray, e3d: np.ndarray, groups: np.ndarray) -> dict:
+def nested_cv(labels: pd.DataFrame, mu: Array, e3d: Array, groups: Array) -> dict:
     """Outer folds grouped by ``groups``; ``w`` chosen on each outer fold's inner folds."""
-    folds, pooled = [], {0.0: np.full(len(mu), np.nan), "chosen": np.full(len(mu), np.nan)}
+    folds: list[dict] = []
+    pooled = {"w0": np.full(len(mu), np.nan), "chosen": np.full(len(mu), np.nan)}
     for train, test in grouped_folds(groups):
-        inner = grouped_folds(groups[train])
-        w = select_weight(labels.iloc[train], mu[train], e3d[train], inner)
-        base = fold_scores(labels, mu, e3d, train, test, 0.0)
-        chosen = fold_scores(labels, mu, e3d, train, test, w)
-        folds.append({"w": w, "n": len(test), "w0": base, "chosen": chosen})
-        e_ref = float(np.median(e3d[train]))
-        pooled[0.0][test] = mu[test]
-        pooled["chosen"][test] = adjusted(mu[test], e3d[test], w, e_ref)
+        w = select_weight(labels.iloc[train], mu[train], e3d[train], grouped_folds(groups[train]))
+        fold: dict = {"w": w, "n": len(test)}
+        for name, weight in (("w0", 0.0), ("chosen", w)):
+            fold[name], pooled[name][test] = fold_scores(labels, mu, e3d, train, test, weight)
+        folds.append(fold)
     y = labels[S.TARGET].to_numpy(float)
     out: dict = {"folds": folds}
-    for key, name in ((0.0, "w0"), ("chosen", "chosen")):
-        out[f"mae_{name}"] = bound_aware_mae(labels.assign(**{S.PRED: pooled[key]}))
-        out[f"spearman_{name}"] = float(spearmanr(pooled[key], y).statistic)
+    for name, pred in pooled.items():
+        out[f"mae_{name}"] = bound_aware_mae(labels.assign(**{S.PRED: pred}))
+        out[f"spearman_{name}"] = float(spearmanr(pred, y).statistic)
         out[f"brier_{name}"] = float(np.mean([f[name]["brier"] for f in folds]))
-    diffs = [f["chosen"]["mae"] - f["w0"]["mae"] for f in folds]
-    out["mae_change_per_fold"] = diffs
-    out["folds_better"] = int(sum(d < 0 for d in diffs))
+    diffs = np.array([f["chosen"]["mae"] - f["w0"]["mae"] for f in folds])
+    out["mae_change_per_fold"] = diffs.tolist()
+    out["mae_change_mean"] = float(diffs.mean())
+    out["mae_change_se"] = float(diffs.std(ddof=1) / np.sqrt(len(diffs)))
+    out["folds_better"] = int((diffs < 0).sum())
+    m = ~labels[S.CENSORED].astype(bool).to_numpy()  # measured rows
+    r = y - mu  # what the barrier could still explain
+    out["spearman_barrier_residual"] = float(spearmanr(e3d, r).statistic)
+    out["spearman_barrier_residual_measured"] = float(spearmanr(e3d[m], r[m]).statistic)
     return out
+
+
+def adopted(result: dict) -> bool:
+    """Adopt a weight only when it lowers the outer MAE under every grouping by more than
+    twice the standard error of the paired per-fold change."""
+    return all(result[s]["mae_change_mean"] < -2 * result[s]["mae_change_se"] for s in SCHEMES)
 
 
 def out_of_fold(cfg: Config, loaded: Loaded) -> pd.DataFrame:
@@ -171,32 +177,20 @@ def out_of_fold(cfg: Config, loaded: Loaded) -> pd.DataFrame:
     from sklearn.base import clone
 
     from miscreen import pipeline
+    from miscreen.featurize import featurize_records
     from miscreen.fetch.labels import apply_censoring
     from miscreen.train.routing import STRUCTURE_ROWS
 
     models = pipeline.train(cfg, loaded)
     served = models.for_kind(STRUCTURE_ROWS)
     labelled = apply_censoring(loaded.records, cfg.data.censored)  # type: ignore[arg-type]
-    table = pipeline_features(cfg, labelled, served.meta["preset"])
+    options = pipeline.feature_options(cfg)  # the feature cache makes this cheap now
+    table = featurize_records(labelled, served.meta["preset"], options)[0]
     labels = labelled.set_index(S.ID).loc[table.index]
     X, y = table.to_numpy(float), labels[S.TARGET].to_numpy(float)
     chem = clone(served.estimator).fit(X, y, groups=chemsys_groups(labels[S.COMPOSITION]))
-    return pd.DataFrame(
-        {
-            "model": served.meta["model"],
-            "mu_doi": served.estimator.oof_predictions_,
-            "mu_chemsys": chem.oof_predictions_,
-        },
-        index=table.index.astype(str),
-    )
-
-
-def pipeline_features(cfg: Config, labelled: pd.DataFrame, preset: str) -> pd.DataFrame:
-    """The feature table of ``preset`` (the feature cache makes this cheap after training)."""
-    from miscreen import pipeline
-    from miscreen.featurize import featurize_records
-
-    return featurize_records(labelled, preset, pipeline.feature_options(cfg))[0]
+    mu = {"mu_doi": served.estimator.oof_predictions_, "mu_chemsys": chem.oof_predictions_}
+    return pd.DataFrame({"model": served.meta["model"], **mu}, index=table.index.astype(str))
 
 
 def cached(
@@ -234,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "default.yaml")
     parser.add_argument("--refresh", action="store_true", help="recompute the caches")
+    parser.add_argument("--cap", type=float, default=None, help="clip barriers at CAP eV")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
@@ -255,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = cif[ok].reset_index(drop=True)
     rid = rows[S.ID].astype(str)
     raw = bvse.loc[rid, BVSE_E3D].to_numpy(float)
-    e3d = fill_no_path(raw)
+    e3d = np.minimum(fill_no_path(raw), args.cap or np.inf)
     result: dict = {
         "n": len(rows),
         "n_cif_rows": len(cif),
@@ -263,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         "n_no_3d_path": int(np.isnan(raw).sum()),
         "e_no_path_ev": float(np.nanmax(raw)),
         "e_ref": float(np.median(e3d)),
+        "cap_ev": args.cap,
         "grid": list(GRID),
         "model": str(oof["model"].iloc[0]),
         "bvse_s_per_structure": float(bvse["seconds_total"].iloc[0]) / len(bvse),
@@ -272,23 +268,27 @@ def main(argv: list[str] | None = None) -> int:
         groups = scheme_groups(rows, scheme)
         result[scheme] = nested_cv(rows, mu, e3d, groups)
         result[scheme]["w_all_rows"] = select_weight(rows, mu, e3d, grouped_folds(groups))
-    result["w_chosen"] = result["doi"]["w_all_rows"]
+    result["adopted"] = adopted(result)
+    result["w_chosen"] = result["doi"]["w_all_rows"] if result["adopted"] else 0.0
     result["seconds"] = time.perf_counter() - start
     args.out.parent.mkdir(parents=True, exist_ok=True)
     atomic_io.write_json(args.out, result)
     print(
-        f"n {result['n']} CIF rows ({result['n_no_3d_path']} without a 3-D path at "
-        f"{result['e_no_path_ev']:.2f} eV, {result['n_bvse_failed']} BVSE failures left out)"
+        f"n {result['n']} CIF rows ({result['n_no_3d_path']} without a 3-D path, "
+        f"{result['n_bvse_failed']} BVSE failures left out); w_chosen {result['w_chosen']} "
+        f"(inner-CV choice on all rows by DOI {result['doi']['w_all_rows']}, adopted: "
+        f"{result['adopted']}), E_ref {result['e_ref']:.3f} eV"
     )
-    print(f"w_chosen {result['w_chosen']}, E_ref {result['e_ref']:.3f} eV")
     for scheme in SCHEMES:
         r = result[scheme]
         print(
             f"{scheme}: outer MAE {r['mae_w0']:.3f} -> {r['mae_chosen']:.3f} "
-            f"(ratio {r['mae_chosen'] / r['mae_w0']:.3f}, {r['folds_better']}/5 folds better), "
+            f"(ratio {r['mae_chosen'] / r['mae_w0']:.3f}; per fold {r['mae_change_mean']:+.3f} "
+            f"+- {r['mae_change_se']:.3f}, {r['folds_better']}/5 better), "
             f"Spearman {r['spearman_w0']:.3f} -> {r['spearman_chosen']:.3f}, "
             f"Brier {r['brier_w0']:.3f} -> {r['brier_chosen']:.3f}, "
-            f"w per fold {[f['w'] for f in r['folds']]}, w on all rows {r['w_all_rows']}"
+            f"w per fold {[f['w'] for f in r['folds']]}, w on all rows {r['w_all_rows']}; "
+            f"Spearman(E, y - mu) on measured rows {r['spearman_barrier_residual_measured']:.3f}"
         )
     return 0
 

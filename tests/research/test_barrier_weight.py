@@ -89,3 +89,17 @@ def test_nested_cv_chooses_the_weight_on_every_fold(study: ModuleType) -> None:
     assert [f["w"] for f in result["folds"]] == [2.0] * 5
     assert result["mae_chosen"] < 0.1 * result["mae_w0"]
     assert result["folds_better"] == 5
+
+
+def test_a_weight_is_adopted_only_when_every_grouping_gains_beyond_noise(
+    study: ModuleType,
+) -> None:
+    def result(doi: tuple[float, float], chemsys: tuple[float, float]) -> dict:
+        return {
+            s: {"mae_change_mean": mean, "mae_change_se": se}
+            for s, (mean, se) in (("doi", doi), ("chemsys", chemsys))
+        }
+
+    assert study.adopted(result((-0.1, 0.02), (-0.08, 0.03)))
+    assert not study.adopted(result((-0.1, 0.02), (0.02, 0.01)))  # one grouping worse
+    assert not study.adopted(result((-0.03, 0.02), (-0.08, 0.03)))  # within twice the noise
