@@ -39,6 +39,35 @@ def test_intervals_cover_close_to_nominal_on_fresh_data():
         assert abs(cover - alpha) < 0.07, (alpha, cover)
 
 
+def test_p_fast_is_calibrated_on_fresh_data_and_agrees_with_the_interval():
+    """The probability of reaching a threshold comes from the same conformal distribution
+    as the intervals: on fresh data the events happen as often as predicted, and at the
+    interval's lower (upper) bound it is about 0.9 (0.1) for an 80 % interval."""
+    X, y = _data()
+    Xt, yt = _data(2000, seed=1)
+    model = ConformalRegressor(make_regressor("random_forest", 100), n_folds=5).fit(X, y)
+    for threshold in (-1.0, 0.0, 1.5):
+        p = model.prob_above(Xt, threshold)
+        assert abs(p.mean() - np.mean(yt >= threshold)) < 0.05, threshold
+        high, low = p > 0.7, p < 0.3  # it sorts: the likely rows reach it far more often
+        assert np.mean(yt[high] >= threshold) > 0.8 > 0.2 > np.mean(yt[low] >= threshold)
+    _, lo, hi = model.predict_interval(Xt, 0.8)
+    p_lo = np.array([model.prob_above(Xt[i : i + 1], lo[i])[0] for i in range(50)])
+    p_hi = np.array([model.prob_above(Xt[i : i + 1], hi[i])[0] for i in range(50)])
+    assert np.all(np.abs(p_lo - 0.9) < 0.06) and np.all(np.abs(p_hi - 0.1) < 0.06)
+
+
+def test_p_fast_of_a_model_saved_without_signed_residuals_is_symmetric():
+    """An older model keeps only absolute residuals: each counts with both signs, so the
+    prediction itself is reached with probability one half."""
+    X, y = _data()
+    model = ConformalRegressor(make_regressor("extra_trees", 20), n_folds=3).fit(X, y)
+    del model.signed_scores_
+    pred = model.predict(X[:10])
+    np.testing.assert_allclose(model.prob_above(X[:10], pred + 1e-9), 0.5, atol=0.01)
+    assert np.all(model.prob_above(X[:10], pred + 100) == 0)
+
+
 def test_out_of_domain_flags_far_points():
     X, y = _data()
     model = ConformalRegressor(make_regressor("extra_trees", 20), n_folds=3).fit(X, y)

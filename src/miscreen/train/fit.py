@@ -28,10 +28,11 @@ def doi_groups(labels: pd.DataFrame) -> np.ndarray:
 
 
 def fit_conformal(
-    features: pd.DataFrame, labels: pd.DataFrame, cfg: ModelConfig, seed: int
+    features: pd.DataFrame, labels: pd.DataFrame, cfg: ModelConfig, seed: int, jobs: int = 1
 ) -> tuple[ConformalRegressor, dict]:
     """Fit on rows of ``labels`` (indexed like ``features``); CV is grouped by DOI so one
-    publication's entries never sit on both sides of a fold. -> (model, cv metrics)."""
+    publication's entries never sit on both sides of a fold; the fold fits run in ``jobs``
+    processes. -> (model, cv metrics)."""
     X = features.to_numpy(dtype=float)
     y = labels[S.TARGET].to_numpy(dtype=float)
     groups = doi_groups(labels)
@@ -48,7 +49,7 @@ def fit_conformal(
         elif cfg.hyperparameters:
             estimator.set_params(**_known(estimator, cfg.hyperparameters))
             tuning = {"searched": False, "recorded": dict(cfg.hyperparameters)}
-        model = ConformalRegressor(estimator, n_folds=cfg.cv_folds, seed=seed)
+        model = ConformalRegressor(estimator, n_folds=cfg.cv_folds, seed=seed, n_jobs=jobs)
         model.fit(X, y, groups=groups)
     cv = regression_metrics(y, model.oof_predictions_, prefix="cv_")
     cv["cv_scheme"] = f"{scheme} on the training split"

@@ -108,7 +108,7 @@ def fit_models(
         failures.append(fails)
         _enough_rows(name, table, labelled, fails, model.cv_folds)
         labels = labelled.set_index(S.ID).loc[table.index]
-        estimator, cv = fit_conformal(table, labels, model, seed)
+        estimator, cv = fit_conformal(table, labels, model, seed, features.jobs)
         oof[name] = pd.Series(np.abs(estimator.residuals_), index=table.index)
         meta = {
             "model": name,
