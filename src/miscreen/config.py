@@ -10,6 +10,7 @@ messages show short excerpts of bad values, never their whole text.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import reprlib
 from pathlib import Path
@@ -156,18 +157,43 @@ class ScreenConfig(_Strict):
     require_any_elements: tuple[str, ...] = ()
     exclude_elements: tuple[str, ...] = ()
     max_e_above_hull: float | None = bounded(None, "eV/atom above the hull", ge=0, le=100)
+    # the source's band gap, else an estimate (band_gap_method), when set
     min_band_gap: float | None = bounded(None, "band gap in eV", ge=0, le=100)
     max_sites: int | None = bounded(None, "sites per cell", ge=1, le=1_000_000)
     min_li_fraction: float | None = Field(default=None, ge=0, le=1)  # atomic fraction of Li
-    score: Literal["mean", "lower", "upper"] = "mean"
+    # p_fast: the probability that sigma(300 K) >= fast_sigma (the model's conformal
+    # predictive distribution); mean | lower (risk-averse) | upper (exploratory): log10 sigma
+    score: Literal["p_fast", "mean", "lower", "upper"] = "p_fast"
+    fast_sigma: float = bounded(1e-4, "S/cm, a room-temperature conductivity", gt=0, le=1e3)
+    # a row whose band gap is an estimate is removed only when P(gap >= min_band_gap) is
+    # below this (a row is not removed on a coin flip)
+    min_p_band_gap: float = Field(default=0.1, ge=0, le=1)
+    # leave out redox-active transition metals (miscreen.screen.redox.REDOX_ACTIVE, or
+    # redox_elements when given)
+    exclude_redox: bool = False
+    redox_elements: tuple[str, ...] | None = None
+    # stability estimated (snapshot match, else a CHGNet hull) for at most this many of the
+    # best rows whose source gives none; 0: none
+    stability_top: int = bounded(0, "rows whose stability is estimated", ge=0, le=1_000_000)
+    # BVSE barriers for this many of the best-ranked rows in the main job; 0: none
+    bvse_top: int = bounded(0, "rows checked with BVSE", ge=0, le=1_000_000)
     # subtract weight x (normalised Herfindahl-Hirschman supply risk, 0..1) from the score
     supply_risk_weight: float = bounded(0.0, _WEIGHT, ge=0, le=100)
     # leave out candidates that are training materials (same reduced formula, or a
     # StructureMatcher match where both have structures); they are listed with their match
     exclude_known: bool = False
-    # subtract weight x the 3-D BVSE Li barrier (eV) from the score, where `miscreen verify
-    # bvse` computed one (rows without one count as the highest barrier found)
+    # subtract weight x (3-D BVSE Li barrier - barrier_reference) in eV from the predicted
+    # log10 sigma before scoring, where a barrier was computed (rows without one count as
+    # the highest barrier found)
     barrier_weight: float = bounded(0.0, _WEIGHT, ge=0, le=100)
+    barrier_reference: float = bounded(0.0, "eV", ge=0, le=100)
+    # reference phases for stability estimates and the band-gap model (every row of each
+    # source, whatever its elements); empty: the candidate sources
+    references: list[CandidateSource] = Field(default_factory=list)
+
+    @property
+    def fast_log10_sigma(self) -> float:
+        return math.log10(self.fast_sigma)
 
 
 class ReportConfig(_Strict):

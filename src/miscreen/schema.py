@@ -38,6 +38,7 @@ FAMILY = "family"
 DOI = "doi"
 E_HULL = "e_above_hull"
 BAND_GAP = "band_gap"
+REFRACTIVE_INDEX = "refractive_index_n"  # matbench-dielectric carries it
 # estimates where the source gives none (screen.stability, screen.band_gap, screen.redox)
 STABILITY_METHOD = "stability_method"  # source, matched:<id>, chgnet_hull
 HULL_PHASES = "hull_phases"  # ids of the reference phases that built the hull
@@ -58,7 +59,11 @@ DOMAIN_DISTANCE = "domain_distance"
 OUT_OF_DOMAIN = "out_of_domain"
 MODEL = "model"
 HAS_STRUCTURE = "has_structure"
-PREDICTION_COLUMNS = (PRED, LOWER, UPPER, UNCERTAINTY, DOMAIN_DISTANCE, OUT_OF_DOMAIN, MODEL)
+P_FAST = "p_fast"  # probability that sigma(300 K) >= the fast threshold
+FAST_LOG10_SIGMA = -4.0  # the default threshold: 1e-4 S/cm
+PREDICTION_COLUMNS = (
+    PRED, LOWER, UPPER, UNCERTAINTY, P_FAST, DOMAIN_DISTANCE, OUT_OF_DOMAIN, MODEL,
+)  # fmt: skip
 
 # physics checks (verify stage): bond-valence site energy Li migration barrier, eV
 BVSE_E3D = "bvse_e3d_ev"
@@ -73,7 +78,7 @@ WHY = "why"
 # test predictions: what an evaluation keeps per labelled row
 TEST_PREDICTION_COLUMNS = (
     ID, FORMULA, FAMILY, TARGET, CENSORED, CENSOR_BOUND, HAS_STRUCTURE, MODEL, PRED, LOWER,
-    UPPER, UNCERTAINTY, OUT_OF_DOMAIN,
+    UPPER, UNCERTAINTY, P_FAST, OUT_OF_DOMAIN,
 )  # fmt: skip
 
 

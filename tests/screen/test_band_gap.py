@@ -9,13 +9,13 @@ import pytest
 from pymatgen.core import Composition
 
 from miscreen import schema as S
+from miscreen.fetch.reference_rows import VOLUME_PER_ATOM
 from miscreen.screen.band_gap import (
     COMPOSITION_MODEL,
     COMPOSITION_N_MODEL,
     REFRACTIVE,
     REFRACTIVE_INDEX,
     SOURCE,
-    cached_gap_model,
     estimate_gaps,
     fit_gap_model,
     fit_refractive,
@@ -23,8 +23,7 @@ from miscreen.screen.band_gap import (
     moss,
     p_band_gap_above,
     ravindra,
-    refractive_index_by_match,
-    training_rows,
+    gap_training_rows,
 )
 
 CATIONS = ["Li", "Na", "K", "Mg", "Ca", "Zn", "Al", "Ga", "Sr", "Ba", "Cd", "In"]
@@ -115,18 +114,24 @@ def test_rows_with_a_refractive_index_use_it_when_it_wins():
     assert out.at[0, S.BAND_GAP] > 5  # n 1.3 means a wide gap
 
 
-def test_refractive_index_joins_by_formula_and_space_group():
-    records = pd.DataFrame({S.FORMULA: ["LiF", "LiF", "NaCl"], S.SPACEGROUP: [225, 186, 225.0]})
-    dielectric = pd.DataFrame(
-        {S.FORMULA: ["LiF", "NaCl"], S.SPACEGROUP: [225, 225], REFRACTIVE_INDEX: [1.39, 1.54]}
+def test_training_rows_take_n_from_the_same_material_by_formula_and_volume():
+    """mp-2018 rows carry the gap, matbench-dielectric rows n: a row gets the n of a row
+    with the same reduced formula whose volume per atom is within 2 %."""
+    refs = pd.DataFrame(
+        {
+            S.ID: ["mp-1", "mp-2", "mp-3", "mbd-1", "mbd-2", "mbd-3"],
+            S.FORMULA: ["LiF", "LiF", "NaCl", "LiF", "NaCl", "NaCl"],
+            S.BAND_GAP: [8.7, 8.0, 5.0, np.nan, np.nan, np.nan],
+            REFRACTIVE_INDEX: [np.nan, np.nan, np.nan, 1.39, 1.54, 1.60],
+            VOLUME_PER_ATOM: [8.2, 10.0, 22.0, 8.3, 22.2, 21.9],
+        }
     )
-    got = refractive_index_by_match(records, dielectric)
-    assert got[0] == 1.39 and np.isnan(got[1]) and got[2] == 1.54
-
-
-def test_the_cached_model_is_fitted_once():
-    rows = training_rows(_training())
-    assert cached_gap_model(rows) is cached_gap_model(training_rows(_training()))
+    train = gap_training_rows(refs)
+    assert list(train[S.ID]) == ["mp-1", "mp-2", "mp-3"]
+    n = train[REFRACTIVE_INDEX]
+    assert n[0] == 1.39  # 8.3 within 2 % of 8.2
+    assert np.isnan(n[1])  # the same formula, another volume: another polymorph
+    assert n[2] == pytest.approx(1.57)  # the median of the two NaCl matches
 
 
 def test_a_fold_whose_test_rows_have_no_refractive_index_is_skipped():

@@ -179,3 +179,73 @@ def test_pareto_only_among_ranked(frame):
     # best: higher sigma, good: lower supply risk -> both on the front
     assert ranked.loc[["best", "good"], "pareto_optimal"].all()
     assert "Pareto-optimal" in ranked.loc["best", "why"]
+
+
+def _gap_rows() -> pd.DataFrame:
+    frame = _frame(
+        [
+            {"id": "known-small", "composition": "Li3PS4", "predicted_log10_sigma": -3.0},
+            {"id": "coin-flip", "composition": "Li3PO4", "predicted_log10_sigma": -3.1},
+            {"id": "surely-small", "composition": "Li3BO3", "predicted_log10_sigma": -3.2},
+            {"id": "wide", "composition": "Li2SO4", "predicted_log10_sigma": -3.3},
+            {"id": "redox", "composition": "LiFePO4", "predicted_log10_sigma": -2.0},
+        ]
+    )
+    frame["band_gap"] = [0.4, 0.9, 0.2, 3.0, 3.5]
+    frame["band_gap_sd"] = [0.0, 0.3, 0.2, 0.5, 0.0]
+    frame["band_gap_method"] = ["source", "composition_model", "composition_model",
+                                "composition_n_model", "source"]  # fmt: skip
+    return frame
+
+
+def test_an_estimated_gap_removes_a_row_only_when_it_is_surely_too_small():
+    """A source gap below the minimum removes the row; an estimate removes it only when
+    P(gap >= minimum) < min_p_band_gap (0.9 +- 0.3 eV reaches 1 eV with P 0.37: kept)."""
+    filters = Filters(min_band_gap=1.0, min_p_band_gap=0.1)
+    ranked = rank_candidates(_gap_rows(), filters).set_index("id")
+    reasons = ranked["excluded_reason"]
+    assert reasons["known-small"] == "band_gap 0.40 < 1.0 eV (source)"
+    assert reasons["coin-flip"] == ""
+    assert reasons["surely-small"].startswith("band_gap 0.20 +- 0.20 eV (composition_model): P(")
+    assert reasons["wide"] == ""
+    assert "gap 0.90 +- 0.30 eV (composition_model)" in ranked.loc["coin-flip", "why"]
+    stricter = rank_candidates(_gap_rows(), Filters(min_band_gap=1.0, min_p_band_gap=0.5))
+    assert stricter.set_index("id").loc["coin-flip", "excluded_reason"].endswith("< 0.5")
+
+
+def test_redox_active_elements_remove_a_row_with_the_reason():
+    filters = Filters(redox_elements=frozenset({"Fe", "Co"}))
+    reasons = rank_candidates(_gap_rows(), filters).set_index("id")["excluded_reason"]
+    assert reasons["redox"].startswith("redox-active transition metal Fe (")
+    assert (reasons.drop("redox") == "").all()
+
+
+def test_p_fast_ranks_by_the_probability_and_a_barrier_moves_it():
+    frame = _gap_rows()
+    frame["p_fast"] = [0.2, 0.6, 0.4, 0.1, 0.3]
+    ranked = rank_candidates(frame, Filters(), score="p_fast")
+    assert list(ranked["id"]) == ["coin-flip", "surely-small", "redox", "known-small", "wide"]
+    assert ranked.iloc[0]["why"].startswith("rank 1/5 by score 0.60 (p_fast)")
+    assert "P(fast) 0.60" in ranked.iloc[0]["why"]
+    # barriers: a low one raises the probability, a high one lowers it, relative to 0.3 eV
+    frame["bvse_e3d_ev"] = [0.1, 0.9, 0.3, math.nan, math.nan]
+    moved = rank_candidates(frame, Filters(), "p_fast", 0.0, 2.0, 0.3).set_index("id")
+    assert moved.loc["known-small", "score"] > 0.2 and moved.loc["coin-flip", "score"] < 0.6
+    assert moved.loc["surely-small", "score"] == pytest.approx(0.4)  # at the reference
+    assert moved.loc["redox", "score"] < 0.3  # unchecked: counts as the highest barrier
+    assert "BVSE barrier x 2 per eV" in moved.loc["redox", "why"]
+    unmoved = rank_candidates(frame, Filters(), "p_fast", 0.0, 0.0, 0.3)
+    assert list(unmoved["id"]) == list(ranked["id"])
+
+
+def test_why_gives_the_stability_method_and_why_a_barrier_is_missing():
+    frame = _gap_rows()
+    frame["e_above_hull"] = [0.01, math.nan, math.nan, math.nan, math.nan]
+    frame["stability_method"] = ["chgnet_hull", "none: incomplete hull", "", "", ""]
+    frame["bvse_method"] = ["none: no Li in the structure", "not checked: below the best 1",
+                            "", "", ""]  # fmt: skip
+    why = rank_candidates(frame, Filters()).set_index("id")["why"]
+    assert "E_hull 0.010 eV/atom (chgnet_hull)" in why["known-small"]
+    assert "BVSE: none: no Li in the structure" in why["known-small"]
+    assert "E_hull unknown (none: incomplete hull)" in why["coin-flip"]
+    assert "BVSE" not in why["coin-flip"]

@@ -184,3 +184,51 @@ def test_hull_warning_names_missing_systems():
 def test_chgnet_energy_of_a_tiny_cell():
     (energy,) = chgnet_potential()([_li_bcc()])
     assert -2.5 < energy < -1.5  # Li metal: about -1.9 eV/atom in MP (PBE)
+
+
+def test_a_system_lacking_both_elemental_phases_is_fitted_from_its_compounds():
+    """No elemental Li and no elemental O, but two Li-O compounds with DFT formation
+    energies: the two chemical potentials are solved together (least squares)."""
+    li2o, li2o2 = _li2o(), Structure(Lattice.cubic(5.0), ["Li", "Li", "O", "O"],
+                                     [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])  # fmt: skip
+    refs = _records([("li2o", li2o, np.nan), ("li2o2", li2o2, np.nan)])
+    refs[FORMATION_ENERGY] = [-2.0, -1.6]
+    energies = {"li2o": -3.6, "li2o2": -3.0}
+    fitted = fitted_elemental_energies({"Li", "O"}, [0, 1], References(refs), energies)
+    # -3.6 = -2.0 + 2/3 mu_Li + 1/3 mu_O and -3.0 = -1.6 + 1/2 mu_Li + 1/2 mu_O
+    mu_li, mu_o = np.linalg.solve([[2 / 3, 1 / 3], [0.5, 0.5]], [-1.6, -1.4])
+    assert fitted["Li"] == (pytest.approx(mu_li), 2) and fitted["O"] == (pytest.approx(mu_o), 2)
+    # one compound cannot fix two potentials: nothing is fitted
+    assert fitted_elemental_energies({"Li", "O"}, [0], References(refs), energies) == {}
+
+
+def test_phases_far_above_the_dft_hull_stay_out_of_the_hull():
+    refs = _records(
+        [("li", _li_bcc(), 0.0), ("far", _li_bcc(), 0.5), ("unknown", _li_bcc(), np.nan)]
+    )
+    table = References(refs)
+    assert [table.on_hull(i) for i in range(3)] == [True, False, True]
+
+
+def test_a_polymorph_needs_no_elemental_phase_but_a_new_composition_does():
+    """Without any elemental phase and no formation energies to fit them, the hull is that
+    of the known compounds: a Li2O polymorph sits 0.1 eV/atom above the known Li2O; Li2O2,
+    outside what Li2O spans, gets no value and says why."""
+    known = _li2o()
+    polymorph = known.copy()
+    polymorph.scale_lattice(known.volume * 1.2)
+    refs = _records([("li2o", known, np.nan)])
+
+    def potential(structures: list[Structure]) -> list[float]:
+        return [-3.0 if s.volume <= known.volume * 1.01 else -2.9 for s in structures]
+
+    calc = EnergyCalculator(potential)
+    peroxide = Structure(Lattice.cubic(5.0), ["Li", "Li", "O", "O"],
+                         [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])  # fmt: skip
+    out = stability_table(_records([("poly", polymorph, np.nan), ("per", peroxide, np.nan)]),
+                          refs, calc)  # fmt: skip
+    assert out.at[0, S.STABILITY_METHOD] == CHGNET_HULL
+    assert out.at[0, S.E_HULL] == pytest.approx(0.1)
+    assert out.at[0, S.HULL_PHASES] == "li2o"
+    assert np.isnan(out.at[1, S.E_HULL])
+    assert "outside what the known compounds span" in out.at[1, S.HULL_WARNING]

@@ -45,6 +45,7 @@ class Predictor:
     interval: float
     features: FeatureOptions
     known: str | None = None  # the run's measured materials, to flag candidates that are one
+    fast: float = S.FAST_LOG10_SIGMA  # log10 sigma of a fast conductor (p_fast)
 
     @classmethod
     def from_config(cls, cfg: Config) -> Predictor:
@@ -58,6 +59,7 @@ class Predictor:
                 time_limit=cfg.features.time_limit_s,
             ),
             None if known is None else str(known),
+            cfg.screen.fast_log10_sigma,
         )
 
 
@@ -98,7 +100,11 @@ def cached_models(model_dir: str) -> TrainResult:
 def predict_chunk(predictor: Predictor, records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Predict one chunk -> (records without structures + prediction columns, failures)."""
     predicted, failures = predict_records(
-        cached_models(predictor.model_dir), records, predictor.interval, predictor.features
+        cached_models(predictor.model_dir),
+        records,
+        predictor.interval,
+        predictor.features,
+        predictor.fast,
     )
     base = [c for c in records.columns if c != S.STRUCTURE]
     known = {*base, *S.PREDICTION_COLUMNS, S.STRUCTURE}

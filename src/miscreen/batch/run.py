@@ -31,6 +31,7 @@ from miscreen import schema as S
 from miscreen.batch.backends import Backend, ChunkTask, Predictor, predict_chunk
 from miscreen.batch.chunks import ShardPlan, fingerprint, iter_chunks, plan_shard
 from miscreen.batch.shards import ShardSpec
+from miscreen.batch.top_checks import check_top
 from miscreen.catalog import RunCatalog, ShardFiles, unique_inputs
 from miscreen.config import Config
 from miscreen.progress import Progress
@@ -76,6 +77,7 @@ def run_key(cfg: Config, shard_count: int, models: dict[str, str], inputs: list[
         "inputs": inputs,
         "models": models,
         "interval": cfg.model.interval,
+        "fast_log10_sigma": cfg.screen.fast_log10_sigma,
         "chunk_size": cfg.batch.chunk_size,
         "shards": shard_count,
     }
@@ -228,16 +230,17 @@ def merge_shards(cfg: Config, count: int | None = None) -> pd.DataFrame:
         paths = shard_paths(cfg, ShardSpec(state["index"], state["count"]))
         tables.append(atomic_io.read_table(paths.table))
         failures.append(atomic_io.read_table(paths.failures))
-    predicted = _concat(tables)
+    checks = check_top(cfg, _concat(tables), lambda table: rank_screened(cfg, table))
     return write_screen_outputs(
         cfg,
-        predicted,
-        pd.concat(failures, ignore_index=True),
+        checks.table,
+        pd.concat([*failures, checks.failures], ignore_index=True),
         {
             "inputs": unique_inputs(states[0]["inputs"]),
             "model_sha256": states[0]["model_sha256"],
             "shards": len(states),
             "chunk_size": states[0]["chunk_size"],
+            "top_checks": checks.provenance,
         },
     )
 
@@ -253,6 +256,8 @@ def rank_screened(cfg: Config, predicted: pd.DataFrame) -> pd.DataFrame:
         cfg.screen.score,
         cfg.screen.supply_risk_weight,
         cfg.screen.barrier_weight,
+        cfg.screen.barrier_reference,
+        cfg.model.interval,
     )
     lead = [S.RANK, S.ID, S.SOURCE, S.FORMULA, S.PRED, S.UNCERTAINTY]
     columns = lead + [c for c in ranked.columns if c not in lead and c != S.STRUCTURE]

@@ -37,7 +37,7 @@ from miscreen.fetch.records import (
 
 JSONL_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".ndjson")
 FILTERED = "filtered"  # a row left out by require_elements: neither a record nor a failure
-KEPT_PROPERTIES = (S.E_HULL, S.BAND_GAP, "formation_energy_per_atom")
+KEPT_PROPERTIES = (S.E_HULL, S.BAND_GAP, "formation_energy_per_atom", S.REFRACTIVE_INDEX)
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:

@@ -33,6 +33,7 @@ from miscreen.fetch.datasets import DATASETS, fetch_file
 from miscreen.fetch.jsonl_files import load_jsonl
 from miscreen.fetch.obelix import load_obelix
 from miscreen.fetch.pymatgen_examples import load_pymatgen_examples
+from miscreen.fetch.reference_rows import REFERENCE_COLUMNS, reference_rows
 
 log = logging.getLogger(__name__)
 
@@ -132,13 +133,7 @@ def load_source(source: CandidateSource, data_dir: Path | None = None) -> Loaded
     if isinstance(source, PymatgenSource):
         return Loaded(*load_pymatgen_examples(source.names))
     if isinstance(source, JsonlSource):
-        if source.dataset:
-            ds = DATASETS[source.dataset]
-            path = fetch_file(ds.name, ds.files[0].filename, folder=data_dir)
-        elif source.path is not None:
-            path = source.path
-        else:
-            raise ValueError("a jsonl candidate source needs 'path' or 'dataset'")
+        path = source_path(source, data_dir)
         records, failures = load_jsonl(
             path,
             source=source.dataset or None,
@@ -160,6 +155,34 @@ def load_source(source: CandidateSource, data_dir: Path | None = None) -> Loaded
         records, failures = check_stored_structures(read_store(source.path), str(source.path))
         return Loaded(records, failures, [{"path": str(source.path)}])
     raise TypeError(f"unknown candidate source {source!r}")
+
+
+def source_path(source: JsonlSource, data_dir: Path | None = None) -> Path:
+    """The file of a jsonl source: its registered dataset (fetched or mirrored) or path."""
+    if source.dataset:
+        ds = DATASETS[source.dataset]
+        return fetch_file(ds.name, ds.files[0].filename, folder=data_dir)
+    if source.path is not None:
+        return source.path
+    raise ValueError("a jsonl candidate source needs 'path' or 'dataset'")
+
+
+def load_references(sources: Iterable[CandidateSource], data_dir: Path | None = None) -> Loaded:
+    """Reference phases: every row of each source, whatever its elements. JSONL sources are
+    read fast (:func:`miscreen.fetch.reference_rows.reference_rows`: structures as text,
+    built later only where needed); others load as candidates do."""
+    loaded = Loaded(pd.DataFrame(columns=list(REFERENCE_COLUMNS)), S.empty_failures())
+    for source in sources:
+        if isinstance(source, JsonlSource):
+            path = source_path(source, data_dir)
+            name = source.dataset or f"jsonl:{path.name}"
+            table = reference_rows(path, name, source.id_field, source.id_prefix)
+            loaded = loaded + Loaded(table, S.empty_failures(), [atomic_io.file_entry(path)])
+        else:
+            loaded = loaded + load_source(source, data_dir)
+    keep = first_seen(loaded.records[S.ID], set())
+    loaded.records = loaded.records.loc[keep].reset_index(drop=True)
+    return loaded
 
 
 def load_candidates(cfg: Config) -> Loaded:

@@ -50,7 +50,11 @@ def train(cfg: Config, labelled: Loaded) -> TrainResult:
 def predict(cfg: Config, models: TrainResult, records: pd.DataFrame, interval: float | None = None):
     """Predict ``records`` with ``models`` under the run's settings -> (predicted, failures)."""
     return predict_records(
-        models, records, cfg.model.interval if interval is None else interval, feature_options(cfg)
+        models,
+        records,
+        cfg.model.interval if interval is None else interval,
+        feature_options(cfg),
+        cfg.screen.fast_log10_sigma,
     )
 
 

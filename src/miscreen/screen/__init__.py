@@ -11,6 +11,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 from pymatgen.core import Composition
+from scipy.stats import norm
 
 from miscreen import schema as S
 from miscreen.config import ScreenConfig
@@ -26,6 +27,7 @@ from miscreen.screen.criteria import (
     pareto_front,
 )
 from miscreen.screen.known import KNOWN_MATCH
+from miscreen.screen.redox import REDOX_ACTIVE, redox_reason
 
 PRED, LOWER, UPPER, UNCERTAINTY = S.PRED, S.LOWER, S.UPPER, S.UNCERTAINTY
 OUT_OF_DOMAIN, RANK, EXCLUDED, SCORE = S.OUT_OF_DOMAIN, S.RANK, S.EXCLUDED, S.SCORE
@@ -39,6 +41,8 @@ class Filters:
     exclude_elements: tuple[str, ...] = ()
     max_e_above_hull: float | None = None
     min_band_gap: float | None = None
+    min_p_band_gap: float = 0.1  # an estimated gap removes a row only below this P(gap >= min)
+    redox_elements: frozenset[str] = frozenset()  # rows holding any are removed
     max_sites: int | None = None
     min_li_fraction: float | None = None  # atomic fraction of Li, 0..1
     exclude_known: bool = False  # leave out candidates that are measured materials
@@ -52,6 +56,10 @@ class Filters:
             exclude_elements=cfg.exclude_elements,
             max_e_above_hull=cfg.max_e_above_hull,
             min_band_gap=cfg.min_band_gap,
+            min_p_band_gap=cfg.min_p_band_gap,
+            redox_elements=frozenset(
+                (cfg.redox_elements or REDOX_ACTIVE) if cfg.exclude_redox else ()
+            ),
             max_sites=cfg.max_sites,
             min_li_fraction=cfg.min_li_fraction,
             exclude_known=cfg.exclude_known,
@@ -82,20 +90,43 @@ def exclusion_reason(row: Mapping, filters: Filters) -> str:
     banned = sorted(elements & set(filters.exclude_elements))
     if banned:
         return f"contains excluded element(s) {', '.join(banned)}"
+    redox = redox_reason(elements & filters.redox_elements)
+    if redox:
+        return redox
     li = S.as_float(row.get(LI_FRACTION))
     if filters.min_li_fraction is not None and math.isfinite(li) and li < filters.min_li_fraction:
         return f"Li fraction {li:.3f} < min_li_fraction {filters.min_li_fraction}"
     e_hull = S.as_float(row.get(S.E_HULL))
     if filters.max_e_above_hull is not None and math.isfinite(e_hull):
         if e_hull > filters.max_e_above_hull:
-            return f"e_above_hull {e_hull:.3f} > {filters.max_e_above_hull} eV/atom"
-    gap = S.as_float(row.get(S.BAND_GAP))
-    if filters.min_band_gap is not None and math.isfinite(gap) and gap < filters.min_band_gap:
-        return f"band_gap {gap:.2f} < {filters.min_band_gap} eV"
+            method = row.get(S.STABILITY_METHOD) or "source"
+            return f"e_above_hull {e_hull:.3f} > {filters.max_e_above_hull} eV/atom ({method})"
+    if filters.min_band_gap is not None:
+        why = band_gap_reason(row, filters.min_band_gap, filters.min_p_band_gap)
+        if why:
+            return why
     nsites = S.as_float(row.get(NSITES))
     if filters.max_sites is not None and math.isfinite(nsites) and nsites > filters.max_sites:
         return f"{int(nsites)} sites > max_sites {filters.max_sites}"
     return ""
+
+
+def band_gap_reason(row: Mapping, minimum: float, min_p: float) -> str:
+    """Why a row's band gap removes it ('' when it stays). A source value (sd 0) is compared
+    with ``minimum``; an estimate removes the row only when the probability that the gap
+    reaches ``minimum`` (a normal with the estimate's sd) is below ``min_p``."""
+    gap, sd = S.as_float(row.get(S.BAND_GAP)), S.as_float(row.get(S.BAND_GAP_SD))
+    if not math.isfinite(gap):
+        return ""
+    method = row.get(S.BAND_GAP_METHOD) or "source"
+    if not math.isfinite(sd) or sd <= 0:
+        return f"band_gap {gap:.2f} < {minimum} eV ({method})" if gap < minimum else ""
+    p = float(norm.sf(minimum, loc=gap, scale=sd))
+    if p >= min_p:
+        return ""
+    return (
+        f"band_gap {gap:.2f} +- {sd:.2f} eV ({method}): P(gap >= {minimum} eV) = {p:.2f} < {min_p}"
+    )
 
 
 VOLUME_TOL = 0.02  # relative, per atom
@@ -145,22 +176,43 @@ def barrier_penalty(barriers: pd.Series) -> pd.Series:
     return values.fillna(worst)
 
 
+def barrier_shift(frame: pd.DataFrame, weight: float, reference: float) -> pd.Series:
+    """The change of predicted log10 sigma the BVSE barrier brings: ``-weight`` x (barrier -
+    ``reference``) in eV (see :func:`barrier_penalty`); 0 without barriers or weight."""
+    if not weight or S.BVSE_E3D not in frame:
+        return pd.Series(0.0, index=frame.index)
+    return -weight * (barrier_penalty(frame[S.BVSE_E3D]) - reference)
+
+
+def shifted_p_fast(frame: pd.DataFrame, shift: pd.Series, interval: float) -> pd.Series:
+    """``p_fast`` after moving each row's predictive distribution by ``shift`` (log10 S/cm):
+    the distribution is taken as normal with the sd of its central ``interval``, and the
+    row's own ``p_fast`` fixes where the threshold sits in it (no shift: unchanged)."""
+    p = pd.to_numeric(frame[S.P_FAST], errors="coerce").clip(1e-6, 1 - 1e-6)
+    sd = (frame[UNCERTAINTY] / norm.ppf(0.5 + interval / 2)).clip(lower=1e-6)
+    return pd.Series(norm.cdf(norm.ppf(p) + shift / sd), index=frame.index)
+
+
 def rank_candidates(
     frame: pd.DataFrame,
     filters: Filters,
     score: str = "mean",
     supply_risk_weight: float = 0.0,
     barrier_weight: float = 0.0,
+    barrier_reference: float = 0.0,
+    interval: float = 0.8,
 ) -> pd.DataFrame:
     """Add criteria columns, ``score``, ``excluded_reason``, ``rank`` (1 = best; empty when
     excluded), ``pareto_optimal`` and ``why``.
 
-    ``score`` is the prediction (``mean``), the interval's lower bound (``lower``: risk
-    averse) or its upper bound (``upper``: exploratory), minus ``supply_risk_weight`` x
-    supply risk (0..1) and ``barrier_weight`` x the 3-D BVSE barrier in eV (where the verify
-    stage computed one; see :func:`barrier_penalty`). The Pareto front is taken over the
-    ranked rows: conductivity (max), energy above hull (min; unknown counts as worst) and
-    supply risk (min). Ties break by id, so the ranking is deterministic.
+    ``score`` is the probability of a fast conductor (``p_fast``), the prediction
+    (``mean``), the interval's lower bound (``lower``: risk averse) or its upper bound
+    (``upper``: exploratory), each after the BVSE barrier moved the prediction by
+    ``barrier_weight`` x (barrier - ``barrier_reference``) (:func:`barrier_shift`; for
+    ``p_fast`` see :func:`shifted_p_fast`, with the model's central ``interval``), minus
+    ``supply_risk_weight`` x supply risk (0..1). The Pareto front is taken over the ranked
+    rows: conductivity (max), energy above hull (min; unknown counts as worst) and supply
+    risk (min). Ties break by id, so the ranking is deterministic.
     """
     if score not in SCORE_COLUMNS:
         raise ValueError(f"score must be one of {sorted(SCORE_COLUMNS)}, got {score!r}")
@@ -169,13 +221,14 @@ def rank_candidates(
     out = add_criteria(frame)
     if barrier_weight < 0:
         raise ValueError(f"barrier_weight must be >= 0, got {barrier_weight}")
-    out[SCORE] = out[SCORE_COLUMNS[score]] - supply_risk_weight * out[SUPPLY_RISK].fillna(0.0)
-    if barrier_weight and S.BVSE_E3D in out:
-        out[SCORE] -= barrier_weight * barrier_penalty(out[S.BVSE_E3D])
+    shift = barrier_shift(out, barrier_weight, barrier_reference)
+    if score == "p_fast":
+        base = shifted_p_fast(out, shift, interval) if shift.any() else out[S.P_FAST]
+    else:
+        base = out[SCORE_COLUMNS[score]] + shift
+    out[SCORE] = base - supply_risk_weight * out[SUPPLY_RISK].fillna(0.0)
     out[STABILITY_KNOWN] = out[S.E_HULL].notna() if S.E_HULL in out else False
-    rows = out.reindex(
-        columns=[S.COMPOSITION, LI_FRACTION, S.E_HULL, S.BAND_GAP, NSITES, KNOWN_MATCH]
-    )
+    rows = out.reindex(columns=FILTER_COLUMNS)
     reasons = pd.Series(
         [exclusion_reason(r, filters) for r in rows.to_dict("records")], index=out.index, dtype=str
     )
@@ -197,16 +250,21 @@ def rank_candidates(
     n_ranked = len(order)
     shown = out.reindex(columns=WHY_COLUMNS).to_dict("records")
     terms = [f"{supply_risk_weight:g} x supply risk"] if supply_risk_weight else []
-    if barrier_weight and S.BVSE_E3D in out:
-        terms.append(f"{barrier_weight:g} x BVSE barrier")
+    if shift.any():
+        terms.append(f"BVSE barrier x {barrier_weight:g} per eV")
     out[S.WHY] = [_why(r, score, terms, n_ranked) for r in shown]
     return out.sort_values([RANK, S.ID], na_position="last").reset_index(drop=True)
 
 
-SCORE_COLUMNS = {"mean": PRED, "lower": LOWER, "upper": UPPER}
+SCORE_COLUMNS = {"p_fast": S.P_FAST, "mean": PRED, "lower": LOWER, "upper": UPPER}
+FILTER_COLUMNS = [
+    S.COMPOSITION, LI_FRACTION, S.E_HULL, S.STABILITY_METHOD, S.BAND_GAP, S.BAND_GAP_SD,
+    S.BAND_GAP_METHOD, NSITES, KNOWN_MATCH,
+]  # fmt: skip
 WHY_COLUMNS = [
-    EXCLUDED, RANK, SCORE, PRED, LOWER, UPPER, OUT_OF_DOMAIN, S.E_HULL, S.BAND_GAP,
-    SUPPLY_RISK, SUPPLY_DRIVER, COST, LI_FRACTION, PARETO, S.BVSE_E3D, S.BVSE_METHOD,
+    EXCLUDED, RANK, SCORE, PRED, LOWER, UPPER, S.P_FAST, OUT_OF_DOMAIN, S.E_HULL,
+    S.STABILITY_METHOD, S.BAND_GAP, S.BAND_GAP_SD, S.BAND_GAP_METHOD, SUPPLY_RISK,
+    SUPPLY_DRIVER, COST, LI_FRACTION, PARETO, S.BVSE_E3D, S.BVSE_METHOD,
 ]  # fmt: skip
 
 
@@ -220,11 +278,18 @@ def _why(row: Mapping, score: str, terms: list[str], n_ranked: int) -> str:
         + ")",
         f"log10 sigma {row[PRED]:.2f} [{row[LOWER]:.2f}, {row[UPPER]:.2f}]",
     ]
+    p_fast = S.as_float(row.get(S.P_FAST))
+    if math.isfinite(p_fast):
+        parts.append(f"P(fast) {p_fast:.2f}")
     if bool(row.get(OUT_OF_DOMAIN)):
         parts.append("outside training domain")
+    parts.append(_e_hull_text(row))
+    gap, gap_sd = S.as_float(row.get(S.BAND_GAP)), S.as_float(row.get(S.BAND_GAP_SD))
+    if math.isfinite(gap):
+        spread = f" +- {gap_sd:.2f}" if math.isfinite(gap_sd) and gap_sd > 0 else ""
+        method = row.get(S.BAND_GAP_METHOD) or "source"
+        parts.append(f"gap {gap:.2f}{spread} eV ({method})")
     for col, label, fmt in (
-        (S.E_HULL, "E_hull", "{:.3f} eV/atom"),
-        (S.BAND_GAP, "gap", "{:.2f} eV"),
         (SUPPLY_RISK, "supply risk", "{:.2f}"),
         (COST, "cost", "{:.0f} USD/kg"),
         (LI_FRACTION, "Li fraction", "{:.2f}"),
@@ -235,11 +300,23 @@ def _why(row: Mapping, score: str, terms: list[str], n_ranked: int) -> str:
             if col == SUPPLY_RISK and row.get(SUPPLY_DRIVER):
                 text += f" (mostly {row[SUPPLY_DRIVER]})"
             parts.append(f"{label} {text}")
-        elif col == S.E_HULL:
-            parts.append("E_hull unknown")
-    barrier = S.as_float(row.get(S.BVSE_E3D))
-    if math.isfinite(barrier):
-        parts.append(f"BVSE 3-D Li barrier {barrier:.2f} eV ({row.get(S.BVSE_METHOD)})")
+    parts.append(_barrier_text(row))
     if bool(row.get(PARETO)):
         parts.append("Pareto-optimal")
-    return "; ".join(parts)
+    return "; ".join(p for p in parts if p)
+
+
+def _e_hull_text(row: Mapping) -> str:
+    e_hull, method = S.as_float(row.get(S.E_HULL)), row.get(S.STABILITY_METHOD)
+    if math.isfinite(e_hull):
+        return f"E_hull {e_hull:.3f} eV/atom ({method or 'source'})"
+    return f"E_hull unknown ({method})" if method else "E_hull unknown"
+
+
+def _barrier_text(row: Mapping) -> str:
+    barrier, method = S.as_float(row.get(S.BVSE_E3D)), row.get(S.BVSE_METHOD)
+    if math.isfinite(barrier):
+        return f"BVSE 3-D Li barrier {barrier:.2f} eV ({method})"
+    if isinstance(method, str) and method and not method.startswith("not checked"):
+        return f"BVSE: {method}" if method.startswith("none") else f"BVSE: no 3-D path ({method})"
+    return ""

@@ -27,9 +27,7 @@ whose gap is below the threshold only by chance (e.g. remove when that probabili
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -40,9 +38,10 @@ from sklearn.model_selection import GroupKFold
 
 from miscreen import schema as S
 from miscreen.featurize import FeatureOptions, featurize_records
+from miscreen.fetch.reference_rows import VOLUME_PER_ATOM
 from miscreen.train.splits import chemsys_groups
 
-REFRACTIVE_INDEX = "refractive_index_n"  # the matbench-dielectric column
+REFRACTIVE_INDEX = S.REFRACTIVE_INDEX
 SOURCE = "source"
 COMPOSITION_MODEL = "composition_model"
 COMPOSITION_N_MODEL = "composition_n_model"
@@ -87,10 +86,10 @@ class Forest:
     """Extra trees with median imputation; the sd of a row is the spread of the trees times
     ``sd_scale`` (set from held-out residuals: within one sd 68 % of the time)."""
 
-    def __init__(self, X: np.ndarray, y: np.ndarray, seed: int = 0) -> None:
+    def __init__(self, X: np.ndarray, y: np.ndarray, seed: int = 0, jobs: int = 1) -> None:
         self.imputer = SimpleImputer(strategy="median", keep_empty_features=True).fit(X)
         self.trees = ExtraTreesRegressor(
-            n_estimators=200, min_samples_leaf=2, max_features=0.3, n_jobs=1, random_state=seed
+            n_estimators=200, min_samples_leaf=2, max_features=0.3, n_jobs=jobs, random_state=seed
         ).fit(self.imputer.transform(X), y)
         self.sd_scale = 1.0
 
@@ -113,16 +112,16 @@ def with_n_features(X: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 
 def held_out_forest(
-    X: np.ndarray, y: np.ndarray, folds: list, seed: int = 0
+    X: np.ndarray, y: np.ndarray, folds: list, seed: int = 0, jobs: int = 1
 ) -> tuple[Forest, np.ndarray]:
     """A forest on the rows of the folds, its ``sd_scale`` from their held-out predictions,
     and those predictions (NaN for rows in no test fold)."""
     oof, spread = np.full_like(y, np.nan), np.full_like(y, np.nan)
     for tr, te in folds:
-        oof[te], spread[te] = Forest(X[tr], y[tr], seed).spread(X[te])
+        oof[te], spread[te] = Forest(X[tr], y[tr], seed, jobs).spread(X[te])
     done = np.isfinite(oof)
     z = np.abs(oof[done] - y[done]) / np.maximum(spread[done], 1e-6)
-    forest = Forest(X[done], y[done], seed)
+    forest = Forest(X[done], y[done], seed, jobs)
     forest.sd_scale = float(np.quantile(z, norm.cdf(1) - norm.cdf(-1)))
     return forest, oof
 
@@ -170,14 +169,30 @@ def gap_features(
     return feats.reindex(records[S.ID].astype(str)).reindex(columns=list(schema.names))
 
 
-def refractive_index_by_match(records: pd.DataFrame, dielectric: pd.DataFrame) -> pd.Series:
-    """Per record, the ``refractive_index_n`` of a ``dielectric`` row with the same reduced
-    formula and space group (their median where several match; NaN where none does)."""
-    keyed = dielectric.assign(_n=_refractive_of(dielectric)).dropna(subset=["_n"])
-    table = keyed.groupby([S.FORMULA, S.SPACEGROUP])["_n"].median()
-    spacegroups = pd.to_numeric(records[S.SPACEGROUP], errors="coerce")
-    keys = zip(records[S.FORMULA], spacegroups, strict=True)
-    return pd.Series([table.get(k, np.nan) for k in keys], index=records.index, dtype=float)
+VOLUME_TOL = 0.02  # relative: the same material in two snapshots (relaxations differ a little)
+
+
+def gap_training_rows(references: pd.DataFrame) -> pd.DataFrame:
+    """The reference rows with a known band gap, each with the refractive index ``n`` of a
+    reference row of the same material that carries one (same reduced formula, volume per
+    atom within 2 %: matbench-dielectric holds Materials Project structures with ``n`` but
+    no gap; their median where several match), NaN where none does. ``references`` has the
+    columns of :func:`miscreen.fetch.reference_rows.reference_rows`."""
+    gap = pd.to_numeric(references[S.BAND_GAP], errors="coerce")
+    train = references[gap.notna()].reset_index(drop=True)
+    n_all = _refractive_of(references)
+    volume = pd.to_numeric(references.get(VOLUME_PER_ATOM), errors="coerce").to_numpy(float)
+    has_n = np.isfinite(n_all) & np.isfinite(volume)
+    by_formula: dict[str, list[tuple[float, float]]] = {}
+    for f, v, n in zip(references[S.FORMULA][has_n], volume[has_n], n_all[has_n], strict=True):
+        by_formula.setdefault(str(f), []).append((v, n))
+    out = []
+    train_volume = pd.to_numeric(train.get(VOLUME_PER_ATOM), errors="coerce").to_numpy(float)
+    for f, v in zip(train[S.FORMULA], train_volume, strict=True):
+        hits = [n for vv, n in by_formula.get(str(f), []) if abs(vv - v) <= VOLUME_TOL * vv]
+        out.append(float(np.median(hits)) if hits else np.nan)
+    train[REFRACTIVE_INDEX] = out
+    return train
 
 
 def _refractive_of(records: pd.DataFrame) -> np.ndarray:
@@ -205,7 +220,8 @@ def fit_gap_model(
     X = feats.to_numpy(float)
     groups = chemsys_groups(train[S.COMPOSITION])
     folds = list(GroupKFold(n_splits=N_FOLDS).split(X, y, groups))
-    composition, oof = held_out_forest(X, y, folds, seed)
+    jobs = options.jobs if options is not None and options.jobs else 1
+    composition, oof = held_out_forest(X, y, folds, seed, jobs)
     model = GapModel(composition, list(feats.columns), preset, COMPOSITION_MODEL)
     model.cv_mae = {COMPOSITION_MODEL: float(np.mean(np.abs(oof - y)))}
     model.n_train = len(train)
@@ -216,7 +232,7 @@ def fit_gap_model(
     # rows with n: the same folds, restricted to those rows
     folds_n = [(tr[has_n[tr]], te[has_n[te]]) for tr, te in folds]
     folds_n = [(tr, te) for tr, te in folds_n if len(tr) and len(te)]  # a fold without n
-    model.with_n_forest, oof_n = held_out_forest(with_n_features(X, n), y, folds_n, seed)
+    model.with_n_forest, oof_n = held_out_forest(with_n_features(X, n), y, folds_n, seed, jobs)
     model.refractive = fit_refractive(n[has_n], y[has_n], groups[has_n])
     relation = RELATIONS[model.refractive.relation]
     ref_oof = np.full_like(y, np.nan)
@@ -292,25 +308,3 @@ def p_band_gap_above(gaps: pd.DataFrame, threshold: float) -> pd.Series:
     p = np.where(sd > 0, p, (gap >= threshold).astype(float))
     p = np.where(np.isfinite(gap), p, np.nan)
     return pd.Series(p, index=gaps.index, name=f"p_band_gap_above_{threshold:g}")
-
-
-@lru_cache(maxsize=2)
-def cached_gap_model(training: tuple[tuple[str, str, float, float | None], ...]) -> GapModel:
-    """:func:`fit_gap_model` once per process for the same training rows, the
-    (id, composition, band_gap, n or None) tuples of :func:`training_rows`."""
-    cols = [S.ID, S.COMPOSITION, S.BAND_GAP, REFRACTIVE_INDEX]
-    frame = pd.DataFrame(list(training), columns=cols)
-    frame[S.SOURCE] = "gap training"
-    return fit_gap_model(frame)
-
-
-def training_rows(records: pd.DataFrame) -> tuple[tuple[str, str, float, float | None], ...]:
-    """The hashable (id, composition, band_gap, n or None) rows of ``records`` with a known
-    gap (None, not NaN, for a missing n: NaN never equals itself, so a cache would miss)."""
-    gap = pd.to_numeric(records[S.BAND_GAP], errors="coerce")
-    known = records[gap.notna()]
-    n = _refractive_of(known)
-    return tuple(
-        (str(i), str(c), float(g), float(x) if math.isfinite(x) else None)
-        for i, c, g, x in zip(known[S.ID], known[S.COMPOSITION], gap[gap.notna()], n, strict=True)
-    )

@@ -9,8 +9,11 @@ from miscreen.featurize import FeatureOptions, featurize_records
 from miscreen.train.routing import ROW_KINDS, TrainResult, row_kinds
 
 
-def predict_frame(estimator, features: pd.DataFrame, interval: float) -> pd.DataFrame:
-    """Predictions, a central ``interval`` (e.g. 0.8) and the out-of-domain flag per row.
+def predict_frame(
+    estimator, features: pd.DataFrame, interval: float, fast: float = S.FAST_LOG10_SIGMA
+) -> pd.DataFrame:
+    """Predictions, a central ``interval`` (e.g. 0.8), the probability of a log10 sigma of at
+    least ``fast`` (``p_fast``) and the out-of-domain flag per row.
 
     ``uncertainty`` is the half-width of that interval in log10 S/cm.
     """
@@ -23,6 +26,7 @@ def predict_frame(estimator, features: pd.DataFrame, interval: float) -> pd.Data
             S.LOWER: lo,
             S.UPPER: hi,
             S.UNCERTAINTY: (hi - lo) / 2,
+            S.P_FAST: estimator.prob_above(X, fast),
             S.DOMAIN_DISTANCE: dist,
             S.OUT_OF_DOMAIN: outside,
         },
@@ -35,10 +39,12 @@ def predict_records(
     records: pd.DataFrame,
     interval: float,
     features: FeatureOptions | None = None,
+    fast: float = S.FAST_LOG10_SIGMA,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Predict every record with the model chosen for its input kind (structure; cell; a
     composition alone) -> (records + prediction columns, failures). The ``model`` column
-    says which model predicted each row."""
+    says which model predicted each row; ``p_fast`` is the probability of a log10 sigma of
+    at least ``fast`` from that model's conformal predictive distribution."""
     features = features or FeatureOptions()
     records = records.reset_index(drop=True)
     kinds = row_kinds(records)
@@ -53,7 +59,7 @@ def predict_records(
         failures.append(fails)
         if table.empty:
             continue
-        pred = predict_frame(model.estimator, table, interval)
+        pred = predict_frame(model.estimator, table, interval, fast)
         pred[S.MODEL] = model.name
         parts.append(pred)
     preds = pd.concat(parts) if parts else pd.DataFrame(columns=[S.MODEL])

@@ -49,7 +49,7 @@ from pymatgen.core import Composition, Structure
 from pymatgen.entries.computed_entries import ComputedEntry
 
 from miscreen import schema as S
-from miscreen.store.structure_json import structure_from_json
+from miscreen.fetch.parsing import check_structure, structure_from_json
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,9 @@ SOURCE = "source"
 MATCHED = "matched"
 CHGNET_HULL = "chgnet_hull"
 FORMATION_ENERGY = "formation_energy_per_atom"
+UNBOUND = "unbound"  # a placeholder elemental phase that never takes part in a hull
+UNBOUND_EV_PER_ATOM = 50.0  # how far above every phase it sits
+HULL_MAX_E_ABOVE_HULL = 0.1  # eV/atom: reference phases farther above the DFT hull stay out
 ARITY = {2: "binary", 3: "ternary", 4: "quaternary", 5: "quinary"}
 
 Potential = Callable[[list[Structure]], list[float]]  # -> energy per atom, eV
@@ -206,6 +209,12 @@ class References:
             if els and els <= elements and self.ids[i] not in skip
         ]
 
+    def on_hull(self, i: int) -> bool:
+        """Whether row ``i`` may build a hull: unless its DFT energy above the hull is known
+        to exceed :data:`HULL_MAX_E_ABOVE_HULL` (a phase farther up cannot shape a hull
+        within the potential's error, and would cost an evaluation)."""
+        return not self.value(i, S.E_HULL) > HULL_MAX_E_ABOVE_HULL
+
     def value(self, i: int, column: str) -> float:
         return S.as_float(self.table.at[i, column]) if column in self.table else float("nan")
 
@@ -224,9 +233,11 @@ def _structure(value: object) -> Structure | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        return structure_from_json(value)
+        structure = structure_from_json(value)
+        check_structure(structure)
     except (ValueError, KeyError, TypeError):
         return None
+    return structure
 
 
 _MATCHER = StructureMatcher()
@@ -260,30 +271,39 @@ def hull_warning(elements: frozenset[str], phases: list[frozenset[str]]) -> str:
 def fitted_elemental_energies(
     missing: Iterable[str], rows: list[int], refs: References, energies: dict[str, float]
 ) -> dict[str, tuple[float, int]]:
-    """For each element without an elemental phase: the energy per atom that makes the
-    potential's formation energies of the ``rows`` containing it (and no other missing
-    element) match their DFT ``formation_energy_per_atom`` (the median over those phases),
-    with how many phases set it. Elements with no such phase are left out."""
-    missing = set(missing)
+    """For the elements without an elemental phase: the energies per atom that make the
+    potential's formation energies of the ``rows`` match their DFT
+    ``formation_energy_per_atom`` best (least squares over every such phase, all missing
+    elements at once, so a system lacking both of its elements, Li-S, is fitted from its
+    compounds), each with how many phases hold it. Left out when the phases do not
+    determine it (fewer independent compositions than missing elements)."""
+    missing = sorted(set(missing))
     mu: dict[str, float] = {}
     for i in rows:
         if len(refs.elements[i]) == 1:
             el = next(iter(refs.elements[i]))
             mu[el] = min(mu.get(el, np.inf), energies[refs.ids[i]])
-    out: dict[str, tuple[float, int]] = {}
-    for el in sorted(missing):
-        values = []
-        for i in rows:
-            ef = refs.value(i, FORMATION_ENERGY)
-            others = refs.elements[i] - {el}
-            if el not in refs.elements[i] or not np.isfinite(ef) or not others <= mu.keys():
-                continue
-            comp = Composition(refs.table.at[i, S.COMPOSITION]).fractional_composition
-            rest = sum(x * mu[e.symbol] for e, x in comp.items() if e.symbol != el)
-            values.append((energies[refs.ids[i]] - ef - rest) / comp[el])
-        if values:
-            out[el] = (float(np.median(values)), len(values))
-    return out
+    lhs, rhs = [], []
+    for i in rows:
+        ef = refs.value(i, FORMATION_ENERGY)
+        if not np.isfinite(ef) or not refs.elements[i] & set(missing):
+            continue
+        if not refs.elements[i] <= mu.keys() | set(missing):
+            continue
+        comp = Composition(refs.table.at[i, S.COMPOSITION]).fractional_composition
+        known = sum(x * mu[e.symbol] for e, x in comp.items() if e.symbol in mu)
+        lhs.append([comp[el] for el in missing])
+        rhs.append(energies[refs.ids[i]] - ef - known)
+    if not lhs:
+        return {}
+    matrix = np.asarray(lhs, dtype=float)
+    held = matrix.any(axis=0)
+    solved, _, rank, _ = np.linalg.lstsq(matrix[:, held], np.asarray(rhs), rcond=None)
+    if rank < held.sum():
+        return {}
+    names = [el for el, h in zip(missing, held, strict=True) if h]
+    counts = (matrix[:, held] > 0).sum(axis=0)
+    return {el: (float(v), int(n)) for el, v, n in zip(names, solved, counts, strict=True)}
 
 
 def chgnet_e_above_hull(
@@ -298,9 +318,13 @@ def chgnet_e_above_hull(
 
     An element without an elemental phase gets an energy fitted to the DFT formation
     energies of the phases that hold it (:func:`fitted_elemental_energies`; id
-    ``fitted:<el>``, and the warning says so); NaN when no phase allows that."""
+    ``fitted:<el>``, and the warning says so). When no phase allows that, the element gets a
+    placeholder far above every phase (id ``unbound:<el>``), so the hull is that of the
+    compounds alone: exact for a structure that decomposes into compounds only (a polymorph
+    of a known compound, or a mix of known compounds), NaN when its decomposition needs the
+    placeholder (it lies outside what the compounds span)."""
     elements = frozenset(e.symbol for e in structure.composition.elements)
-    rows = [i for i in refs.within(elements, exclude) if refs.ids[i] != rid]
+    rows = [i for i in refs.within(elements, exclude) if refs.ids[i] != rid and refs.on_hull(i)]
     rows = [i for i in rows if (s := refs.structure(i)) is not None and s.is_ordered]
     warning = hull_warning(elements, [refs.elements[i] for i in rows])
     structures = {refs.ids[i]: refs.structure(i) for i in rows}
@@ -317,13 +341,19 @@ def chgnet_e_above_hull(
             entries.append(ComputedEntry(Composition(el), mu, entry_id=f"fitted:{el}"))
             note = f"no elemental {el} (fitted to {count} DFT formation energies)"
             warning = warning.replace(f"no elemental {el}", note)
-        if missing - fitted.keys():
-            return float("nan"), "", warning
+        ceiling = max(energies.values()) + UNBOUND_EV_PER_ATOM
+        for el in sorted(missing - fitted.keys()):
+            entries.append(ComputedEntry(Composition(el), ceiling, entry_id=f"{UNBOUND}:{el}"))
     mine = ComputedEntry(structure.composition, energies[rid] * len(structure), entry_id=rid)
-    diagram = PhaseDiagram([*entries, mine])
-    e_hull = float(diagram.get_e_above_hull(mine, allow_negative=True))
-    on_hull = sorted({e.entry_id for e in diagram.stable_entries if e.entry_id != rid})
-    return max(e_hull, 0.0), ",".join(on_hull), warning
+    diagram = PhaseDiagram(entries)  # without the structure: its decomposition into others
+    decomposition, e_hull = diagram.get_decomp_and_e_above_hull(mine, allow_negative=True)
+    if any(str(e.entry_id).startswith(UNBOUND) for e in decomposition):
+        return float("nan"), "", warning + "; outside what the known compounds span"
+    on_hull = sorted(
+        {str(e.entry_id) for e in diagram.stable_entries if e.entry_id != rid}
+        - {f"{UNBOUND}:{el}" for el in missing}
+    )
+    return max(float(e_hull), 0.0), ",".join(on_hull), warning
 
 
 def dft_e_above_hull(
