@@ -234,7 +234,8 @@ class _PairTables:
     """Occupancy-weighted pair potentials on [0, r_cut], one row per distinct species.
 
     ``value[row0 + i] + w * slope[row0 + i]`` interpolates linearly at ``r = (i + w) * dr``;
-    ``row0`` of framework entry ``k`` is ``offset[k]``. Zero beyond ``r_cut``.
+    ``row0`` of framework entry ``k`` is ``offset[k]``. Zero beyond ``r_cut``. A distance of
+    at most ``r_cut`` has ``i <= ceil(r_cut / dr)``, whose slope still lies in its row.
     """
 
     value: np.ndarray
