@@ -15,7 +15,8 @@ from miscreen.pipeline import verify_bvse_stage
 
 def test_barriers_join_the_ranking_and_the_report(small_run, tmp_path):
     raw = yaml.safe_load((small_run.parents[1] / "small.yaml").read_text())
-    raw |= {"results_dir": str(tmp_path / "results"), "screen": {"top_k": 5, "barrier_weight": 1}}
+    screen = {"top_k": 5, "barrier_weight": 1, "score": "mean"}  # the score in log10 S/cm
+    raw |= {"results_dir": str(tmp_path / "results"), "screen": screen}
     shutil.copytree(small_run, tmp_path / "results" / "small")
     config = tmp_path / "small.yaml"
     config.write_text(yaml.safe_dump(raw))
