@@ -154,12 +154,11 @@ def main() -> None:
     import torch
 
     from miscreen import schema as S
+    from miscreen.screen.energies import EnergyCalculator, chgnet_potential
     from miscreen.screen.stability import (
         FORMATION_ENERGY,
-        EnergyCalculator,
         References,
         chgnet_e_above_hull,
-        chgnet_potential,
         dft_e_above_hull,
     )
 

@@ -45,6 +45,7 @@ HULL_PHASES = "hull_phases"  # ids of the reference phases that built the hull
 HULL_WARNING = "hull_warning"  # phases a chemist would expect that the hull lacks
 BAND_GAP_METHOD = "band_gap_method"  # source, composition_model, refractive_index, combined
 BAND_GAP_SD = "band_gap_sd"  # eV, 0 for a source value
+P_BAND_GAP = "p_band_gap"  # P(band gap >= screen.min_band_gap)
 REDOX_ACTIVE = "redox_active_elements"
 
 RECORD_COLUMNS = (ID, SOURCE, FORMULA, COMPOSITION, STRUCTURE, SPACEGROUP, *LATTICE, Z)

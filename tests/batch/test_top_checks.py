@@ -17,7 +17,7 @@ from miscreen.batch import rank_screened
 from miscreen.batch.top_checks import check_top
 from miscreen.config import load_config
 from miscreen.fetch.sources import load_candidates
-from miscreen.screen.stability import EnergyCalculator
+from miscreen.screen.energies import EnergyCalculator
 from tests.conftest import SHARED
 
 CONFIG = """

@@ -19,11 +19,11 @@ from miscreen.screen.band_gap import (
     estimate_gaps,
     fit_gap_model,
     fit_refractive,
+    gap_training_rows,
     herve_vandamme,
     moss,
     p_band_gap_above,
     ravindra,
-    gap_training_rows,
 )
 
 CATIONS = ["Li", "Na", "K", "Mg", "Ca", "Zn", "Al", "Ga", "Sr", "Ba", "Cd", "In"]

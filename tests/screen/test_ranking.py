@@ -249,3 +249,20 @@ def test_why_gives_the_stability_method_and_why_a_barrier_is_missing():
     assert "BVSE: none: no Li in the structure" in why["known-small"]
     assert "E_hull unknown (none: incomplete hull)" in why["coin-flip"]
     assert "BVSE" not in why["coin-flip"]
+
+
+def test_p_fast_is_weighed_by_the_chance_that_the_gap_reaches_the_minimum():
+    """With a minimum gap, the score is P(fast) x P(gap >= minimum): a row kept on an
+    uncertain gap estimate no longer outranks one whose gap is known to be wide."""
+    from scipy.stats import norm
+
+    frame = _gap_rows()
+    frame["p_fast"] = [0.2, 0.6, 0.4, 0.1, 0.3]
+    ranked = rank_candidates(frame, Filters(min_band_gap=1.0), score="p_fast").set_index("id")
+    p_gap = norm.sf(1.0, loc=0.9, scale=0.3)
+    assert ranked.loc["coin-flip", "p_band_gap"] == pytest.approx(p_gap)
+    assert ranked.loc["coin-flip", "score"] == pytest.approx(0.6 * p_gap)
+    assert ranked.loc["redox", "score"] == pytest.approx(0.3)  # a known 3.5 eV gap: x 1
+    assert ranked.loc["redox", "rank"] < ranked.loc["coin-flip", "rank"]
+    assert "(p_fast x P(gap >= 1 eV))" in ranked.loc["coin-flip", "why"]
+    assert "P(gap above the minimum) 0.37" in ranked.loc["coin-flip", "why"]

@@ -12,13 +12,12 @@ import pytest
 from pymatgen.core import Composition, Lattice, Structure
 
 from miscreen import schema as S
+from miscreen.screen.energies import EnergyCalculator, chgnet_potential
 from miscreen.screen.stability import (
     CHGNET_HULL,
     FORMATION_ENERGY,
     SOURCE,
-    EnergyCalculator,
     References,
-    chgnet_potential,
     dft_e_above_hull,
     fitted_elemental_energies,
     hull_warning,
@@ -66,6 +65,12 @@ def _records(rows: list[tuple[str, Structure | None, float]]) -> pd.DataFrame:
             S.E_HULL: [r[2] for r in rows],
         }
     )
+
+
+def _peroxide() -> Structure:
+    """A made-up Li2O2 cell (4 atoms)."""
+    coords = [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
+    return Structure(Lattice.cubic(5.0), ["Li", "Li", "O", "O"], coords)
 
 
 class CountingPotential:
@@ -189,8 +194,7 @@ def test_chgnet_energy_of_a_tiny_cell():
 def test_a_system_lacking_both_elemental_phases_is_fitted_from_its_compounds():
     """No elemental Li and no elemental O, but two Li-O compounds with DFT formation
     energies: the two chemical potentials are solved together (least squares)."""
-    li2o, li2o2 = _li2o(), Structure(Lattice.cubic(5.0), ["Li", "Li", "O", "O"],
-                                     [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])  # fmt: skip
+    li2o, li2o2 = _li2o(), _peroxide()
     refs = _records([("li2o", li2o, np.nan), ("li2o2", li2o2, np.nan)])
     refs[FORMATION_ENERGY] = [-2.0, -1.6]
     energies = {"li2o": -3.6, "li2o2": -3.0}
@@ -223,8 +227,7 @@ def test_a_polymorph_needs_no_elemental_phase_but_a_new_composition_does():
         return [-3.0 if s.volume <= known.volume * 1.01 else -2.9 for s in structures]
 
     calc = EnergyCalculator(potential)
-    peroxide = Structure(Lattice.cubic(5.0), ["Li", "Li", "O", "O"],
-                         [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])  # fmt: skip
+    peroxide = _peroxide()
     out = stability_table(_records([("poly", polymorph, np.nan), ("per", peroxide, np.nan)]),
                           refs, calc)  # fmt: skip
     assert out.at[0, S.STABILITY_METHOD] == CHGNET_HULL
@@ -232,3 +235,33 @@ def test_a_polymorph_needs_no_elemental_phase_but_a_new_composition_does():
     assert out.at[0, S.HULL_PHASES] == "li2o"
     assert np.isnan(out.at[1, S.E_HULL])
     assert "outside what the known compounds span" in out.at[1, S.HULL_WARNING]
+
+
+def test_an_element_its_system_cannot_fix_is_fitted_to_compounds_elsewhere():
+    """No elemental Li and no Li-O compound with an energy, but Li3N (DFT formation energy
+    known) and elemental N elsewhere in the references: Li's energy is fitted to Li3N, and
+    the Li2O candidate gets a hull that says so."""
+
+    def cell(species: list[str], a: float = 4.0) -> Structure:
+        coords = [[i / len(species), i / len(species), 0] for i in range(len(species))]
+        return Structure(Lattice.cubic(a), species, coords)
+
+    refs = _records(
+        [("n2", cell(["N", "N"]), 0.0), ("o2", cell(["O", "O"]), 0.0),
+         ("li3n", cell(["Li", "Li", "Li", "N"]), 0.0)]
+    )  # fmt: skip
+    refs[FORMATION_ENERGY] = [0.0, 0.0, -0.4]
+
+    def potential(structures: list[Structure]) -> list[float]:
+        table = {"N2": -8.0, "O2": -4.9, "Li3N": -4.0, "Li2O": -4.8}
+        return [table[s.composition.reduced_formula] for s in structures]
+
+    out = stability_table(_records([("cand", _li2o(), np.nan)]), refs, EnergyCalculator(potential))
+    # mu_Li from Li3N: -4.0 = -0.4 + 3/4 mu_Li + 1/4 (-8.0): mu_Li = -2.133...
+    assert out.at[0, S.STABILITY_METHOD] == CHGNET_HULL
+    assert "fitted:Li" in out.at[0, S.HULL_PHASES].split(",")
+    assert (
+        "no elemental Li (fitted to the DFT formation energies of li3n)"
+        in (out.at[0, S.HULL_WARNING])
+    )
+    assert out.at[0, S.E_HULL] == 0.0  # Li2O at -4.8 lies below Li + O at these energies

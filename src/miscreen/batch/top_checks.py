@@ -34,7 +34,8 @@ from miscreen.featurize import FeatureOptions
 from miscreen.fetch.sources import Loaded, load_candidates, load_references
 from miscreen.progress import Progress
 from miscreen.screen.band_gap import estimate_gaps, fit_gap_model, gap_training_rows
-from miscreen.screen.stability import EnergyCalculator, stability_table
+from miscreen.screen.energies import EnergyCalculator
+from miscreen.screen.stability import stability_table
 from miscreen.verify import BVSE_COLUMNS, barrier_table
 
 log = logging.getLogger(__name__)
@@ -198,7 +199,9 @@ def add_barriers(
     ranked = rank(table)
     best = ranked[ranked[S.RANK].notna()].head(cfg.screen.bvse_top)
     records = structures.records(best[[S.ID, S.SOURCE, S.COMPOSITION]])
-    barriers, failures = barrier_table(records, time_limit_s=cfg.features.time_limit_s)
+    barriers, failures = barrier_table(
+        records, time_limit_s=cfg.features.time_limit_s, jobs=cfg.features.jobs or 1
+    )
     barriers = barriers.reset_index() if S.ID not in barriers else barriers
     out = table.drop(columns=[c for c in BVSE_COLUMNS if c in table]).merge(
         barriers, on=S.ID, how="left"

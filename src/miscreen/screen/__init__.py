@@ -129,6 +129,19 @@ def band_gap_reason(row: Mapping, minimum: float, min_p: float) -> str:
     )
 
 
+def p_band_gap(frame: pd.DataFrame, minimum: float) -> pd.Series:
+    """Per row, the probability that the band gap is at least ``minimum`` eV: 1 or 0 for a
+    source value (sd 0), a normal with the estimate's sd otherwise, 1 where no gap is known
+    at all (no information; the row's ``why`` says so)."""
+    gap = pd.to_numeric(frame.get(S.BAND_GAP, np.nan), errors="coerce")
+    gap = pd.Series(gap, index=frame.index, dtype=float)
+    sd = pd.to_numeric(frame.get(S.BAND_GAP_SD, 0.0), errors="coerce")
+    sd = pd.Series(sd, index=frame.index, dtype=float).fillna(0.0)
+    estimated = norm.sf(minimum, loc=gap, scale=sd.where(sd > 0, 1.0))
+    p = np.where(sd > 0, estimated, (gap >= minimum).astype(float))
+    return pd.Series(np.where(gap.notna(), p, 1.0), index=frame.index)
+
+
 VOLUME_TOL = 0.02  # relative, per atom
 
 
@@ -205,7 +218,9 @@ def rank_candidates(
     """Add criteria columns, ``score``, ``excluded_reason``, ``rank`` (1 = best; empty when
     excluded), ``pareto_optimal`` and ``why``.
 
-    ``score`` is the probability of a fast conductor (``p_fast``), the prediction
+    ``score`` is the probability of a fast conductor (``p_fast``; times the probability
+    that the band gap reaches ``filters.min_band_gap`` when that is set, column
+    ``p_band_gap``: a fast conductor that insulates electrons), the prediction
     (``mean``), the interval's lower bound (``lower``: risk averse) or its upper bound
     (``upper``: exploratory), each after the BVSE barrier moved the prediction by
     ``barrier_weight`` x (barrier - ``barrier_reference``) (:func:`barrier_shift`; for
@@ -224,6 +239,9 @@ def rank_candidates(
     shift = barrier_shift(out, barrier_weight, barrier_reference)
     if score == "p_fast":
         base = shifted_p_fast(out, shift, interval) if shift.any() else out[S.P_FAST]
+        if filters.min_band_gap is not None:  # a fast conductor that insulates electrons
+            out[S.P_BAND_GAP] = p_band_gap(out, filters.min_band_gap)
+            base = base * out[S.P_BAND_GAP]
     else:
         base = out[SCORE_COLUMNS[score]] + shift
     out[SCORE] = base - supply_risk_weight * out[SUPPLY_RISK].fillna(0.0)
@@ -250,6 +268,8 @@ def rank_candidates(
     n_ranked = len(order)
     shown = out.reindex(columns=WHY_COLUMNS).to_dict("records")
     terms = [f"{supply_risk_weight:g} x supply risk"] if supply_risk_weight else []
+    if S.P_BAND_GAP in out:
+        terms.insert(0, f"x P(gap >= {filters.min_band_gap:g} eV)")
     if shift.any():
         terms.append(f"BVSE barrier x {barrier_weight:g} per eV")
     out[S.WHY] = [_why(r, score, terms, n_ranked) for r in shown]
@@ -262,7 +282,7 @@ FILTER_COLUMNS = [
     S.BAND_GAP_METHOD, NSITES, KNOWN_MATCH,
 ]  # fmt: skip
 WHY_COLUMNS = [
-    EXCLUDED, RANK, SCORE, PRED, LOWER, UPPER, S.P_FAST, OUT_OF_DOMAIN, S.E_HULL,
+    EXCLUDED, RANK, SCORE, PRED, LOWER, UPPER, S.P_FAST, S.P_BAND_GAP, OUT_OF_DOMAIN, S.E_HULL,
     S.STABILITY_METHOD, S.BAND_GAP, S.BAND_GAP_SD, S.BAND_GAP_METHOD, SUPPLY_RISK,
     SUPPLY_DRIVER, COST, LI_FRACTION, PARETO, S.BVSE_E3D, S.BVSE_METHOD,
 ]  # fmt: skip
@@ -274,13 +294,16 @@ def _why(row: Mapping, score: str, terms: list[str], n_ranked: int) -> str:
         return f"excluded: {row[EXCLUDED]}"
     parts = [
         f"rank {int(row[RANK])}/{n_ranked} by score {row[SCORE]:.2f} ({score}"
-        + "".join(f" - {t}" for t in terms)
+        + "".join(f" {t}" if t.startswith("x ") else f" - {t}" for t in terms)
         + ")",
         f"log10 sigma {row[PRED]:.2f} [{row[LOWER]:.2f}, {row[UPPER]:.2f}]",
     ]
     p_fast = S.as_float(row.get(S.P_FAST))
     if math.isfinite(p_fast):
         parts.append(f"P(fast) {p_fast:.2f}")
+    p_gap = S.as_float(row.get(S.P_BAND_GAP))
+    if math.isfinite(p_gap) and p_gap < 1:
+        parts.append(f"P(gap above the minimum) {p_gap:.2f}")
     if bool(row.get(OUT_OF_DOMAIN)):
         parts.append("outside training domain")
     parts.append(_e_hull_text(row))

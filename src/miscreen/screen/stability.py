@@ -32,14 +32,8 @@ like the feature cache).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import sqlite3
-import time
-from collections.abc import Callable, Iterable
-from functools import lru_cache
-from pathlib import Path
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -50,135 +44,19 @@ from pymatgen.entries.computed_entries import ComputedEntry
 
 from miscreen import schema as S
 from miscreen.fetch.parsing import check_structure, structure_from_json
+from miscreen.screen.energies import EnergyCalculator
 
 log = logging.getLogger(__name__)
 
-FILENAME = "energies.sqlite"
 SOURCE = "source"
 MATCHED = "matched"
 CHGNET_HULL = "chgnet_hull"
 FORMATION_ENERGY = "formation_energy_per_atom"
+ANCHORS = 3  # binary compounds that fix an element's energy when its system cannot
 UNBOUND = "unbound"  # a placeholder elemental phase that never takes part in a hull
 UNBOUND_EV_PER_ATOM = 50.0  # how far above every phase it sits
 HULL_MAX_E_ABOVE_HULL = 0.1  # eV/atom: reference phases farther above the DFT hull stay out
 ARITY = {2: "binary", 3: "ternary", 4: "quaternary", 5: "quinary"}
-
-Potential = Callable[[list[Structure]], list[float]]  # -> energy per atom, eV
-
-
-def fingerprint(structure: Structure) -> str:
-    """sha256 of the structure's dict (species, lattice, positions, occupancies)."""
-    text = json.dumps(structure.as_dict(), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-class EnergyCache:
-    """Energies per atom stored per (fingerprint, setting) in one SQLite file."""
-
-    def __init__(self, folder: Path) -> None:
-        self.path = Path(folder) / FILENAME
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path)
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS energies (fp TEXT, setting TEXT, energy REAL, "
-            "seconds REAL, PRIMARY KEY (fp, setting))"
-        )
-        self._db.commit()
-
-    def get_many(self, fps: list[str], setting: str) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for start in range(0, len(fps), 500):
-            batch = fps[start : start + 500]
-            marks = ",".join("?" * len(batch))
-            rows = self._db.execute(
-                f"SELECT fp, energy FROM energies WHERE setting=? AND fp IN ({marks})",
-                [setting, *batch],
-            )
-            out.update({fp: float(e) for fp, e in rows})
-        return out
-
-    def put_many(self, items: list[tuple[str, str, float, float]]) -> None:
-        """Store (fingerprint, setting, energy per atom, seconds) rows in one transaction."""
-        with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO energies VALUES (?, ?, ?, ?)", items)
-
-    def close(self) -> None:
-        self._db.close()
-
-
-@lru_cache(maxsize=1)
-def chgnet_model() -> object:
-    """The CHGNet 0.3.0 model shipped in the wheel, on the CPU, loaded once per process."""
-    from chgnet.model import CHGNet
-
-    return CHGNet.load(model_name="0.3.0", use_device="cpu", verbose=False)
-
-
-def chgnet_potential(relax_steps: int = 0, batch_size: int = 8) -> Potential:
-    """Energies per atom from CHGNet: single points, or relaxations (positions and cell,
-    FIRE, fmax 0.1 eV/Å) of at most ``relax_steps`` steps."""
-
-    def energies(structures: list[Structure]) -> list[float]:
-        model = chgnet_model()
-        if relax_steps <= 0:
-            preds = model.predict_structure(structures, batch_size=batch_size)  # type: ignore[attr-defined]
-            preds = [preds] if isinstance(preds, dict) else preds
-            return [float(p["e"]) for p in preds]
-        from chgnet.model import StructOptimizer
-
-        opt = StructOptimizer(model=model, use_device="cpu")
-        out = []
-        for s in structures:
-            res = opt.relax(s, steps=relax_steps, fmax=0.1, verbose=False)
-            out.append(float(res["trajectory"].energies[-1]) / len(s))
-        return out
-
-    return energies
-
-
-class EnergyCalculator:
-    """A potential with an on-disk cache (``cache_dir``; None: memory only) and a clock."""
-
-    def __init__(
-        self,
-        potential: Potential | None = None,
-        setting: str = "chgnet-0.3.0-static",
-        cache_dir: Path | None = None,
-    ) -> None:
-        self.potential = potential or chgnet_potential()
-        self.setting = setting
-        self.cache = EnergyCache(cache_dir) if cache_dir is not None else None
-        self.memory: dict[str, float] = {}
-        self.seconds = 0.0
-        self.computed = 0
-
-    def energies(self, structures: dict[str, Structure]) -> dict[str, float]:
-        """Energy per atom by id; computed only for fingerprints not yet cached."""
-        fps = {rid: fingerprint(s) for rid, s in structures.items()}
-        missing = [fp for fp in set(fps.values()) if fp not in self.memory]
-        if self.cache is not None and missing:
-            self.memory.update(self.cache.get_many(missing, self.setting))
-        todo = {}
-        for rid, fp in fps.items():
-            if fp not in self.memory:
-                todo.setdefault(fp, structures[rid])
-        if todo:
-            start = time.perf_counter()
-            values = self.potential(list(todo.values()))
-            spent = time.perf_counter() - start
-            self.seconds += spent
-            self.computed += len(todo)
-            self.memory.update(zip(todo, values, strict=True))
-            if self.cache is not None:
-                each = spent / len(todo)
-                self.cache.put_many(
-                    [(fp, self.setting, e, each) for fp, e in zip(todo, values, strict=True)]
-                )
-        return {rid: self.memory[fp] for rid, fp in fps.items()}
-
-    @property
-    def seconds_per_structure(self) -> float:
-        return self.seconds / self.computed if self.computed else float("nan")
 
 
 class References:
@@ -194,6 +72,7 @@ class References:
         self.formula = [c.reduced_formula if c else "" for c in comps]
         self.ids = self.table[S.ID].astype(str).tolist()
         self._structures: dict[int, Structure | None] = {}
+        self._elemental: dict[str, int] | None = None
 
     def structure(self, i: int) -> Structure | None:
         if i not in self._structures:
@@ -214,6 +93,21 @@ class References:
         to exceed :data:`HULL_MAX_E_ABOVE_HULL` (a phase farther up cannot shape a hull
         within the potential's error, and would cost an evaluation)."""
         return not self.value(i, S.E_HULL) > HULL_MAX_E_ABOVE_HULL
+
+    def elemental_phases(self) -> dict[str, int]:
+        """Element -> the row of its elemental phase closest to the DFT hull (hull phases
+        with an ordered structure only)."""
+        if self._elemental is None:
+            best: dict[str, int] = {}
+            for i, els in enumerate(self.elements):
+                if len(els) != 1 or not self.on_hull(i):
+                    continue
+                el = next(iter(els))
+                better = el not in best or self.value(i, S.E_HULL) < self.value(best[el], S.E_HULL)
+                if better and (s := self.structure(i)) is not None and s.is_ordered:
+                    best[el] = i
+            self._elemental = best
+        return self._elemental
 
     def value(self, i: int, column: str) -> float:
         return S.as_float(self.table.at[i, column]) if column in self.table else float("nan")
@@ -306,6 +200,45 @@ def fitted_elemental_energies(
     return {el: (float(v), int(n)) for el, v, n in zip(names, solved, counts, strict=True)}
 
 
+def anchored_elemental_energies(
+    missing: Iterable[str], refs: References, calc: EnergyCalculator, exclude: Iterable[str] = ()
+) -> dict[str, tuple[float, list[str]]]:
+    """For elements that the phases of a chemical system cannot fix: the energy per atom
+    that makes the potential's formation energies of up to :data:`ANCHORS` binary compounds
+    of the element, from anywhere in the references, match their DFT formation energies (the
+    median), each compound's other element taken from its elemental phase; with the ids
+    used. Compounds closest to the DFT hull, then with the fewest atoms, come first."""
+    skip = set(exclude)
+    elemental = refs.elemental_phases()
+    out: dict[str, tuple[float, list[str]]] = {}
+    for el in sorted(missing):
+        anchors = [
+            i
+            for i, els in enumerate(refs.elements)
+            if len(els) == 2 and el in els and next(iter(els - {el})) in elemental
+            and refs.ids[i] not in skip and np.isfinite(refs.value(i, FORMATION_ENERGY))
+            and refs.on_hull(i) and (s := refs.structure(i)) is not None and s.is_ordered
+        ]  # fmt: skip
+        anchors.sort(
+            key=lambda i: (np.nan_to_num(refs.value(i, S.E_HULL), nan=1.0), len(refs.structure(i)))
+        )  # type: ignore[arg-type]
+        anchors = anchors[:ANCHORS]
+        if not anchors:
+            continue
+        partners = {next(iter(refs.elements[i] - {el})) for i in anchors}
+        wanted = [*anchors, *(elemental[x] for x in partners)]
+        energies = calc.energies({refs.ids[i]: refs.structure(i) for i in wanted})  # type: ignore[misc]
+        values = []
+        for i in anchors:
+            other = next(iter(refs.elements[i] - {el}))
+            comp = Composition(refs.table.at[i, S.COMPOSITION]).fractional_composition
+            mu_other = energies[refs.ids[elemental[other]]]
+            ef = refs.value(i, FORMATION_ENERGY)
+            values.append((energies[refs.ids[i]] - ef - comp[other] * mu_other) / comp[el])
+        out[el] = (float(np.median(values)), [refs.ids[i] for i in anchors])
+    return out
+
+
 def chgnet_e_above_hull(
     rid: str,
     structure: Structure,
@@ -341,6 +274,12 @@ def chgnet_e_above_hull(
             entries.append(ComputedEntry(Composition(el), mu, entry_id=f"fitted:{el}"))
             note = f"no elemental {el} (fitted to {count} DFT formation energies)"
             warning = warning.replace(f"no elemental {el}", note)
+        anchored = anchored_elemental_energies(missing - fitted.keys(), refs, calc, [rid])
+        for el, (mu, ids) in anchored.items():
+            entries.append(ComputedEntry(Composition(el), mu, entry_id=f"fitted:{el}"))
+            note = f"no elemental {el} (fitted to the DFT formation energies of {', '.join(ids)})"
+            warning = warning.replace(f"no elemental {el}", note)
+        fitted |= {el: (mu, len(ids)) for el, (mu, ids) in anchored.items()}
         ceiling = max(energies.values()) + UNBOUND_EV_PER_ATOM
         for el in sorted(missing - fitted.keys()):
             entries.append(ComputedEntry(Composition(el), ceiling, entry_id=f"{UNBOUND}:{el}"))
