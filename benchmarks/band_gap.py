@@ -4,9 +4,10 @@ snapshot's known gaps.
 Run as ``nice -n 10 .venv/bin/python benchmarks/band_gap.py``; writes
 ``results/bench/band_gap.json`` and prints it. The rows are the mp-2018 materials with a
 known (PBE) band gap; a row's refractive index ``n`` comes from the matbench-dielectric row
-with the same reduced formula and space group, where there is one. Five folds grouped by
-chemical system: every scored row's chemical system is absent from the rows its estimator
-was fitted on (the estimator's own choices, by an inner grouped CV, see only those rows).
+of the same material (same reduced formula, volume per atom within 2 %), where there is one.
+Five folds grouped by chemical system: every scored row's chemical system is absent from the
+rows its estimator was fitted on (the estimator's own choices, by an inner grouped CV, see
+only those rows).
 
 Reported per estimate (``estimate``: what ``estimate_gaps`` serves, the composition model
 alone, the refractive relation alone on rows with n) and for the baseline (the training
@@ -26,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pymatgen.core import Composition
 from sklearn.model_selection import GroupKFold
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,32 +38,21 @@ N_FOLDS = 5
 
 
 def _load() -> pd.DataFrame:
-    """mp-2018 rows with a known gap, with n joined from matbench-dielectric."""
-    from miscreen import schema as S
+    """mp-2018 rows with a known gap, with n joined from matbench-dielectric the way the
+    main job joins it (``gap_training_rows``: same formula, volume per atom within 2 %)."""
     from miscreen.config import JsonlSource
-    from miscreen.fetch.datasets import DATASETS, fetch_file
-    from miscreen.fetch.jsonl_files import iter_jsonl
-    from miscreen.fetch.sources import load_source
-    from miscreen.screen.band_gap import REFRACTIVE_INDEX, refractive_index_by_match
+    from miscreen.fetch.sources import load_references
+    from miscreen.screen.band_gap import gap_training_rows
 
-    mp = load_source(JsonlSource(dataset="mp-2018", require_elements=())).records
-    mp = mp[mp[S.BAND_GAP].notna()].drop(columns=[S.STRUCTURE]).reset_index(drop=True)
-    ds = DATASETS["matbench-dielectric"]
-    path = fetch_file(ds.name, ds.files[0].filename)
-    # formula and space group straight from the file (the loader keeps no n)
-    mbd = pd.DataFrame(
+    refs = load_references(
         [
-            {
-                S.FORMULA: o["formula"],
-                S.SPACEGROUP: o["spg_num"],
-                REFRACTIVE_INDEX: o["refractive_index_n"],
-            }
-            for _, o in iter_jsonl(path)
+            JsonlSource(dataset="mp-2018", require_elements=()),
+            JsonlSource(
+                dataset="matbench-dielectric", id_field="row", id_prefix="mbd-", require_elements=()
+            ),
         ]
-    )
-    mbd[S.FORMULA] = [Composition(f).reduced_formula for f in mbd[S.FORMULA]]
-    mp[REFRACTIVE_INDEX] = refractive_index_by_match(mp, mbd)
-    return mp
+    ).records
+    return gap_training_rows(refs)
 
 
 def _scores(pred: np.ndarray, y: np.ndarray) -> dict[str, float]:

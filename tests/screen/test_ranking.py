@@ -242,10 +242,13 @@ def test_why_gives_the_stability_method_and_why_a_barrier_is_missing():
     frame = _gap_rows()
     frame["e_above_hull"] = [0.01, math.nan, math.nan, math.nan, math.nan]
     frame["stability_method"] = ["chgnet_hull", "none: incomplete hull", "", "", ""]
+    frame["hull_warning"] = ["no ternary phase", "", "", "", ""]
     frame["bvse_method"] = ["none: no Li in the structure", "not checked: below the best 1",
                             "", "", ""]  # fmt: skip
     why = rank_candidates(frame, Filters()).set_index("id")["why"]
-    assert "E_hull 0.010 eV/atom (chgnet_hull)" in why["known-small"]
+    assert (
+        "E_hull 0.010 eV/atom (chgnet_hull; its hull lacks: no ternary phase)" in why["known-small"]
+    )
     assert "BVSE: none: no Li in the structure" in why["known-small"]
     assert "E_hull unknown (none: incomplete hull)" in why["coin-flip"]
     assert "BVSE" not in why["coin-flip"]

@@ -3,6 +3,8 @@ through the batch path; and the ranked candidates as a terminal shows them."""
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 
 from miscreen import atomic_io, batch
@@ -51,15 +53,18 @@ def run_top_lines(cfg: Config, k: int) -> list[str]:
 
 def top_lines(ranked: pd.DataFrame, k: int) -> list[str]:
     """The first ``k`` ranked candidates for a terminal: formula, source id, predicted
-    conductivity in mS/cm with its interval, and why."""
+    conductivity in mS/cm with its interval, the chance of a fast conductor, and why (the
+    score, stability, band gap and BVSE barrier, each with its method)."""
     top = ranked[ranked[S.RANK].notna()].head(k)
     lines = [f"Top {len(top)} of {int(ranked[S.RANK].notna().sum())} ranked candidates "
              f"({len(ranked)} screened):"]  # fmt: skip
     for row in top.to_dict("records"):
         sigma, lo, hi = (1e3 * 10 ** row[c] for c in (S.PRED, S.LOWER, S.UPPER))
+        p_fast = S.as_float(row.get(S.P_FAST))
+        chance = f"  P(fast) {p_fast:.2f}" if math.isfinite(p_fast) else ""
         lines.append(
             f"{int(row[S.RANK]):3d}. {row[S.FORMULA]:<14} {row[S.ID]:<12} "
-            f"{sigma:.3g} mS/cm [{lo:.2g}, {hi:.2g}]"
+            f"{sigma:.3g} mS/cm [{lo:.2g}, {hi:.2g}]{chance}"
         )
         lines.append(f"     {row[S.WHY]}")
     return lines

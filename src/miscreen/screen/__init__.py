@@ -283,7 +283,7 @@ FILTER_COLUMNS = [
 ]  # fmt: skip
 WHY_COLUMNS = [
     EXCLUDED, RANK, SCORE, PRED, LOWER, UPPER, S.P_FAST, S.P_BAND_GAP, OUT_OF_DOMAIN, S.E_HULL,
-    S.STABILITY_METHOD, S.BAND_GAP, S.BAND_GAP_SD, S.BAND_GAP_METHOD, SUPPLY_RISK,
+    S.STABILITY_METHOD, S.HULL_WARNING, S.BAND_GAP, S.BAND_GAP_SD, S.BAND_GAP_METHOD, SUPPLY_RISK,
     SUPPLY_DRIVER, COST, LI_FRACTION, PARETO, S.BVSE_E3D, S.BVSE_METHOD,
 ]  # fmt: skip
 
@@ -331,8 +331,10 @@ def _why(row: Mapping, score: str, terms: list[str], n_ranked: int) -> str:
 
 def _e_hull_text(row: Mapping) -> str:
     e_hull, method = S.as_float(row.get(S.E_HULL)), row.get(S.STABILITY_METHOD)
+    warning = row.get(S.HULL_WARNING)
     if math.isfinite(e_hull):
-        return f"E_hull {e_hull:.3f} eV/atom ({method or 'source'})"
+        lacks = f"; its hull lacks: {warning}" if isinstance(warning, str) and warning else ""
+        return f"E_hull {e_hull:.3f} eV/atom ({method or 'source'}{lacks})"
     return f"E_hull unknown ({method})" if method else "E_hull unknown"
 
 

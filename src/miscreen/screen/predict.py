@@ -18,7 +18,7 @@ def predict_frame(
     ``uncertainty`` is the half-width of that interval in log10 S/cm.
     """
     X = features.to_numpy(dtype=float)
-    pred, lo, hi = estimator.predict_interval(X, alpha=interval)
+    pred, lo, hi, p_fast = estimator.predict_distribution(X, interval, fast)
     dist, outside = estimator.domain_distance(X)
     return pd.DataFrame(
         {
@@ -26,7 +26,7 @@ def predict_frame(
             S.LOWER: lo,
             S.UPPER: hi,
             S.UNCERTAINTY: (hi - lo) / 2,
-            S.P_FAST: estimator.prob_above(X, fast),
+            S.P_FAST: p_fast,
             S.DOMAIN_DISTANCE: dist,
             S.OUT_OF_DOMAIN: outside,
         },

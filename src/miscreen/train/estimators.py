@@ -226,35 +226,44 @@ class ConformalRegressor(RegressorMixin, BaseEstimator):
 
     def predict_interval(self, X, alpha: float = 0.8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """-> (prediction, lower, upper) for a central interval of nominal coverage alpha."""
+        pred, lo, hi, _ = self.predict_distribution(X, alpha)
+        return pred, lo, hi
+
+    def prob_above(self, X, threshold: float) -> np.ndarray:
+        """The probability that the target is >= ``threshold``, per row (see
+        :meth:`predict_distribution`)."""
+        return self.predict_distribution(X, threshold=threshold)[3]
+
+    def predict_distribution(
+        self, X, alpha: float = 0.8, threshold: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """-> (prediction, lower, upper, P(target >= threshold)) per row; the last is NaN
+        without a threshold. The trees run once for all four.
+
+        The interval is the central one of nominal coverage ``alpha``. The probability is the
+        share of the out-of-fold signed residuals, each scaled by the row's difficulty (tree
+        spread plus the floor, as for the intervals), that carry the prediction to the
+        threshold or above: the conformal predictive distribution whose central intervals
+        these are. A model saved before signed residuals were kept uses the absolute ones
+        with both signs (a symmetric distribution)."""
         check_is_fitted(self, "estimator_")
         if not 0 < alpha < 1:
             raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
         X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
         pred = self.estimator_.predict(X)
+        scale = tree_spread(self.estimator_, X) + self.spread_floor_
         n = len(self.scores_)
         level = min(1.0, np.ceil((n + 1) * alpha) / n)
-        q = float(np.quantile(self.scores_, level, method="higher"))
-        half = q * (tree_spread(self.estimator_, X) + self.spread_floor_)
-        return pred, pred - half, pred + half
-
-    def prob_above(self, X, threshold: float) -> np.ndarray:
-        """The probability that the target is >= ``threshold``, per row: the share of the
-        out-of-fold signed residuals, each scaled by the row's difficulty (tree spread plus
-        the floor, as for the intervals), that carry the prediction to the threshold or above.
-        This is the conformal predictive distribution whose central intervals
-        :meth:`predict_interval` gives, so the two agree. A model saved before signed
-        residuals were kept uses the absolute ones with both signs (a symmetric distribution)."""
-        check_is_fitted(self, "estimator_")
-        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
-        signed = getattr(self, "signed_scores_", None)
-        if signed is None:
-            signed = np.concatenate([self.scores_, -self.scores_])
-        pred = self.estimator_.predict(X)
-        scale = tree_spread(self.estimator_, X) + self.spread_floor_
-        needed = (threshold - pred) / scale  # the scaled residual that reaches the threshold
-        ordered = np.sort(np.asarray(signed, dtype=float))
-        at_or_above = len(ordered) - np.searchsorted(ordered, needed, side="left")
-        return at_or_above / len(ordered)
+        half = float(np.quantile(self.scores_, level, method="higher")) * scale
+        p_above = np.full(len(pred), np.nan)
+        if threshold is not None:
+            signed = getattr(self, "signed_scores_", None)
+            if signed is None:
+                signed = np.concatenate([self.scores_, -self.scores_])
+            ordered = np.sort(np.asarray(signed, dtype=float))
+            needed = (threshold - pred) / scale  # the scaled residual that reaches it
+            p_above = (len(ordered) - np.searchsorted(ordered, needed, side="left")) / len(ordered)
+        return pred, pred - half, pred + half, p_above
 
     def domain_distance(self, X) -> tuple[np.ndarray, np.ndarray]:
         """-> (nearest training-row distance in scaled feature space, outside-domain flag)."""
