@@ -28,6 +28,7 @@ cache_dir: {root}/cache
 candidates:
   - {{kind: jsonl, path: {root}/candidates.jsonl}}
 screen:
+  exclude_redox: true
   min_band_gap: 1.0
   max_e_above_hull: 0.05
   stability_top: 3
@@ -63,6 +64,8 @@ def checked(tmp_path_factory) -> pd.DataFrame:
         if i == 2:  # a cell no snapshot entry matches: the hull route
             cand["structure"] = _distorted(row["structure"])
         candidates.append(cand)
+    redox = next(r for r in rows if {"Li", "Fe"} <= _elements(r) and "band_gap" not in r)
+    candidates.append({**redox, "material_id": "cand-redox"})  # filtered: no gap estimate
     (root / "candidates.jsonl").write_text("".join(json.dumps(c) + "\n" for c in candidates))
     elemental = ({"Li"}, {"N"}, {"Pt"})
     references = with_gap + li_x + [r for r in rows if _elements(r) in elemental]
@@ -104,6 +107,10 @@ def _distorted(structure: dict) -> dict:
 
 
 def test_every_row_has_a_band_gap_with_its_method(checked):
+    filtered = checked.loc["cand-redox"]
+    assert filtered[S.BAND_GAP_METHOD] == "not estimated: filtered out"
+    assert np.isnan(filtered[S.BAND_GAP]) and filtered[S.EXCLUDED].startswith("redox-active")
+    checked = checked.drop(index="cand-redox")
     methods = checked[S.BAND_GAP_METHOD]
     assert methods.notna().all() and (methods != "").all()
     assert (checked[S.BAND_GAP].notna()).all()

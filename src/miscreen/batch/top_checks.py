@@ -70,7 +70,7 @@ def check_top(
     provenance: dict = {"reference_inputs": refs.inputs, "reference_rows": len(refs.records)}
     table = predicted
     if screen.min_band_gap is not None:
-        table = add_band_gaps(predicted, refs.records, options, provenance)
+        table = add_band_gaps(predicted, refs.records, options, provenance, rank)
         provenance["band_gap_s"] = round(time.perf_counter() - start, 1)
     structures = StructureLookup(cfg, refs.records)
     failures = [refs.failures]
@@ -96,23 +96,29 @@ def check_top(
 
 
 def add_band_gaps(
-    predicted: pd.DataFrame, references: pd.DataFrame, options: FeatureOptions, provenance: dict
+    predicted: pd.DataFrame,
+    references: pd.DataFrame,
+    options: FeatureOptions,
+    provenance: dict,
+    rank: Ranker,
 ) -> pd.DataFrame:
-    """``band_gap`` (the source's, else estimated), ``band_gap_method`` and ``band_gap_sd``."""
-    training = gap_training_rows(references)
+    """``band_gap`` (the source's, else estimated for every row the other filters keep),
+    ``band_gap_method`` and ``band_gap_sd`` (0 for a source value)."""
     out = predicted.copy()
+    given = pd.to_numeric(out.get(S.BAND_GAP, pd.Series(np.nan, index=out.index)), errors="coerce")
+    out[S.BAND_GAP] = given
+    out[S.BAND_GAP_METHOD] = np.where(given.notna(), "source", "not estimated: filtered out")
+    out[S.BAND_GAP_SD] = np.where(given.notna(), 0.0, np.nan)
+    ranked = rank(out)
+    todo = out[S.ID].isin(ranked.loc[ranked[S.RANK].notna(), S.ID]) & given.isna()
+    training = gap_training_rows(references)
     if len(training) < 10:
-        out[S.BAND_GAP_METHOD] = np.where(
-            pd.to_numeric(out.get(S.BAND_GAP, np.nan), errors="coerce").notna(), "source",
-            "none: fewer than 10 reference phases with a known gap",
-        )  # fmt: skip
-        out[S.BAND_GAP_SD] = 0.0
+        out.loc[todo, S.BAND_GAP_METHOD] = "none: fewer than 10 reference phases with a known gap"
         return out
     model = fit_gap_model(training, options=options)
-    gaps = estimate_gaps(model, out, options)
-    out[S.BAND_GAP] = gaps[S.BAND_GAP]
-    out[S.BAND_GAP_METHOD] = gaps[S.BAND_GAP_METHOD]
-    out[S.BAND_GAP_SD] = gaps[S.BAND_GAP_SD]
+    gaps = estimate_gaps(model, out.loc[todo], options)
+    for col in (S.BAND_GAP, S.BAND_GAP_METHOD, S.BAND_GAP_SD):
+        out.loc[todo, col] = gaps[col]
     provenance |= {
         "band_gap_training_rows": model.n_train,
         "band_gap_cv_mae_ev": model.cv_mae,
