@@ -167,7 +167,7 @@ def test_summary_states_the_filter_values():
     reasons = [exclusion_reason(r, filters) for r in rows]
     candidates = pd.DataFrame({"rank": [None, None, None, None, 1.0], "excluded_reason": reasons})
     summary = summary_text(candidates, {}, {})
-    assert "4 were left out: 2 e_above_hull > 0.05 eV/atom; " in summary
+    assert "4 were left out: 2 e_above_hull > 0.05 eV/atom (source); " in summary
     assert "1 sites > max_sites 200" in summary
     assert "1 Li fraction < min_li_fraction 0.2" in summary
     assert "#" not in summary and "0.123" not in summary
@@ -201,3 +201,16 @@ def test_links_point_to_materials_project_or_the_publication():
     assert source_url({"id": "mp-2341"}).endswith("/materials/mp-2341")
     assert source_url({"id": "abc", "doi": "10.1021/x"}) == "https://doi.org/10.1021/x"
     assert source_url({"id": "mbd-12", "doi": None}) == ""
+
+
+def test_reasons_of_the_electrolyte_filters_fold_into_one_kind_each():
+    from miscreen.report import reason_kind
+
+    assert reason_kind("redox-active transition metals Co, Fe (changes ...)") == reason_kind(
+        "redox-active transition metal Ti (changes ...)"
+    )
+    estimate = "band_gap 0.20 +- 0.20 eV (composition_model): P(gap >= 1.0 eV) = 0.00 < 0.1"
+    assert reason_kind(estimate).startswith("band_gap estimate surely below the minimum")
+    assert reason_kind("band_gap 0.48 < 1.0 eV (source)") == "band_gap < 1.0 eV (source)"
+    matched = "e_above_hull 0.120 > 0.05 eV/atom (matched:mp-1234)"
+    assert reason_kind(matched) == "e_above_hull > 0.05 eV/atom (matched)"

@@ -188,6 +188,11 @@ def reason_kind(reason: str) -> str:
         return "already measured (a training or test material of this run)"
     if reason.startswith("same material as"):
         return "same material as another candidate (formula, space group, volume per atom)"
+    if reason.startswith("redox-active"):
+        return "redox-active transition metal"
+    if reason.startswith("band_gap") and "P(gap" in reason:
+        return "band_gap estimate surely below the minimum (P(gap >= minimum) < min_p_band_gap)"
+    reason = re.sub(r"\(matched:[^)]*\)", "(matched)", reason)
     head = reason.split(": ")[0] if ": " in reason else reason
     return ROW_VALUE.sub("", head).strip()
 
