@@ -540,6 +540,31 @@ def bias_by_distance(data, base: dict) -> list[dict]:
     return rows
 
 
+def li_rich_oof(data, base: dict) -> dict:
+    """How the baseline predicts the Li-rich training rows when they are held out: MAE and
+    Spearman per scheme (pooled over seeds) on those rows against all rows, and each
+    Li-rich row's label with its out-of-fold predictions (mean over seeds)."""
+    import benchmarks.model_research as mr
+
+    y = training_labels(data)
+    comps = data.records["composition"].astype(str)
+    rich = np.array([li_fraction(c) >= LI_RICH for c in comps])
+    out: dict = {"schemes": {}, "rows": {}}
+    for scheme in mr.SCHEMES:
+        preds = [b["pred"] for (_, sc), b in base.items() if sc == scheme]
+        p = np.mean(preds, axis=0)
+        out["schemes"][scheme] = {
+            "mae_li_rich": float(np.abs(p[rich] - y[rich]).mean()),
+            "mae_all": float(np.abs(p - y).mean()),
+            "spearman_li_rich": float(spearmanr(p[rich], y[rich]).statistic),
+            "spearman_all": float(spearmanr(p, y).statistic),
+        }
+        for i in np.flatnonzero(rich):
+            key = f"{data.records['formula'].iloc[i]} ({data.records.index[i]}, {y[i]:.2f})"
+            out["rows"].setdefault(key, {})[scheme] = float(p[i])
+    return out
+
+
 def widened_ranking(elig: pd.DataFrame, threshold: float, level: float, kappa: float) -> dict:
     """Rank the run's eligible rows by P(fast) with half-widths widened by domain distance:
     half x (1 + kappa x max(0, distance / threshold - 1)); where the poor binaries land."""
@@ -659,6 +684,7 @@ def main(argv: list[str] | None = None) -> dict:
         "trees": args.trees,
         "evidence": ev,
         "oof_bias_by_domain_distance": bias_by_distance(data, base),
+        "oof_li_rich_rows": li_rich_oof(data, base),
         "variants": results,
         "p_fast_widening": widening,
         "seconds": time.perf_counter() - t0,
