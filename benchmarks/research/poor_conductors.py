@@ -16,7 +16,11 @@ Part 1, evidence on the saved structure model (the one that serves every candida
 - feature-group ablation: the change of the prediction when a group of columns is set to
   its training median;
 - domain: distance, out-of-domain flag and interval half-width, poor binaries against the
-  other eligible candidates.
+  other eligible candidates;
+- BVSE 3-D barriers of the top 60 and the poor binaries (the physics check of the main job).
+
+Out of fold (the baseline of part 2): the mean residual and MAE by relative domain distance,
+and the error and Spearman on the Li-rich training rows when they are held out.
 
 Part 2, fixes tested by the project's honest criterion (``benchmarks/model_research.py``:
 OBELiX training split only, mean over DOI-grouped, leave-cluster-out and chemical-system
@@ -24,7 +28,10 @@ CV of the out-of-fold MAE on CIF rows with censored rows at -15, the same folds 
 for every variant, a change counts only beyond twice its noise with the same sign on every
 seed), and by where the poor binaries land when the variant is fitted on every training
 row and ranks the run's eligible candidates. A fix must pass both. The poor binaries are
-never used to fit or choose anything; they are only looked up afterwards.
+never used to fit or choose anything; they are only looked up afterwards. Variants: larger
+extra-tree leaves, without the element-count p-norms, without the Li-content columns,
+shrinkage toward the training median with domain distance (strength chosen on out-of-fold
+rows), and the P(fast) ranking with intervals widened by domain distance.
 """
 
 from __future__ import annotations
