@@ -214,3 +214,31 @@ def test_reasons_of_the_electrolyte_filters_fold_into_one_kind_each():
     assert reason_kind("band_gap 0.48 < 1.0 eV (source)") == "band_gap < 1.0 eV (source)"
     matched = "e_above_hull 0.120 > 0.05 eV/atom (matched:mp-1234)"
     assert reason_kind(matched) == "e_above_hull > 0.05 eV/atom (matched)"
+
+
+def test_the_top_table_gives_each_estimate_with_its_method():
+    from miscreen.report import top_table
+
+    candidates = pd.DataFrame(
+        {
+            "rank": [1.0, 2.0],
+            "id": ["a", "b"],
+            "source": ["s", "s"],
+            "formula": ["Li3PS4", "Li2S"],
+            "predicted_log10_sigma": [-3.0, -4.0],
+            "lower": [-4.0, -5.0],
+            "upper": [-2.0, -3.0],
+            "p_fast": [0.8, 0.3],
+            "e_above_hull": [0.0, float("nan")],
+            "stability_method": ["chgnet_hull", "not estimated: below the best 30"],
+            "band_gap": [2.5, 3.4],
+            "band_gap_method": ["composition_n_model", "source"],
+            "bvse_e3d_ev": [0.35, float("nan")],
+            "bvse_method": ["ordered", "none: BVSE failed: no parameters"],
+        }
+    )
+    a, b = top_table(candidates, 2)
+    assert a["p_fast"] == "0.80" and a["e_above_hull"] == "0.000 (chgnet_hull)"
+    assert a["band_gap"] == "2.50 (composition_n_model)" and a["bvse_e3d_ev"] == "0.35 (ordered)"
+    assert b["e_above_hull"] == "not estimated: below the best 30"
+    assert b["bvse_e3d_ev"] == "none: BVSE failed: no parameters"

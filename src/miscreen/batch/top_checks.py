@@ -1,9 +1,9 @@
 """Checks of the rows that could reach the top, run when the shards are merged (the ranking
 is global, so they cannot run shard by shard):
 
-1. **band gap** for every row, when ``screen.min_band_gap`` is set: the source's, else an
-   estimate with its method and sd (:mod:`miscreen.screen.band_gap`, fitted on the
-   reference phases' known gaps);
+1. **band gap** for every row the other filters keep, when ``screen.min_band_gap`` is set:
+   the source's, else an estimate with its method and sd (:mod:`miscreen.screen.band_gap`,
+   fitted on the reference phases' known gaps);
 2. **stability** for the best ``screen.stability_top`` rows whose source gives none: a
    match to a reference phase with a known energy above the hull, else a CHGNet energy
    against the hull of the reference phases of its chemical system
@@ -20,7 +20,6 @@ each whatever its elements; the hulls are built from those with a DFT energy abo
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,11 +37,7 @@ from miscreen.screen.energies import EnergyCalculator
 from miscreen.screen.stability import stability_table
 from miscreen.verify import BVSE_COLUMNS, barrier_table
 
-log = logging.getLogger(__name__)
-
-STAGE = "screen"
 STABILITY_COLUMNS = (S.STABILITY_METHOD, S.HULL_PHASES, S.HULL_WARNING)
-GAP_COLUMNS = (S.BAND_GAP_METHOD, S.BAND_GAP_SD)
 ROUNDS = 3
 Ranker = Callable[[pd.DataFrame], pd.DataFrame]  # a table -> ranked (batch.rank_screened)
 
@@ -59,8 +54,9 @@ class TopChecks:
 def check_top(
     cfg: Config, predicted: pd.DataFrame, rank: Ranker, calc: EnergyCalculator | None = None
 ) -> TopChecks:
-    """Band gaps for all rows, stability and BVSE for the best; ``rank`` ranks a table the
-    way the run does (``batch.rank_screened``)."""
+    """Band gaps for the rows the filters keep, stability and BVSE for the best; ``rank``
+    ranks a table the way the run does (``batch.rank_screened``). Nothing is loaded or
+    computed when the config asks for none of them."""
     screen = cfg.screen
     if screen.min_band_gap is None and not screen.stability_top and not screen.bvse_top:
         return TopChecks(predicted, S.empty_failures())
@@ -177,7 +173,8 @@ def add_stability(
     out[S.HULL_PHASES] = ""
     out[S.HULL_WARNING] = ""
     top, tried = cfg.screen.stability_top, set()
-    with Progress("stability of the best rows", top, "rows") as progress:
+    label = f"stability of the best rows (at most {ROUNDS} rounds of {top})"
+    with Progress(label, ROUNDS * top, "rows") as progress:
         for _ in range(ROUNDS):
             ranked = rank(out)
             best = ranked[ranked[S.RANK].notna()].head(top)

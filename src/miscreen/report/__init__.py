@@ -43,7 +43,10 @@ TOP_COLUMNS = {
     "spacegroup_number": "space group",
     "sigma_ms": "pred. σ (mS/cm) [interval]",
     "sigma": "pred. log10 σ (S/cm) [interval]",
-    "e_above_hull": "E_hull (eV/atom)",
+    "p_fast": "P(fast)",
+    "e_above_hull": "E_hull (eV/atom, method)",
+    "band_gap": "band gap (eV, method)",
+    "bvse_e3d_ev": "BVSE barrier (eV)",
     "li_fraction": "Li fraction",
     "supply_risk": "supply risk",
     "cost_usd_per_kg": "cost (USD/kg)",
@@ -153,6 +156,17 @@ def source_url(row: dict) -> str:
     return ""
 
 
+def _with_method(row: dict, col: str, method_col: str, digits: int, missing: str) -> str:
+    """A value with the method that gave it ("0.000 (chgnet_hull)"); a missing value is
+    the method's reason when it gives one ("none: ...", "not checked: ..."), else
+    ``missing``."""
+    value, method = S.as_float(row.get(col)), row.get(method_col)
+    method = method if isinstance(method, str) and method else ""
+    if math.isnan(value):
+        return method or missing
+    return f"{fmt(value, digits)} ({method})" if method else fmt(value, digits)
+
+
 def top_table(candidates: pd.DataFrame, top_k: int) -> list[dict]:
     """The first ``top_k`` ranked rows, formatted for the report."""
     top = candidates[candidates[S.RANK].notna()].head(top_k).copy()
@@ -163,8 +177,11 @@ def top_table(candidates: pd.DataFrame, top_k: int) -> list[dict]:
     ]
     for col, digits in (("li_fraction", 2), ("supply_risk", 2)):
         top[col] = top[col].map(lambda v, d=digits: fmt(v, d)) if col in top else "—"
-    e_hull = top[S.E_HULL] if S.E_HULL in top else pd.Series(math.nan, index=top.index)
-    top[S.E_HULL] = e_hull.map(lambda v: "unknown" if pd.isna(v) else fmt(v, 3))
+    rows = top.to_dict("records")
+    top[S.E_HULL] = [_with_method(r, S.E_HULL, S.STABILITY_METHOD, 3, "unknown") for r in rows]
+    top[S.BAND_GAP] = [_with_method(r, S.BAND_GAP, S.BAND_GAP_METHOD, 2, "unknown") for r in rows]
+    top[S.BVSE_E3D] = [_with_method(r, S.BVSE_E3D, S.BVSE_METHOD, 2, "—") for r in rows]
+    top[S.P_FAST] = top[S.P_FAST].map(lambda v: fmt(v, 2)) if S.P_FAST in top else "—"
     if "cost_usd_per_kg" in top:
         top["cost_usd_per_kg"] = top["cost_usd_per_kg"].map(lambda v: fmt(v, 0))
     if S.SPACEGROUP in top:
@@ -263,9 +280,13 @@ def write_report(
     ranked = candidates[candidates["rank"].notna()]
     screen_cfg = provenance.get("config", {}).get("screen", {})
     weight = screen_cfg.get("supply_risk_weight", 0)
-    score_note = f"{screen_cfg.get('score', 'mean')} of the interval" + (
-        f" − {weight} × supply risk" if weight else ""
-    )
+    score = screen_cfg.get("score", "mean")
+    score_note = (
+        f"P(σ ≥ {screen_cfg.get('fast_sigma', 1e-4):g} S/cm)"
+        + (" × P(band gap ≥ minimum)" if screen_cfg.get("min_band_gap") is not None else "")
+        if score == "p_fast"
+        else f"{score} of the interval"
+    ) + (f" − {weight} × supply risk" if weight else "")
     return TEMPLATE.render(
         run_name=run_name,
         created_at=provenance.get("created_at"),
