@@ -71,8 +71,30 @@ def test_metrics(predicted: pd.DataFrame, interval: float) -> dict:
         y, p[S.LOWER].to_numpy(float), p[S.UPPER].to_numpy(float)
     )
     out[f"test_coverage_{round(interval * 100)}_bound_aware"] = bound_aware_coverage(p)
+    if S.P_FAST in p:
+        out |= p_fast_metrics(p)
     out["test_rows_without_prediction"] = int((~ok).sum())
     return out
+
+
+def p_fast_metrics(predicted: pd.DataFrame, fast: float = S.FAST_LOG10_SIGMA) -> dict:
+    """How well ``p_fast`` (the probability of log10 sigma >= ``fast``) says which rows are
+    fast: its Brier score, that of the base rate (the share of fast rows, a constant), the
+    mean probability beside the share of fast rows, and the share of fast rows among the
+    rows it puts at 0.5 or more. A censored row (bound <= ``fast``) is not fast."""
+    p = predicted[S.P_FAST].to_numpy(float)
+    fast_rows = (predicted[S.TARGET].to_numpy(float) >= fast).astype(float)
+    likely = p >= 0.5
+    return {
+        "test_p_fast_brier": float(np.mean((p - fast_rows) ** 2)),
+        "test_p_fast_brier_base_rate": float(np.mean((fast_rows.mean() - fast_rows) ** 2)),
+        "test_p_fast_mean": float(p.mean()),
+        "test_fast_share": float(fast_rows.mean()),
+        "test_fast_share_where_p_fast_ge_0.5": float(fast_rows[likely].mean())
+        if likely.any()
+        else float("nan"),
+        "test_p_fast_ge_0.5_n": int(likely.sum()),
+    }
 
 
 def _bounds(predicted: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
