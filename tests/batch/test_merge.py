@@ -211,3 +211,25 @@ def test_streamed_ranking_equals_an_in_memory_screen(batch_run):
     assert streamed["excluded_reason"].fillna("").tolist() == ranked["excluded_reason"].tolist()
     diff = (streamed["predicted_log10_sigma"] - ranked["predicted_log10_sigma"]).abs()
     assert diff.max() < 1e-4  # candidates.csv keeps 6 significant digits
+
+
+def test_merge_checks_the_best_rows(batch_run):
+    """With checks configured, the merge (here of two shards) adds a band gap with its
+    method to every ranked row and BVSE barriers, or why none, to the best three."""
+    extra = (
+        "screen:\n  min_band_gap: 1.0\n  bvse_top: 3\n  references:\n"
+        "    - {kind: jsonl, dataset: mp-2018, require_elements: []}\n"
+    )
+    config = batch_run.config("checked", extra=extra)
+    for shard in ("0/2", "1/2"):
+        invoke("screen", str(config), "--shard", shard)
+    invoke("merge", str(config))
+    run = batch_run.root / "results" / "checked" / "batch"
+    ranked = pd.read_parquet(run / "candidates.parquet").dropna(subset=["rank"])
+    assert set(ranked["band_gap_method"]) <= {"source", "composition_model"}
+    assert (ranked["p_band_gap"] >= 0.1).all()
+    best = ranked.sort_values("rank").head(3)
+    assert best["bvse_method"].str.len().gt(0).all()
+    assert ranked.sort_values("rank")["bvse_method"].iloc[3:].str.startswith("not checked").all()
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["stages"]["screen"]["top_checks"]["band_gap_training_rows"] == 1056
