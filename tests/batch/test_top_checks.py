@@ -152,3 +152,35 @@ def test_a_config_without_checks_changes_nothing(tmp_path):
     table = pd.DataFrame({S.ID: ["a"], S.PRED: [-3.0]})
     result = check_top(cfg, table, lambda t: t)
     assert result.table is table and result.failures.empty
+
+
+def test_a_users_store_of_reference_phases_joins_the_hull(tmp_path):
+    """Phases a user fetched into a structure store (here with `miscreen fetch local` from
+    a JSONL of snapshot rows) are reference phases: their energies above the hull come
+    along, and a hull is built from them."""
+    from typer.testing import CliRunner
+
+    from miscreen.cli.fetch import app
+    from miscreen.config import StoreSource
+    from miscreen.fetch.sources import load_references
+    from miscreen.screen.stability import stability_table
+
+    rows = [r for r in _snapshot_rows() if _elements(r) in ({"Li", "N"}, {"N"})]
+    (tmp_path / "phases.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    store = tmp_path / "store"
+    args = ["local", "--path", str(tmp_path / "phases.jsonl"), "--out", str(store)]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    refs = load_references([StoreSource(path=store)]).records
+    assert len(refs) == len(rows)
+    assert refs[S.E_HULL].notna().sum() == sum("e_above_hull" in r for r in rows) > 2
+    lin3 = next(r for r in rows if r["formula"] == "LiN3")
+    cand = pd.DataFrame(
+        {
+            S.ID: ["new"],
+            S.COMPOSITION: ["LiN3"],
+            S.STRUCTURE: [json.dumps(_distorted(lin3["structure"]))],
+        }
+    )
+    out = stability_table(cand, refs, EnergyCalculator(_stand_in))
+    assert out.at[0, S.STABILITY_METHOD] == "chgnet_hull"
+    assert set(out.at[0, S.HULL_PHASES].split(",")) & set(refs[S.ID])
