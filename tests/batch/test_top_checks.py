@@ -184,3 +184,18 @@ def test_a_users_store_of_reference_phases_joins_the_hull(tmp_path):
     out = stability_table(cand, refs, EnergyCalculator(_stand_in))
     assert out.at[0, S.STABILITY_METHOD] == "chgnet_hull"
     assert set(out.at[0, S.HULL_PHASES].split(",")) & set(refs[S.ID])
+
+
+def test_a_malformed_reference_line_is_left_out_not_fatal(tmp_path):
+    from miscreen.fetch.reference_rows import reference_rows
+
+    good = _snapshot_rows()[0]
+    bad = [
+        {"material_id": "x1", "structure": {"sites": ["Li"], "lattice": {}}},
+        {"material_id": "x2", "structure": {"sites": {"a": 1}, "lattice": {}}},
+        {"material_id": "x3", "structure": "not a dict"},
+    ]
+    path = tmp_path / "refs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [good, *bad]) + "{broken\n")
+    table = reference_rows(path, "mine")
+    assert list(table[S.ID]) == [good["material_id"]]

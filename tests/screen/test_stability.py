@@ -265,3 +265,13 @@ def test_an_element_its_system_cannot_fix_is_fitted_to_compounds_elsewhere():
         in (out.at[0, S.HULL_WARNING])
     )
     assert out.at[0, S.E_HULL] == 0.0  # Li2O at -4.8 lies below Li + O at these energies
+
+
+def test_a_fitted_element_note_does_not_touch_a_longer_symbol():
+    """Fitting S must not rewrite the note of Se (a symbol it prefixes)."""
+    from miscreen.screen.stability import with_note
+
+    warning = hull_warning(frozenset({"Li", "S", "Se"}), [frozenset({"Li"})])
+    fixed = with_note(warning, "S", "no elemental S (fitted)")
+    assert "no elemental Se" in fixed and fixed.count("(fitted)") == 1
+    assert fixed.startswith("no elemental S (fitted); no elemental Se")

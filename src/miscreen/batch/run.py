@@ -267,9 +267,11 @@ def rank_screened(cfg: Config, predicted: pd.DataFrame) -> pd.DataFrame:
 def screen_records(
     cfg: Config, records: pd.DataFrame, predictor: Predictor | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Predict and rank records already in memory exactly as the batch path does (one
-    chunk's prediction, criteria and known-material matches, then :func:`rank_screened`)
-    -> (ranked, failures); writes nothing. ``predictor`` defaults to the run's."""
+    """Predict and rank records already in memory as the batch path does (one chunk's
+    prediction, criteria and known-material matches, then :func:`rank_screened`) ->
+    (ranked, failures); writes nothing. ``predictor`` defaults to the run's. The checks of
+    the best rows that the merge adds (:mod:`miscreen.batch.top_checks`: band-gap and
+    stability estimates, BVSE) are not run: filters use the values the records carry."""
     predicted, failures = predict_chunk(predictor or Predictor.from_config(cfg), records)
     return rank_screened(cfg, predicted), failures
 

@@ -32,9 +32,10 @@ from miscreen.config import Config
 from miscreen.featurize import FeatureOptions
 from miscreen.fetch.sources import Loaded, load_candidates, load_references
 from miscreen.progress import Progress
-from miscreen.screen.band_gap import estimate_gaps, fit_gap_model, gap_training_rows
+from miscreen.screen.band_gap import N_FOLDS, estimate_gaps, fit_gap_model, gap_training_rows
 from miscreen.screen.energies import EnergyCalculator
 from miscreen.screen.stability import stability_table
+from miscreen.train.splits import chemsys_groups
 from miscreen.verify import BVSE_COLUMNS, barrier_table
 
 STABILITY_COLUMNS = (S.STABILITY_METHOD, S.HULL_PHASES, S.HULL_WARNING)
@@ -69,7 +70,10 @@ def check_top(
         table = add_band_gaps(predicted, refs.records, options, provenance, rank)
         provenance["band_gap_s"] = round(time.perf_counter() - start, 1)
     structures = StructureLookup(cfg, refs.records)
-    failures = [refs.failures]
+    # reference rows that could not be read are left out (their count is in the manifest);
+    # when the references are the candidate sources, the shards already listed them
+    provenance["reference_failures"] = len(refs.failures)
+    failures = []
     if cfg.screen.stability_top:
         start = time.perf_counter()
         calc = calc or EnergyCalculator(cache_dir=cfg.cache_path)
@@ -108,8 +112,12 @@ def add_band_gaps(
     ranked = rank(out)
     todo = out[S.ID].isin(ranked.loc[ranked[S.RANK].notna(), S.ID]) & given.isna()
     training = gap_training_rows(references)
-    if len(training) < 10:
-        out.loc[todo, S.BAND_GAP_METHOD] = "none: fewer than 10 reference phases with a known gap"
+    systems = len(set(chemsys_groups(training[S.COMPOSITION]))) if len(training) else 0
+    if len(training) < 10 or systems < N_FOLDS:
+        out.loc[todo, S.BAND_GAP_METHOD] = (
+            f"none: {len(training)} reference phases with a known gap in {systems} chemical "
+            f"systems (the gap model needs 10 in {N_FOLDS})"
+        )
         return out
     model = fit_gap_model(training, options=options)
     gaps = estimate_gaps(model, out.loc[todo], options)

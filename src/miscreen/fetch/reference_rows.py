@@ -56,7 +56,7 @@ def _row(obj: dict, source: str, id_field: str, id_prefix: str) -> dict | None:
         return None
     try:
         comp = parse_composition(_formula(obj, raw))
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, AttributeError):
         return None
     row: dict = {
         S.ID: f"{id_prefix}{rid}",
@@ -77,9 +77,13 @@ def _formula(obj: dict, raw: dict) -> str:
     if isinstance(obj.get("formula"), str) and obj["formula"]:
         return obj["formula"]
     counts: dict[str, float] = {}
-    for site in raw.get("sites", []):
-        for species in site.get("species", []):
-            counts[species["element"]] = counts.get(species["element"], 0) + species["occu"]
+    sites = raw.get("sites")
+    for site in sites if isinstance(sites, list) else []:
+        species_list = site.get("species") if isinstance(site, dict) else None
+        for species in species_list if isinstance(species_list, list) else []:
+            if isinstance(species, dict):
+                el, occu = species["element"], float(species["occu"])
+                counts[el] = counts.get(el, 0.0) + occu
     return " ".join(f"{el}{n:g}" for el, n in counts.items())
 
 

@@ -63,7 +63,7 @@ def evaluate(
 ) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
     """Predict labelled test rows -> (metrics, test predictions, failures)."""
     predicted, failures = predict(cfg, models, test.records)
-    metrics = test_metrics(predicted, cfg.model.interval)
+    metrics = test_metrics(predicted, cfg.model.interval, cfg.screen.fast_log10_sigma)
     predicted[S.HAS_STRUCTURE] = S.has_structure(predicted)
     return metrics, predicted.reindex(columns=list(S.TEST_PREDICTION_COLUMNS)), failures
 

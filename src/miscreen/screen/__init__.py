@@ -15,6 +15,7 @@ from scipy.stats import norm
 
 from miscreen import schema as S
 from miscreen.config import ScreenConfig
+from miscreen.errors import UserError
 from miscreen.screen.criteria import (
     COST,
     LI_FRACTION,
@@ -58,7 +59,9 @@ class Filters:
             min_band_gap=cfg.min_band_gap,
             min_p_band_gap=cfg.min_p_band_gap,
             redox_elements=frozenset(
-                (cfg.redox_elements or REDOX_ACTIVE) if cfg.exclude_redox else ()
+                (REDOX_ACTIVE if cfg.redox_elements is None else cfg.redox_elements)
+                if cfg.exclude_redox
+                else ()
             ),
             max_sites=cfg.max_sites,
             min_li_fraction=cfg.min_li_fraction,
@@ -237,6 +240,11 @@ def rank_candidates(
     if barrier_weight < 0:
         raise ValueError(f"barrier_weight must be >= 0, got {barrier_weight}")
     shift = barrier_shift(out, barrier_weight, barrier_reference)
+    if score == "p_fast" and S.P_FAST not in out:
+        raise UserError(
+            "these candidates carry no p_fast (screened before the score existed): screen "
+            "them again, or set screen.score: mean"
+        )
     if score == "p_fast":
         base = shifted_p_fast(out, shift, interval) if shift.any() else out[S.P_FAST]
         if filters.min_band_gap is not None:  # a fast conductor that insulates electrons

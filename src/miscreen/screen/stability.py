@@ -24,15 +24,19 @@ Each row records the ids of the reference phases on the hull it was scored again
 (``hull_phases``) and what a chemist would expect that the hull lacks (``hull_warning``): an
 element without an elemental phase, or no phase at all with 2, 3, ... elements in a larger
 system. An element without an elemental phase gets an energy fitted to the DFT formation
-energies of the phases holding it (:func:`fitted_elemental_energies`, id ``fitted:<el>``;
-for Br, I, Se, Te that carries the legacy-scheme offset above); with none to fit, no hull.
-Energies are cached on disk per structure fingerprint and setting (``energies.sqlite``,
-like the feature cache).
+energies of the system's phases holding it (:func:`fitted_elemental_energies`, id
+``fitted:<el>``; for Br, I, Se, Te that carries the legacy-scheme offset above), else to up
+to three binaries elsewhere in the references (:func:`anchored_elemental_energies`); with
+none, a placeholder far above every phase keeps it out of the hull, which is then that of
+the known compounds (NaN for a structure outside what they span). Energies are cached on
+disk per structure fingerprint and setting (``energies.sqlite``, beside the feature cache;
+:mod:`miscreen.screen.energies`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 
 import numpy as np
@@ -53,6 +57,7 @@ MATCHED = "matched"
 CHGNET_HULL = "chgnet_hull"
 FORMATION_ENERGY = "formation_energy_per_atom"
 ANCHORS = 3  # binary compounds that fix an element's energy when its system cannot
+OUTSIDE = "outside what the known compounds span"
 UNBOUND = "unbound"  # a placeholder elemental phase that never takes part in a hull
 UNBOUND_EV_PER_ATOM = 50.0  # how far above every phase it sits
 HULL_MAX_E_ABOVE_HULL = 0.1  # eV/atom: reference phases farther above the DFT hull stay out
@@ -239,6 +244,12 @@ def anchored_elemental_energies(
     return out
 
 
+def with_note(warning: str, element: str, note: str) -> str:
+    """``warning`` with its "no elemental <element>" entry replaced by ``note`` (and no
+    other: "no elemental S" must not touch "no elemental Se")."""
+    return re.sub(rf"no elemental {element}(?=;|$)", note, warning)
+
+
 def chgnet_e_above_hull(
     rid: str,
     structure: Structure,
@@ -251,7 +262,9 @@ def chgnet_e_above_hull(
 
     An element without an elemental phase gets an energy fitted to the DFT formation
     energies of the phases that hold it (:func:`fitted_elemental_energies`; id
-    ``fitted:<el>``, and the warning says so). When no phase allows that, the element gets a
+    ``fitted:<el>``, and the warning says so), else to binaries elsewhere in the references
+    (:func:`anchored_elemental_energies`; ``exclude`` applies there too). When neither
+    allows it, the element gets a
     placeholder far above every phase (id ``unbound:<el>``), so the hull is that of the
     compounds alone: exact for a structure that decomposes into compounds only (a polymorph
     of a known compound, or a mix of known compounds), NaN when its decomposition needs the
@@ -273,12 +286,12 @@ def chgnet_e_above_hull(
         for el, (mu, count) in fitted.items():
             entries.append(ComputedEntry(Composition(el), mu, entry_id=f"fitted:{el}"))
             note = f"no elemental {el} (fitted to {count} DFT formation energies)"
-            warning = warning.replace(f"no elemental {el}", note)
-        anchored = anchored_elemental_energies(missing - fitted.keys(), refs, calc, [rid])
+            warning = with_note(warning, el, note)
+        anchored = anchored_elemental_energies(missing - fitted.keys(), refs, calc, [rid, *exclude])
         for el, (mu, ids) in anchored.items():
             entries.append(ComputedEntry(Composition(el), mu, entry_id=f"fitted:{el}"))
             note = f"no elemental {el} (fitted to the DFT formation energies of {', '.join(ids)})"
-            warning = warning.replace(f"no elemental {el}", note)
+            warning = with_note(warning, el, note)
         fitted |= {el: (mu, len(ids)) for el, (mu, ids) in anchored.items()}
         ceiling = max(energies.values()) + UNBOUND_EV_PER_ATOM
         for el in sorted(missing - fitted.keys()):
@@ -287,7 +300,7 @@ def chgnet_e_above_hull(
     diagram = PhaseDiagram(entries)  # without the structure: its decomposition into others
     decomposition, e_hull = diagram.get_decomp_and_e_above_hull(mine, allow_negative=True)
     if any(str(e.entry_id).startswith(UNBOUND) for e in decomposition):
-        return float("nan"), "", warning + "; outside what the known compounds span"
+        return float("nan"), "", "; ".join(filter(None, [warning, OUTSIDE]))
     on_hull = sorted(
         {str(e.entry_id) for e in diagram.stable_entries if e.entry_id != rid}
         - {f"{UNBOUND}:{el}" for el in missing}

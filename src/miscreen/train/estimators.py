@@ -243,9 +243,10 @@ class ConformalRegressor(RegressorMixin, BaseEstimator):
         The interval is the central one of nominal coverage ``alpha``. The probability is the
         share of the out-of-fold signed residuals, each scaled by the row's difficulty (tree
         spread plus the floor, as for the intervals), that carry the prediction to the
-        threshold or above: the conformal predictive distribution whose central intervals
-        these are. A model saved before signed residuals were kept uses the absolute ones
-        with both signs (a symmetric distribution)."""
+        threshold or above: a conformal predictive distribution on the same scale as the
+        intervals (those come from the absolute residuals and are symmetric; the signed
+        ones keep a bias the model has). A model saved before signed residuals were kept
+        uses the absolute ones with both signs (a symmetric distribution)."""
         check_is_fitted(self, "estimator_")
         if not 0 < alpha < 1:
             raise ValueError(f"alpha must lie in (0, 1), got {alpha}")

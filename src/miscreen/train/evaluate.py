@@ -55,9 +55,12 @@ def coverage(y_true: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
     return float(np.mean((y_true >= lower) & (y_true <= upper))) if len(y_true) else float("nan")
 
 
-def test_metrics(predicted: pd.DataFrame, interval: float) -> dict:
+def test_metrics(
+    predicted: pd.DataFrame, interval: float, fast: float = S.FAST_LOG10_SIGMA
+) -> dict:
     """Metrics of predicted labelled rows: all rows, the CIF subset, and without censored
-    rows, plus the coverage of the ``interval``."""
+    rows, plus the coverage of the ``interval`` and the scores of ``p_fast`` (the
+    probability of a log10 sigma of at least ``fast``, as the rows were predicted with)."""
     ok = predicted[S.PRED].notna()
     p = predicted[ok]
     y, yhat = p[S.TARGET].to_numpy(float), p[S.PRED].to_numpy(float)
@@ -72,7 +75,7 @@ def test_metrics(predicted: pd.DataFrame, interval: float) -> dict:
     )
     out[f"test_coverage_{round(interval * 100)}_bound_aware"] = bound_aware_coverage(p)
     if S.P_FAST in p:
-        out |= p_fast_metrics(p)
+        out |= p_fast_metrics(p, fast)
     out["test_rows_without_prediction"] = int((~ok).sum())
     return out
 
