@@ -61,9 +61,10 @@ OUT_OF_DOMAIN = "out_of_domain"
 MODEL = "model"
 HAS_STRUCTURE = "has_structure"
 P_FAST = "p_fast"  # probability that sigma(300 K) >= the fast threshold
+RESTS_ON = "rests_on"  # the training rows the forest's prediction rests on most, weighted
 FAST_LOG10_SIGMA = -4.0  # the default threshold: 1e-4 S/cm
 PREDICTION_COLUMNS = (
-    PRED, LOWER, UPPER, UNCERTAINTY, P_FAST, DOMAIN_DISTANCE, OUT_OF_DOMAIN, MODEL,
+    PRED, LOWER, UPPER, UNCERTAINTY, P_FAST, DOMAIN_DISTANCE, OUT_OF_DOMAIN, MODEL, RESTS_ON,
 )  # fmt: skip
 
 # physics checks (verify stage): bond-valence site energy Li migration barrier, eV

@@ -233,3 +233,6 @@ def test_merge_checks_the_best_rows(batch_run):
     assert ranked.sort_values("rank")["bvse_method"].iloc[3:].str.startswith("not checked").all()
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["stages"]["screen"]["top_checks"]["band_gap_training_rows"] == 1056
+    # each prediction names the training rows it rests on, and the why says so
+    assert ranked["rests_on"].str.contains(r"\(.+, -?\d+\.\d\) \d+%").all()
+    assert ranked["why"].str.contains("; rests on ").all()

@@ -189,3 +189,26 @@ def test_a_model_saved_under_an_old_preset_name_says_so(tmp_path, today, old):
     folder.meta.write_text(json.dumps(meta))
     with pytest.raises(ModelLoadError, match=f"preset '{old}', a name from before"):
         load_model(folder)
+
+
+def test_analogues_are_the_training_rows_the_forest_rests_on():
+    """The weights of the training rows each prediction rests on sum to one and rebuild the
+    extra trees' mean; an older model without training leaves gives none."""
+    from sklearn.ensemble import ExtraTreesRegressor
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+
+    X, y = _data(120)
+    pipe = Pipeline(
+        [("impute", SimpleImputer()), ("model", ExtraTreesRegressor(30, random_state=0))]
+    )
+    model = ConformalRegressor(pipe, n_folds=3).fit(X, y)
+    fresh, _ = _data(8, seed=5)
+    positions, weights = model.analogues(fresh, k=len(y))
+    assert np.allclose(weights.sum(axis=1), 1.0)
+    rebuilt = np.array([w @ y[p] for p, w in zip(positions, weights, strict=True)])
+    np.testing.assert_allclose(rebuilt, model.estimator_[-1].predict(fresh), atol=1e-9)
+    top, top_w = model.analogues(fresh, k=3)
+    assert top.shape == (8, 3) and np.all(np.diff(top_w, axis=1) <= 0)
+    del model.train_leaves_
+    assert model.analogues(fresh)[0].shape == (8, 0)

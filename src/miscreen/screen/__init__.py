@@ -290,9 +290,10 @@ FILTER_COLUMNS = [
     S.BAND_GAP_METHOD, NSITES, KNOWN_MATCH,
 ]  # fmt: skip
 WHY_COLUMNS = [
-    EXCLUDED, RANK, SCORE, PRED, LOWER, UPPER, S.P_FAST, S.P_BAND_GAP, OUT_OF_DOMAIN, S.E_HULL,
-    S.STABILITY_METHOD, S.HULL_WARNING, S.BAND_GAP, S.BAND_GAP_SD, S.BAND_GAP_METHOD, SUPPLY_RISK,
-    SUPPLY_DRIVER, COST, LI_FRACTION, PARETO, S.BVSE_E3D, S.BVSE_METHOD,
+    EXCLUDED, RANK, SCORE, PRED, LOWER, UPPER, S.RESTS_ON, S.P_FAST, S.P_BAND_GAP,
+    OUT_OF_DOMAIN, S.E_HULL, S.STABILITY_METHOD, S.HULL_WARNING, S.BAND_GAP, S.BAND_GAP_SD,
+    S.BAND_GAP_METHOD, SUPPLY_RISK, SUPPLY_DRIVER, COST, LI_FRACTION, PARETO, S.BVSE_E3D,
+    S.BVSE_METHOD,
 ]  # fmt: skip
 
 
@@ -306,6 +307,8 @@ def _why(row: Mapping, score: str, terms: list[str], n_ranked: int) -> str:
         + ")",
         f"log10 sigma {row[PRED]:.2f} [{row[LOWER]:.2f}, {row[UPPER]:.2f}]",
     ]
+    if isinstance(row.get(S.RESTS_ON), str) and row[S.RESTS_ON]:
+        parts.append(f"rests on {row[S.RESTS_ON]}")
     p_fast = S.as_float(row.get(S.P_FAST))
     if math.isfinite(p_fast):
         parts.append(f"P(fast) {p_fast:.2f}")

@@ -6,6 +6,7 @@ import pandas as pd
 
 from miscreen import schema as S
 from miscreen.featurize import FeatureOptions, featurize_records
+from miscreen.train.persist import TrainedModel
 from miscreen.train.routing import ROW_KINDS, TrainResult, row_kinds
 
 
@@ -32,6 +33,24 @@ def predict_frame(
         },
         index=features.index,
     )
+
+
+def rests_on(model: TrainedModel, features: pd.DataFrame, k: int = 3) -> list[str]:
+    """Per row, the ``k`` training rows its forest's prediction rests on most, as
+    "formula (id, log10 sigma) weight" (:meth:`ConformalRegressor.analogues`); '' for a model
+    saved without them."""
+    table = model.meta.get("training_table") or []
+    positions, weights = model.estimator.analogues(features.to_numpy(dtype=float), k)
+    if not table or not positions.shape[1]:
+        return [""] * len(features)
+    return [
+        ", ".join(
+            f"{table[p][1]} ({table[p][0]}, {table[p][2]:.1f}) {w:.0%}"
+            for p, w in zip(row_p, row_w, strict=True)
+            if p < len(table)
+        )
+        for row_p, row_w in zip(positions, weights, strict=True)
+    ]
 
 
 def predict_records(
@@ -61,6 +80,7 @@ def predict_records(
             continue
         pred = predict_frame(model.estimator, table, interval, fast)
         pred[S.MODEL] = model.name
+        pred[S.RESTS_ON] = rests_on(model, table)
         parts.append(pred)
     preds = pd.concat(parts) if parts else pd.DataFrame(columns=[S.MODEL])
     out = records.merge(preds, left_on=S.ID, right_index=True, how="left")

@@ -137,13 +137,18 @@ def make_regressor(
 def tree_spread(pipeline: Pipeline, X: np.ndarray) -> np.ndarray:
     """Standard deviation of the per-tree predictions of the pipeline's forest (the first
     forest member of a voting ensemble); zeros when the model has no forest."""
-    Xt = pipeline[:-1].transform(X)
+    forest = first_forest(pipeline)
+    if forest is None:
+        return np.zeros(len(X))
+    return per_tree_predictions(forest, pipeline[:-1].transform(X)).std(axis=0)
+
+
+def first_forest(pipeline: Pipeline) -> ExtraTreesRegressor | RandomForestRegressor | None:
+    """The pipeline's forest (the first forest member of a voting ensemble), or None."""
     model = pipeline[-1]
     members = model.estimators_ if isinstance(model, VotingRegressor) else [model]
-    for member in members:
-        if isinstance(member, ExtraTreesRegressor | RandomForestRegressor):
-            return per_tree_predictions(member, Xt).std(axis=0)
-    return np.zeros(len(X))
+    forests = [m for m in members if isinstance(m, ExtraTreesRegressor | RandomForestRegressor)]
+    return forests[0] if forests else None
 
 
 def _fit_fold(base, X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray) -> tuple:
@@ -208,7 +213,45 @@ class ConformalRegressor(RegressorMixin, BaseEstimator):
         self.scores_ = self.residuals_ / (spread + self.spread_floor_)
         self.signed_scores_ = (y - oof) / (spread + self.spread_floor_)
         self._fit_domain(X)
+        self._fit_analogues(X)
         return self
+
+    def _fit_analogues(self, X) -> None:
+        """The leaf of every training row in every tree of the final forest (int32, rows x
+        trees), for :meth:`analogues`; no columns when the model has no forest."""
+        forest = first_forest(self.estimator_)
+        if forest is None:
+            self.train_leaves_ = np.zeros((len(X), 0), dtype=np.int32)
+            return
+        Xt = np.asarray(self.estimator_[:-1].transform(X), dtype=np.float32)
+        self.train_leaves_ = forest.apply(Xt).astype(np.int32)
+
+    def analogues(self, X, k: int = 3) -> tuple[np.ndarray, np.ndarray]:
+        """-> (positions of the ``k`` training rows each prediction rests on most, their
+        weights), both (rows, k). Per tree, every training row in the row's leaf weighs
+        1 / (training rows in that leaf); averaged over the trees a row's weights sum to 1,
+        and for extra trees (no bootstrap) ``weights @ y_train`` is the trees' mean
+        prediction. Positions count the training rows in the order ``fit`` saw them. A model
+        saved without leaves (or without a forest) gives no columns."""
+        leaves_train = getattr(self, "train_leaves_", None)
+        forest = first_forest(self.estimator_)
+        usable = (
+            forest is not None
+            and isinstance(leaves_train, np.ndarray)
+            and leaves_train.ndim == 2
+            and leaves_train.shape[1] == len(forest.estimators_)
+        )
+        if not usable:  # an older model, no forest, or leaves that do not fit the forest
+            return np.zeros((len(X), 0), dtype=int), np.zeros((len(X), 0))
+        X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
+        leaves = forest.apply(np.asarray(self.estimator_[:-1].transform(X), dtype=np.float32))
+        weights = np.zeros((len(X), len(leaves_train)))
+        for t in range(leaves.shape[1]):
+            same = leaves[:, t, None] == leaves_train[None, :, t]
+            weights += same / same.sum(axis=1, keepdims=True)
+        weights /= leaves.shape[1]
+        top = np.argsort(-weights, axis=1, kind="stable")[:, :k]
+        return top, np.take_along_axis(weights, top, axis=1)
 
     def _fit_domain(self, X) -> None:
         self.domain_scaler_ = make_pipeline(

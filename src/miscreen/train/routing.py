@@ -120,6 +120,11 @@ def fit_models(
             "training_data_sha256": atomic_io.sha256_frame(labels[[S.TARGET]].reset_index()),
             "training_inputs": inputs or [],
             "metrics": cv,
+            # the rows a prediction can rest on (ConformalRegressor.analogues), in fit order
+            "training_table": [
+                [str(i), str(f), round(float(y), 3)]
+                for i, f, y in zip(labels.index, labels[S.FORMULA], labels[S.TARGET], strict=True)
+            ],
         }
         models[name] = TrainedModel(estimator, schema, meta)
         log.info("%s model: %d rows, CV MAE %.3f", name, len(labels), cv["cv_mae"])
