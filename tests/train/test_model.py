@@ -212,3 +212,19 @@ def test_analogues_are_the_training_rows_the_forest_rests_on():
     assert top.shape == (8, 3) and np.all(np.diff(top_w, axis=1) <= 0)
     del model.train_leaves_
     assert model.analogues(fresh)[0].shape == (8, 0)
+
+
+def test_rests_on_names_training_rows_and_ignores_a_malformed_table():
+    import pandas as pd
+
+    from miscreen.screen.predict import rests_on
+
+    X, y = _data(60)
+    model = ConformalRegressor(make_regressor("extra_trees", 20), n_folds=3).fit(X, y)
+    table = [[f"r{i}", f"Li{i}X", float(v)] for i, v in enumerate(y)]
+    trained = TrainedModel(model, feature_schema("composition"), {"training_table": table})
+    frame = pd.DataFrame(X[:2])
+    text = rests_on(trained, frame)
+    assert all(t.count("%") == 3 and "(r" in t for t in text)
+    trained.meta["training_table"] = [["r0", "LiX", "not a number"]]
+    assert rests_on(trained, frame) == ["", ""]

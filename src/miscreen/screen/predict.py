@@ -40,8 +40,13 @@ def rests_on(model: TrainedModel, features: pd.DataFrame, k: int = 3) -> list[st
     "formula (id, log10 sigma) weight" (:meth:`ConformalRegressor.analogues`); '' for a model
     saved without them."""
     table = model.meta.get("training_table") or []
+    well_formed = isinstance(table, list) and all(
+        isinstance(t, list) and len(t) == 3 and isinstance(t[2], int | float) for t in table
+    )
+    if not table or not well_formed:  # an older model.json, or one edited by hand
+        return [""] * len(features)
     positions, weights = model.estimator.analogues(features.to_numpy(dtype=float), k)
-    if not table or not positions.shape[1]:
+    if not positions.shape[1]:
         return [""] * len(features)
     return [
         ", ".join(
