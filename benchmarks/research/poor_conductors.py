@@ -61,6 +61,10 @@ from sklearn.pipeline import Pipeline, make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from miscreen import schema as S  # noqa: E402
+from miscreen.screen.criteria import li_fraction  # noqa: E402
+from miscreen.train.estimators import leaf_weights as estimator_leaf_weights  # noqa: E402
+
 OUT = REPO / "results" / "bench" / "poor_conductors.json"
 MODELS = REPO / "models" / "default"
 RANKED = REPO / "results" / "default" / "candidates.parquet"
@@ -68,14 +72,9 @@ RANKED = REPO / "results" / "default" / "candidates.parquet"
 # the best of them, is about 1e-7 S/cm; Li2S about 1e-13..1e-9, Li2O about 1e-12). Only
 # looked up after a variant has ranked the candidates; never used to fit or choose.
 POOR_BINARIES = ("Li2O", "Li2S", "Li2Se", "Li2Te", "LiF", "LiCl", "LiBr", "LiI", "LiH")
-FAST_LOG10 = -4.0  # the P(fast) threshold the issue asks for: sigma >= 1e-4 S/cm
+FAST_LOG10 = S.FAST_LOG10_SIGMA  # the P(fast) threshold the issue asks for: 1e-4 S/cm
 LI_RICH = 0.5  # Li atomic fraction of a "Li-rich" training row
 TOP = 30
-
-
-def li_fraction(composition: str) -> float:
-    """Atomic fraction of Li in a formula."""
-    return float(Composition(composition).get_atomic_fraction("Li"))
 
 
 def n_elements(composition: str) -> int:
@@ -86,15 +85,12 @@ def n_elements(composition: str) -> int:
 def leaf_weights(forest, X_train: np.ndarray, X_query: np.ndarray) -> np.ndarray:
     """(n_query, n_train) weights of the training rows behind each query's forest prediction:
     per tree, every training row in the query's leaf gets 1 / (rows in that leaf); averaged
-    over the trees. A row of weights sums to 1, and for a forest fitted without bootstrap
-    (extra trees) ``weights @ y_train`` is the mean of the trees' predictions."""
-    leaves_train = forest.apply(np.asarray(X_train, dtype=np.float32))
-    leaves_query = forest.apply(np.asarray(X_query, dtype=np.float32))
-    weights = np.zeros((len(leaves_query), len(leaves_train)))
-    for t in range(leaves_train.shape[1]):
-        same = leaves_query[:, t][:, None] == leaves_train[:, t][None, :]
-        weights += same / same.sum(axis=1, keepdims=True)
-    return weights / leaves_train.shape[1]
+    over the trees (``miscreen.train.estimators.leaf_weights``, which the main job's
+    ``rests_on`` uses)."""
+    return estimator_leaf_weights(
+        forest.apply(np.asarray(X_train, dtype=np.float32)),
+        forest.apply(np.asarray(X_query, dtype=np.float32)),
+    )
 
 
 def p_fast(pred: np.ndarray, half_width: np.ndarray, level: float, threshold: float) -> np.ndarray:
@@ -123,7 +119,6 @@ def training_labels(data) -> np.ndarray:
 
 def load_candidates(cache_dir: Path, ranked: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     """Full-preset features of the run's eligible candidates (cached on disk by the engine)."""
-    from miscreen import schema as S
     from miscreen.config import load_config
     from miscreen.featurize import FeatureOptions, featurize_records
     from miscreen.fetch.sources import load_candidates as load_pool
@@ -317,7 +312,6 @@ def evidence(data, Xc: pd.DataFrame, ranked: pd.DataFrame) -> dict:
 def bvse_check(ranked: pd.DataFrame, top: int = 60) -> dict:
     """BVSE 3-D barriers (the physics check the issue adds to the main job) of the top
     ``top`` eligible rows and the poor binaries: does the barrier set the binaries apart?"""
-    from miscreen import schema as S
     from miscreen.config import load_config
     from miscreen.fetch.sources import load_candidates as load_pool
     from miscreen.verify.bvse import barrier_table

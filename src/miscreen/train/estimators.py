@@ -151,6 +151,19 @@ def first_forest(pipeline: Pipeline) -> ExtraTreesRegressor | RandomForestRegres
     return forests[0] if forests else None
 
 
+def leaf_weights(leaves_train: np.ndarray, leaves_query: np.ndarray) -> np.ndarray:
+    """(queries, training rows) weights of the training rows behind each query's forest
+    prediction, from their leaves (``forest.apply``, rows x trees): per tree, every training
+    row in the query's leaf gets 1 / (rows in that leaf); averaged over the trees. A row of
+    weights sums to 1, and for a forest without bootstrap (extra trees) ``weights @ y_train``
+    is the mean of the trees' predictions."""
+    weights = np.zeros((len(leaves_query), len(leaves_train)))
+    for t in range(leaves_query.shape[1]):
+        same = leaves_query[:, t, None] == leaves_train[None, :, t]
+        weights += same / same.sum(axis=1, keepdims=True)
+    return weights / leaves_query.shape[1]
+
+
 def _fit_fold(base, X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray) -> tuple:
     """A clone of ``base`` fitted on the ``train`` rows -> (it, its predictions and tree
     spread on the ``test`` rows); one BLAS/OpenMP thread, wherever it runs."""
@@ -245,11 +258,7 @@ class ConformalRegressor(RegressorMixin, BaseEstimator):
             return np.zeros((len(X), 0), dtype=int), np.zeros((len(X), 0))
         X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
         leaves = forest.apply(np.asarray(self.estimator_[:-1].transform(X), dtype=np.float32))
-        weights = np.zeros((len(X), len(leaves_train)))
-        for t in range(leaves.shape[1]):
-            same = leaves[:, t, None] == leaves_train[None, :, t]
-            weights += same / same.sum(axis=1, keepdims=True)
-        weights /= leaves.shape[1]
+        weights = leaf_weights(leaves_train, leaves)
         top = np.argsort(-weights, axis=1, kind="stable")[:, :k]
         return top, np.take_along_axis(weights, top, axis=1)
 
