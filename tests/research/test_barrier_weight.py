@@ -3,9 +3,6 @@ chooses 0 when the barrier carries no signal, and scores censored rows at their 
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
 from types import ModuleType
 
 import numpy as np
@@ -13,6 +10,7 @@ import pandas as pd
 import pytest
 
 from miscreen import schema as S
+from tests.research import import_benchmark
 
 N = 300
 OTHER = ("B", "Al", "Si", "P", "S", "Ti", "Zr", "La", "Ge", "Nb")
@@ -21,13 +19,7 @@ OTHER = ("B", "Al", "Si", "P", "S", "Ti", "Zr", "La", "Ge", "Nb")
 @pytest.fixture(scope="module")
 def study() -> ModuleType:
     """``benchmarks/barrier_weight.py``, imported without keeping its environment changes."""
-    environ, path = dict(os.environ), list(sys.path)
-    try:
-        return importlib.import_module("benchmarks.barrier_weight")
-    finally:
-        os.environ.clear()
-        os.environ.update(environ)
-        sys.path[:] = path
+    return import_benchmark("barrier_weight")
 
 
 def _rows(seed: int) -> tuple[pd.DataFrame, np.ndarray]:

@@ -3,9 +3,6 @@ never reads a file written under the kinds' earlier names."""
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
 from types import ModuleType
 
 import numpy as np
@@ -13,18 +10,13 @@ import pytest
 
 from miscreen.featurize import PRESETS
 from miscreen.train.routing import CELL_MODEL, COMPOSITION_MODEL, STRUCTURE_MODEL
+from tests.research import import_benchmark
 
 
 @pytest.fixture(scope="module")
 def research() -> ModuleType:
     """``benchmarks/model_research.py``, imported without keeping its environment changes."""
-    environ, path = dict(os.environ), list(sys.path)
-    try:
-        return importlib.import_module("benchmarks.model_research")
-    finally:
-        os.environ.clear()
-        os.environ.update(environ)
-        sys.path[:] = path
+    return import_benchmark("model_research")
 
 
 def test_kinds_are_the_model_names_with_their_presets(research: ModuleType) -> None:
