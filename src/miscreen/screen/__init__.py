@@ -122,9 +122,9 @@ def band_gap_reason(row: Mapping, minimum: float, min_p: float) -> str:
     if not math.isfinite(gap):
         return ""
     method = row.get(S.BAND_GAP_METHOD) or "source"
+    p = float(p_gap_at_least(gap, sd, minimum))
     if not math.isfinite(sd) or sd <= 0:
-        return f"band_gap {gap:.2f} < {minimum} eV ({method})" if gap < minimum else ""
-    p = float(norm.sf(minimum, loc=gap, scale=sd))
+        return f"band_gap {gap:.2f} < {minimum} eV ({method})" if p == 0 else ""
     if p >= min_p:
         return ""
     return (
@@ -132,17 +132,25 @@ def band_gap_reason(row: Mapping, minimum: float, min_p: float) -> str:
     )
 
 
-def p_band_gap(frame: pd.DataFrame, minimum: float) -> pd.Series:
-    """Per row, the probability that the band gap is at least ``minimum`` eV: 1 or 0 for a
-    source value (sd 0), a normal with the estimate's sd otherwise, 1 where no gap is known
-    at all (no information; the row's ``why`` says so)."""
-    gap = pd.to_numeric(frame.get(S.BAND_GAP, np.nan), errors="coerce")
-    gap = pd.Series(gap, index=frame.index, dtype=float)
-    sd = pd.to_numeric(frame.get(S.BAND_GAP_SD, 0.0), errors="coerce")
-    sd = pd.Series(sd, index=frame.index, dtype=float).fillna(0.0)
-    estimated = norm.sf(minimum, loc=gap, scale=sd.where(sd > 0, 1.0))
+def p_gap_at_least(gap: object, sd: object, minimum: float) -> np.ndarray:
+    """The probability that a band gap is at least ``minimum`` eV (arrays or scalars): 1 or
+    0 for a source value (sd 0 or missing), a normal with the estimate's sd otherwise; NaN
+    where there is no gap."""
+    gap = np.asarray(gap, dtype=float)
+    sd = np.nan_to_num(np.asarray(sd, dtype=float))
+    estimated = norm.sf(minimum, loc=gap, scale=np.where(sd > 0, sd, 1.0))
     p = np.where(sd > 0, estimated, (gap >= minimum).astype(float))
-    return pd.Series(np.where(gap.notna(), p, 1.0), index=frame.index)
+    return np.where(np.isfinite(gap), p, np.nan)
+
+
+def p_band_gap(frame: pd.DataFrame, minimum: float) -> pd.Series:
+    """Per row, :func:`p_gap_at_least` of its ``band_gap`` and ``band_gap_sd``; 1 where no
+    gap is known at all (no information; the row's ``why`` says so)."""
+    missing = pd.Series(np.nan, index=frame.index)
+    gap = pd.to_numeric(frame.get(S.BAND_GAP, missing), errors="coerce")
+    sd = pd.to_numeric(frame.get(S.BAND_GAP_SD, missing), errors="coerce")
+    p = p_gap_at_least(gap.to_numpy(float), sd.to_numpy(float), minimum)
+    return pd.Series(np.nan_to_num(p, nan=1.0), index=frame.index)
 
 
 VOLUME_TOL = 0.02  # relative, per atom

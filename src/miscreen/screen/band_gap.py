@@ -39,6 +39,7 @@ from sklearn.model_selection import GroupKFold
 from miscreen import schema as S
 from miscreen.featurize import FeatureOptions, featurize_records
 from miscreen.fetch.reference_rows import VOLUME_PER_ATOM
+from miscreen.screen import p_gap_at_least
 from miscreen.train.splits import chemsys_groups
 
 REFRACTIVE_INDEX = S.REFRACTIVE_INDEX
@@ -301,10 +302,7 @@ def estimate_gaps(
 def p_band_gap_above(gaps: pd.DataFrame, threshold: float) -> pd.Series:
     """The probability that each row's gap is ≥ ``threshold`` eV: from a normal with the row's
     estimate and sd; 1 or 0 for a source value (sd 0); NaN where there is no gap."""
-    gap = gaps[S.BAND_GAP].astype(float).to_numpy()
-    sd = gaps[S.BAND_GAP_SD].astype(float).to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = np.where(sd > 0, norm.sf(threshold, loc=gap, scale=np.where(sd > 0, sd, 1.0)), 0.0)
-    p = np.where(sd > 0, p, (gap >= threshold).astype(float))
-    p = np.where(np.isfinite(gap), p, np.nan)
+    p = p_gap_at_least(
+        gaps[S.BAND_GAP].to_numpy(float), gaps[S.BAND_GAP_SD].to_numpy(float), threshold
+    )
     return pd.Series(p, index=gaps.index, name=f"p_band_gap_above_{threshold:g}")
