@@ -78,6 +78,7 @@ class References:
         self.ids = self.table[S.ID].astype(str).tolist()
         self._structures: dict[int, Structure | None] = {}
         self._elemental: dict[str, int] | None = None
+        self._anchors: dict[str, list[int]] = {}
 
     def structure(self, i: int) -> Structure | None:
         if i not in self._structures:
@@ -113,6 +114,24 @@ class References:
                     best[el] = i
             self._elemental = best
         return self._elemental
+
+    def binary_anchors(self, element: str) -> list[int]:
+        """Rows of binary compounds of ``element`` with a DFT formation energy whose other
+        element has an elemental phase (ordered hull phases only), closest to the DFT hull
+        then fewest atoms first; found once per element."""
+        if element not in self._anchors:
+            elemental = self.elemental_phases()
+            rows = [
+                i
+                for i, els in enumerate(self.elements)
+                if len(els) == 2 and element in els and next(iter(els - {element})) in elemental
+                and np.isfinite(self.value(i, FORMATION_ENERGY)) and self.on_hull(i)
+                and (s := self.structure(i)) is not None and s.is_ordered
+            ]  # fmt: skip
+            e_hull = {i: np.nan_to_num(self.value(i, S.E_HULL), nan=1.0) for i in rows}
+            rows.sort(key=lambda i: (e_hull[i], len(self.structure(i))))  # type: ignore[arg-type]
+            self._anchors[element] = rows
+        return self._anchors[element]
 
     def value(self, i: int, column: str) -> float:
         return S.as_float(self.table.at[i, column]) if column in self.table else float("nan")
@@ -217,17 +236,7 @@ def anchored_elemental_energies(
     elemental = refs.elemental_phases()
     out: dict[str, tuple[float, list[str]]] = {}
     for el in sorted(missing):
-        anchors = [
-            i
-            for i, els in enumerate(refs.elements)
-            if len(els) == 2 and el in els and next(iter(els - {el})) in elemental
-            and refs.ids[i] not in skip and np.isfinite(refs.value(i, FORMATION_ENERGY))
-            and refs.on_hull(i) and (s := refs.structure(i)) is not None and s.is_ordered
-        ]  # fmt: skip
-        anchors.sort(
-            key=lambda i: (np.nan_to_num(refs.value(i, S.E_HULL), nan=1.0), len(refs.structure(i)))
-        )  # type: ignore[arg-type]
-        anchors = anchors[:ANCHORS]
+        anchors = [i for i in refs.binary_anchors(el) if refs.ids[i] not in skip][:ANCHORS]
         if not anchors:
             continue
         partners = {next(iter(refs.elements[i] - {el})) for i in anchors}
