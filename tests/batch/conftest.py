@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pandas as pd
 import pytest
 
 from miscreen.config import Config, load_config
+from tests.batch.slurm_cluster import SlurmCluster, require_slurm, slurm_cluster
 from tests.conftest import SHARED
 
 CONFIG = """
@@ -122,3 +124,17 @@ def batch_run(tmp_path_factory: pytest.TempPathFactory) -> BatchRun:
     result = CliRunner().invoke(app, ["run", str(run.config("reference"))])
     assert result.exit_code == 0, result.output + repr(result.exception)
     return run
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+    """A real single-node SLURM cluster (``tests/batch/slurm_cluster.py``) that the client
+    commands, ``miscreen`` and the jobs reach through ``SLURM_CONF``; skipped when SLURM is
+    not installed (a failure with ``MISCREEN_REQUIRE_SLURM=1``)."""
+    require_slurm()
+    with (
+        slurm_cluster(tmp_path_factory.mktemp("slurm")) as cluster,
+        pytest.MonkeyPatch.context() as mp,
+    ):
+        mp.setenv("SLURM_CONF", str(cluster.conf))
+        yield cluster

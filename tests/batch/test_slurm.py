@@ -1,11 +1,11 @@
-"""``miscreen slurm submit``: the job-array and merge scripts carry the configured
-resources, run for real under SLURM's array variables, and are chained with afterok."""
+"""``miscreen slurm submit`` without a cluster: the job-array and merge scripts carry the
+configured resources, and what is refused before ``sbatch`` is called. The scripts running
+as a real array and merge are tested on a real cluster (``test_slurm_cluster.py``)."""
 
 from __future__ import annotations
 
 import os
 import stat
-import subprocess
 
 from typer.testing import CliRunner
 
@@ -60,35 +60,6 @@ def test_submit_without_sbatch_says_so(batch_run, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     result = runner.invoke(app, ["slurm", "submit", str(slurm_config(batch_run, "slurm-no"))])
     assert result.exit_code == 1 and "sbatch is not on PATH" in result.output
-
-
-def test_scripts_run_as_an_array_and_merge_after_it(batch_run, tmp_path, monkeypatch):
-    """A recording ``sbatch`` (SLURM itself is not available here) takes the submissions;
-    the scripts it received then run under the array variables SLURM would set."""
-    log = tmp_path / "sbatch.log"
-    fake = tmp_path / "bin" / "sbatch"
-    fake.parent.mkdir()
-    fake.write_text(f'#!/bin/bash\necho "$@" >> {log}\necho $((1000 + $(wc -l < {log})))\n')
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
-    config = slurm_config(batch_run, "slurm-run")
-    result = runner.invoke(app, ["slurm", "submit", str(config), "--shards", "1"])
-    assert result.exit_code == 0, result.output
-    assert "submitted job array 1001 and merge job 1002 (afterok:1001)" in result.output
-    calls = log.read_text().splitlines()
-    assert calls[0].startswith("--parsable") and calls[0].endswith("screen-array.sh")
-    assert "--dependency=afterok:1001" in calls[1] and calls[1].endswith("merge.sh")
-    folder = batch_run.root / "results" / "slurm-run" / "batch" / "slurm"
-    array, merge = folder / "screen-array.sh", folder / "merge.sh"
-    body = array.read_text().replace("module load python/3.11", "true")
-    assert "#SBATCH --array=0-0%2" in body and "--shards 1" in merge.read_text()
-    env = {**os.environ, "SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "1"}
-    task = subprocess.run(["bash", "-c", body], env=env, check=True, capture_output=True, text=True)
-    assert "shard 0/1 finished" in task.stdout
-    merged = merge.read_text().replace("module load python/3.11", "true")
-    subprocess.run(["bash", "-c", merged], check=True, capture_output=True)
-    got = batch_run.root / "results" / "slurm-run" / "batch" / "candidates.csv"
-    assert got.read_bytes() == (batch_run.reference / "candidates.csv").read_bytes()
 
 
 def recording_sbatch(tmp_path, monkeypatch):

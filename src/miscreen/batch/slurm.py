@@ -2,8 +2,9 @@
 for every job array of a run and the job that waits for it.
 
 Screening (:func:`screening_job`): array task ``i`` of ``N`` runs ``miscreen screen CONFIG``
-(the shard comes from ``SLURM_ARRAY_TASK_ID``/``SLURM_ARRAY_TASK_COUNT``); a merge job waits
-for the whole array (``--dependency=afterok``) and ranks every shard's predictions together.
+(the shard comes from ``SLURM_ARRAY_TASK_ID``/``SLURM_ARRAY_TASK_COUNT``); a merge job runs
+once every task ended (``--dependency=afterany``) and ranks every shard's predictions
+together, or, when a task failed or was cancelled, fails naming the shards still missing.
 ``verify md --slurm`` builds its own :class:`ArrayJob` (one task per candidate and
 temperature, then the analysis) in :mod:`miscreen.pipeline.verification`.
 """
@@ -199,10 +200,11 @@ def sbatch(script: Path, *options: str) -> str:
     return res.stdout.strip().split(";")[0]
 
 
-def submit(array_script: Path, then_script: Path, dependency: str = "afterok") -> tuple[str, str]:
-    """Submit the array, then the job that waits for it: ``afterok`` runs it once every
-    array task succeeded (and cancels it when one failed), ``afterany`` once every task
-    ended, however."""
+def submit(array_script: Path, then_script: Path, dependency: str = "afterany") -> tuple[str, str]:
+    """Submit the array, then the job that waits for it: ``afterany`` runs it once every
+    array task ended, however (the merge then names the shards a failed or cancelled task
+    left missing, and the MD analysis lists unfinished tasks); ``afterok`` runs it once every
+    task succeeded and cancels it, silently, when one did not."""
     array_id = sbatch(array_script)
     then_id = sbatch(
         then_script, f"--dependency={dependency}:{array_id}", "--kill-on-invalid-dep=yes"

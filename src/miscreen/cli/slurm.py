@@ -41,4 +41,4 @@ def submit(
         )
         typer.echo(f"wrote {array} and {merge}")
         array_id, merge_id = slurm.submit(array, merge)
-    typer.echo(f"submitted job array {array_id} and merge job {merge_id} (afterok:{array_id})")
+    typer.echo(f"submitted job array {array_id} and merge job {merge_id} (afterany:{array_id})")
