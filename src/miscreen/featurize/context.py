@@ -16,12 +16,15 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 import numpy as np
-from pymatgen.core import Element, Species, Structure
+from pymatgen.core import Composition, Element, Species, Structure
+from pymatgen.core.units import Length, Mass
 
 from miscreen.featurize.oxidation import Oxidation, guess
 
 CUTOFF = 6.0  # Angstrom: one neighbour list per structure serves every featurizer
 SPLIT_FACTOR = 0.6
+_AMU_IN_G = float(Mass(1.0, "amu").to("g"))  # pymatgen's conversion factors
+_CUBIC_ANGSTROM_IN_CM3 = float(Length(1, "ang").to("cm") ** 3)
 
 
 @dataclass
@@ -88,8 +91,8 @@ def build_context(structure: Structure, cutoff: float = CUTOFF) -> StructureCont
     elements, occ, given = _occupancies(structure)
     if occ.sum() <= 0:
         raise ValueError("structure has no atoms (all sites vacant or dummy species)")
-    composition = structure.composition.element_composition
-    oxidation = guess(composition, given)
+    species = structure.composition  # built from the sites on every access: once here
+    oxidation = guess(species.element_composition, given)
     cart = structure.cart_coords
     center, neighbor, images, dist = structure.get_neighbor_list(cutoff)
     vec = cart[neighbor] + images @ structure.lattice.matrix - cart[center]
@@ -100,13 +103,20 @@ def build_context(structure: Structure, cutoff: float = CUTOFF) -> StructureCont
         occ=occ,
         cart=cart,
         volume=float(structure.volume),
-        density=float(structure.density),
+        density=density(species, float(structure.volume)),
         oxidation=oxidation,
         center=center[keep].astype(np.int64),
         neighbor=neighbor[keep].astype(np.int64),
         dist=dist[keep],
         vec=vec[keep],
     )
+
+
+def density(composition: Composition, volume: float) -> float:
+    """Density in g/cm^3, the same float as pymatgen's ``Structure.density`` (the same sum
+    and conversion factors), without its unit arithmetic (a tenth of the cost)."""
+    weight = sum(amount * float(el.atomic_mass) for el, amount in composition.items())
+    return weight * _AMU_IN_G / (volume * _CUBIC_ANGSTROM_IN_CM3)
 
 
 def _occupancies(structure: Structure) -> tuple[tuple[str, ...], np.ndarray, dict[str, float]]:

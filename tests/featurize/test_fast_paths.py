@@ -1,0 +1,106 @@
+"""The fast paths give the library's exact floats: Magpie statistics (matminer), the
+oxidation-state guess (pymatgen), the density (pymatgen), on real compositions and
+structures; and a preset without structure groups never builds the neighbour list."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from itertools import islice
+
+import numpy as np
+import pandas as pd
+import pytest
+from pymatgen.core import Composition
+
+from miscreen import schema as S
+from miscreen.featurize import composition, featurize_table
+from miscreen.featurize.context import density
+from miscreen.featurize.oxidation import MAX_GUESS_ATOMS, most_probable
+from miscreen.fetch.parsing import structure_from_json
+from tests.conftest import SHARED
+
+EDGE_CASES = (
+    "Li",  # one element
+    "HeLi",  # an element with no oxidation states
+    "Li0.33La0.56TiO3",  # fractional amounts
+    "LiNaKRbCsBeMgCaSrBaO11",  # 11 elements: numpy's pairwise sums unroll beyond 8
+    "Li7La3Zr2O12",
+    "Fe3O4",  # mixed valence
+    "Li2MnO3",
+)
+
+
+@pytest.fixture(scope="module")
+def compositions(obelix_all) -> list[Composition]:
+    """OBELiX's compositions, the first 300 of the mp-2018 snapshot, and edge cases."""
+    records, _ = obelix_all
+    out = [Composition(c) for c in records[S.COMPOSITION]]
+    with gzip.open(SHARED / "mp-2018" / "mp_2018_matminer.jsonl.gz", "rt") as fh:
+        for line in islice(fh, 300):
+            amounts: dict[str, float] = {}
+            for site in json.loads(line)["structure"]["sites"]:
+                for sp in site["species"]:
+                    amounts[sp["element"]] = amounts.get(sp["element"], 0.0) + sp["occu"]
+            out.append(Composition(amounts))
+    return out + [Composition(f) for f in EDGE_CASES]
+
+
+def same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=True))
+
+
+def test_magpie_is_matminers_element_property_to_the_bit(compositions) -> None:
+    from matminer.featurizers.composition import ElementProperty
+
+    reference = ElementProperty.from_preset("magpie", impute_nan=True)
+    differ = [
+        c.formula
+        for c in compositions
+        if not same(composition.magpie(c), np.asarray(reference.featurize(c), dtype=float))
+    ]
+    assert not differ, differ[:5]
+
+
+def test_most_probable_oxidation_states_are_pymatgens_first_guess(compositions) -> None:
+    checked = 0
+    for comp in compositions:
+        reduced = comp.reduced_composition
+        if reduced.num_atoms > MAX_GUESS_ATOMS or len(reduced) > 5:
+            continue  # outside the budget: pymatgen is not asked
+        try:
+            guesses = reduced.oxi_state_guesses(max_sites=-MAX_GUESS_ATOMS)
+        except ValueError:  # fractional amounts
+            guesses = ()
+        expected = dict(guesses[0]) if guesses else None
+        got = most_probable(reduced)
+        assert got == expected, reduced.formula
+        if got is not None:
+            assert list(got) == list(expected), reduced.formula  # same element order
+            assert all(type(got[k]) is type(expected[k]) for k in got)
+        checked += 1
+    assert checked > 250
+
+
+def test_density_is_pymatgens(obelix_all) -> None:
+    records, _ = obelix_all
+    texts = records[S.STRUCTURE].dropna()
+    assert len(texts) == 321
+    for text in texts:
+        structure = structure_from_json(text)
+        assert density(structure.composition, structure.volume) == structure.density
+
+
+def test_composition_preset_never_builds_the_structure_context(records, monkeypatch) -> None:
+    """Rows with a structure, a preset without structure groups: no neighbour list."""
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the structure context was built")
+
+    full = featurize_table(records, "full", jobs=1).features
+    monkeypatch.setattr("miscreen.featurize.base.build_context", refuse)
+    for preset in ("composition", "cell"):
+        res = featurize_table(records, preset, jobs=1)
+        assert res.failures.empty, res.failures.to_string()
+        shared = [c for c in res.features.columns if c in full.columns]
+        pd.testing.assert_frame_equal(res.features[shared], full[shared])
