@@ -104,3 +104,12 @@ def test_composition_preset_never_builds_the_structure_context(records, monkeypa
         assert res.failures.empty, res.failures.to_string()
         shared = [c for c in res.features.columns if c in full.columns]
         pd.testing.assert_frame_equal(res.features[shared], full[shared])
+
+
+def test_icsd_table_is_the_one_pymatgen_scores_with() -> None:
+    from miscreen.featurize.oxidation import _icsd_occurrence
+
+    Composition("LiF").oxi_state_guesses()  # pymatgen loads Composition.oxi_prob
+    ours, theirs = _icsd_occurrence(), Composition.oxi_prob
+    assert ours == theirs
+    assert all(type(ours[k]) is type(theirs[k]) for k in theirs)
