@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -201,8 +202,17 @@ def start_daemon(cluster: SlurmCluster, name: str, *args: str) -> None:
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True,  # Ctrl-C reaches the tests, which stop the daemons
+            preexec_fn=die_with_parent,
         )
+
+
+def die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the test process dies, even by SIGKILL, so no
+    daemon outlives a killed test run (Linux ``prctl(PR_SET_PDEATHSIG)``)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 
 def wait_for(what: str, ready, cluster: SlurmCluster, timeout: float = 30.0) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -115,28 +116,27 @@ def wait_for_checkpoint(parts: Path, timeout: float = 120.0) -> None:
 
 
 def test_a_cancelled_task_resumes_from_its_checkpoints_when_submitted_again(batch_run, slurm):
-    """scancel after the first chunk checkpoint: the shard is left unfinished, the merge
-    says so; ``slurm submit`` again resumes the shard (not redoing the chunks it kept) and
-    the merged table is the local run's, byte for byte."""
+    """scancel (the array and its merge) after the first chunk checkpoint: the shard is left
+    unfinished; ``slurm submit`` again resumes it (not redoing the chunks it kept) and the
+    merged table is the local run's, byte for byte."""
     config = slurm_config(batch_run, "slurm-cancel", shards=1, chunk=17)  # 11 chunks
     folder = run_folder(batch_run, "slurm-cancel")
     shard = folder / "shards" / "shard-0000-of-0001"
     array, merge = submit(config)
     wait_for_checkpoint(Path(f"{shard}.parts"))
-    slurm.run("scancel", array)
+    slurm.run("scancel", array, merge)
     jobs = slurm.wait(array, merge)
-    assert [j["JobState"] for j in jobs[array]] == ["CANCELLED"]
+    assert [j["JobState"] for j in jobs[array] + jobs[merge]] == ["CANCELLED", "CANCELLED"]
     assert not Path(f"{shard}.json").exists()  # really stopped part-way
-    kept = sorted(Path(f"{shard}.parts").glob("chunk-*.failures.parquet"))
-    assert kept
-    (merged,) = jobs[merge]
-    assert merged["JobState"] == "FAILED" and "missing 0" in log_of(folder, merged)
+    kept = len(list(Path(f"{shard}.parts").glob("chunk-*.failures.parquet")))
+    assert 1 <= kept < 11
 
     array, merge = submit(config)
     jobs = slurm.wait(array, merge)
     assert {j["JobState"] for j in jobs[array] + jobs[merge]} == {"COMPLETED"}
     log = log_of(folder, jobs[array][0])
-    assert "resumed from checkpoint" in log and "shard 0/1 finished" in log
+    assert "17/186 rows (resumed from checkpoint)" in log, log  # chunk 0 was not redone
+    assert "shard 0/1 finished" in log
     got = folder / "candidates.csv"
     assert got.read_bytes() == (batch_run.reference / "candidates.csv").read_bytes()
 
@@ -158,7 +158,7 @@ def test_dask_on_a_slurm_cluster_gives_the_local_run_bytes(batch_run, slurm, tmp
         "      walltime: '00:10:00'\n"
         f"      python: {sys.executable}\n"
         f"      log_directory: {tmp_path / 'dask-logs'}\n"
-        "      scheduler_options: {host: 127.0.0.1, dashboard_address: null}\n"
+        "      scheduler_options: {host: 127.0.0.1, dashboard_address: ':0'}\n"
     )
     config.write_text(config.read_text().replace("batch: {chunk_size: 20}\n", jobqueue))
     result = runner.invoke(app, ["screen", str(config)])
@@ -180,13 +180,14 @@ batch:
 
 
 def test_verify_md_runs_as_an_array_with_its_analysis(slurm, tmp_path, monkeypatch):
-    """``verify md --slurm`` on a 3-atom cell with a tiny protocol (two temperatures of 120
-    steps): one array task each, then the analysis job writes the tables."""
+    """``verify md --slurm`` on Li2O's 3-atom cell with a tiny protocol (two temperatures of
+    20 steps, the ``quick`` protocol's name): one array task each, then the analysis job
+    writes the tables."""
     from miscreen.config import load_config
     from miscreen.verify import md_protocol
-    from tests.verify.test_md import TINY
 
-    monkeypatch.setitem(md_protocol.PROTOCOLS, "quick", TINY)
+    tiny = md_protocol.MDProtocol("test", (900.0, 1000.0), 0.0, 0.04, save_every=2)
+    monkeypatch.setitem(md_protocol.PROTOCOLS, "quick", replace(tiny, checkpoint_every=10))
     path = tmp_path / "md.yaml"
     path.write_text(MD_CONFIG.format(root=tmp_path))
     result = runner.invoke(
@@ -200,5 +201,5 @@ def test_verify_md_runs_as_an_array_with_its_analysis(slurm, tmp_path, monkeypat
     assert {j["JobState"] for j in jobs[array] + jobs[analysis]} == {"COMPLETED"}, jobs
     cfg = load_config(path)
     for record in jobs[array]:
-        assert "step 120/120, finished" in Path(record["StdOut"]).read_text()
+        assert "step 20/20, finished" in Path(record["StdOut"]).read_text()
     assert cfg.run.md_summary.exists() and cfg.run.md_temperatures.exists()

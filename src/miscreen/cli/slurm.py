@@ -23,7 +23,9 @@ def submit(
     ] = False,
 ) -> None:
     """Write results/<run>/slurm/screen-array.sh and merge.sh, and submit them with sbatch
-    (after checking that the run's models are trained and load)."""
+    (after checking that the run's models are trained and load). The merge runs once every
+    task ended; if one failed or was cancelled it fails naming the missing shards, and
+    submitting again resumes them (finished shards are skipped)."""
     from miscreen.batch import slurm
 
     cfg = load_config_or_exit(config)
