@@ -4,6 +4,7 @@ Training: 150 OBELiX train rows (composition preset, 20 trees). Candidates: pyma
 examples, 120 Li structures of the mp-2018 snapshot (JSONL), a structure store of 60
 matbench-dielectric Li structures, and a CSV with bad rows and an id repeated from the JSONL.
 The reference is ``miscreen run``: train, then the unsharded screen, then the report.
+``slurm`` is a real single-node SLURM cluster (``slurm_cluster.py``) for the job-array tests.
 """
 
 from __future__ import annotations
