@@ -1,0 +1,74 @@
+"""The pretrained (CHGNet) featurizer: length, determinism, disorder mixing, the site cap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pymatgen.core import Composition, Lattice, Structure
+
+from miscreen.featurize import pretrained
+from miscreen.featurize.base import Entry
+from miscreen.featurize.pretrained import DIM, MAX_SITES, PretrainedFeaturizer, embed
+
+
+def rocksalt(anion: str | dict[str, float], cation: str | dict[str, float] = "Li") -> Structure:
+    """Conventional rock-salt cell (8 sites) with the given species on each sublattice."""
+    return Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(5.3), [cation, anion], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
+
+
+def entry(structure: Structure) -> Entry:
+    return Entry(structure.composition, structure.to_json())
+
+
+def test_vector_has_the_documented_length_and_labels():
+    f = PretrainedFeaturizer()
+    values = f.featurize(entry(rocksalt("Cl")))
+    assert len(values) == len(f.feature_labels()) == 2 * DIM == 128
+    assert f.feature_labels()[0] == "chgnet:site_00"
+    assert f.feature_labels()[DIM] == "chgnet:li_00"
+    assert np.isfinite(values).all()
+
+
+def test_vector_is_deterministic_and_the_same_batched_or_alone():
+    a, b = rocksalt("Cl"), rocksalt("Br")
+    first = embed([a, b])
+    assert np.array_equal(first, embed([a, b]))
+    np.testing.assert_allclose(embed([b])[0], first[1], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(first[0], first[1])  # the anion changes the vector
+
+
+def test_half_occupied_site_starts_as_the_mean_of_its_elements():
+    occ = pretrained.occupancies(rocksalt({"Cl": 0.5, "Br": 0.5}))
+    cl = pretrained.site_inputs(pretrained.occupancies(rocksalt("Cl")))
+    br = pretrained.site_inputs(pretrained.occupancies(rocksalt("Br")))
+    np.testing.assert_allclose(pretrained.site_inputs(occ), (cl + br) / 2, atol=1e-12)
+
+
+def test_fifty_fifty_site_sits_between_the_two_ordered_ones():
+    cl, mixed, br = embed([rocksalt("Cl"), rocksalt({"Cl": 0.5, "Br": 0.5}), rocksalt("Br")])
+    apart = np.linalg.norm(cl - br)
+    assert np.linalg.norm(mixed - cl) < apart and np.linalg.norm(mixed - br) < apart
+    # nearer the midpoint than either end
+    mid = np.linalg.norm(mixed - (cl + br) / 2)
+    assert mid < min(np.linalg.norm(mixed - cl), np.linalg.norm(mixed - br))
+
+
+def test_li_half_weights_sites_by_their_li_and_is_nan_without_li():
+    no_li = embed([rocksalt("Cl", cation="Na")])[0]
+    assert np.isfinite(no_li[:DIM]).all() and np.isnan(no_li[DIM:]).all()
+    half_li = embed([rocksalt("Cl", cation={"Li": 0.5, "Na": 0.5})])[0]
+    assert np.isfinite(half_li).all()
+
+
+def test_structure_over_the_site_cap_fails_clearly():
+    big = rocksalt("Cl") * (4, 4, 4)  # 512 sites
+    assert len(big) > MAX_SITES
+    with pytest.raises(ValueError, match=f"512 sites is over .* cap of {MAX_SITES}"):
+        embed([big])
+
+
+def test_featurizer_refuses_an_entry_without_structure():
+    with pytest.raises(ValueError, match="needs a structure"):
+        PretrainedFeaturizer().featurize(Entry(Composition("LiCl")))
