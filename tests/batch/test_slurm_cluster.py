@@ -91,7 +91,8 @@ def test_array_and_merge_give_the_local_run_bytes(batch_run, slurm):
 
 def test_a_failed_task_fails_the_merge_naming_its_shard(batch_run, slurm):
     """Array task 1 dies (exit 3) before it screens: the merge still runs (``afterany``: it
-    never waits forever), refuses to merge the one shard there is, and says which is missing."""
+    never waits forever), refuses to merge the one shard there is, and names the task, its
+    log and how to resume it."""
     setup = '["[ \\"${SLURM_ARRAY_TASK_ID:-}\\" != 1 ] || exit 3"]'
     config = slurm_config(batch_run, "slurm-fail", shards=2, setup=setup)
     array, merge = submit(config)
@@ -102,9 +103,11 @@ def test_a_failed_task_fails_the_merge_naming_its_shard(batch_run, slurm):
     (merged,) = jobs[merge]
     assert merged["JobState"] == "FAILED", merged
     folder = run_folder(batch_run, "slurm-fail")
-    assert "cannot merge" in log_of(folder, merged) and "2 shards: missing 1." in log_of(
-        folder, merged
-    )
+    message = " ".join(log_of(folder, merged).split())
+    assert f"job array {array}: task(s) 1 ended without finishing their shards" in message
+    assert f"(log: {tasks['1']['StdOut']})" in message
+    assert f"`miscreen slurm submit {config}` again resumes them" in message
+    assert "2 shards: missing 1." in message
     assert not (folder / "candidates.csv").exists()  # no merge of partial shards
 
 

@@ -4,20 +4,27 @@ for every job array of a run and the job that waits for it.
 Screening (:func:`screening_job`): array task ``i`` of ``N`` runs ``miscreen screen CONFIG``
 (the shard comes from ``SLURM_ARRAY_TASK_ID``/``SLURM_ARRAY_TASK_COUNT``); a merge job runs
 once every task ended (``--dependency=afterany``) and ranks every shard's predictions
-together, or, when a task failed or was cancelled, fails naming the shards still missing.
+together (:func:`merge_array`), or, when a task failed or was cancelled, fails naming the
+task, its log and how to resume it.
 ``verify md --slurm`` builds its own :class:`ArrayJob` (one task per candidate and
 temperature, then the analysis) in :mod:`miscreen.pipeline.verification`.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
+from miscreen.batch.run import ShardError, merge_shards
 from miscreen.config import Config, SlurmConfig
 from miscreen.errors import UserError
 
@@ -139,7 +146,7 @@ def screening_job(cfg: Config, config_path: Path, shards: int | None = None) -> 
         name=cfg.run_name,
         tasks=n,
         command=f"{miscreen_command()} screen {config}",
-        then=f"{miscreen_command()} merge {config} --shards {n}",
+        then=f"{miscreen_command()} slurm merge {config} --shards {n}",
         then_name="merge",
         log="screen",
         then_log="merge",
@@ -210,3 +217,34 @@ def submit(array_script: Path, then_script: Path, dependency: str = "afterany") 
         then_script, f"--dependency={dependency}:{array_id}", "--kill-on-invalid-dep=yes"
     )
     return array_id, then_id
+
+
+class UnfinishedTasks(UserError, RuntimeError):
+    """Array tasks ended without finishing their shards; names them, their logs and how to
+    resume them."""
+
+
+def dependency_job(env: Mapping[str, str] = os.environ) -> str | None:
+    """The job this job waited for (``SLURM_JOB_DEPENDENCY``, e.g. ``afterany:123``)."""
+    found = re.search(r":(\d+)", env.get("SLURM_JOB_DEPENDENCY", ""))
+    return found.group(1) if found else None
+
+
+def merge_array(cfg: Config, config_path: Path, shards: int) -> pd.DataFrame:
+    """What the merge job runs: rank the ``shards`` shards together (``miscreen merge``).
+    Shards the array left unfinished (a task failed, was cancelled or timed out) are an
+    :class:`UnfinishedTasks` error naming the tasks (task i screens shard i) and their logs."""
+    try:
+        return merge_shards(cfg, shards)
+    except ShardError as exc:
+        missing = [i for i in range(shards) if not cfg.run.shard(i, shards).done.exists()]
+        if not missing:
+            raise
+        array = dependency_job() or "*"
+        logs = [str(cfg.run.slurm.resolve() / f"screen-{array}_{i}.out") for i in missing]
+        raise UnfinishedTasks(
+            f"job array {array}: task(s) {', '.join(map(str, missing[:10]))}"
+            f"{' ...' if len(missing) > 10 else ''} ended without finishing their shards "
+            f"(log: {logs[0]}{' ...' if len(logs) > 1 else ''}); `miscreen slurm submit "
+            f"{config_path}` again resumes them (finished shards are skipped). {exc}"
+        ) from None

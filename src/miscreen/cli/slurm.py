@@ -1,4 +1,5 @@
-"""``miscreen slurm submit``: a job array of screening shards plus a dependent merge job."""
+"""``miscreen slurm submit``: a job array of screening shards plus a dependent merge job
+(``miscreen slurm merge``, what that job runs)."""
 
 from __future__ import annotations
 
@@ -44,3 +45,20 @@ def submit(
         typer.echo(f"wrote {array} and {merge}")
         array_id, merge_id = slurm.submit(array, merge)
     typer.echo(f"submitted job array {array_id} and merge job {merge_id} (afterany:{array_id})")
+
+
+@app.command("merge")
+def merge(
+    ctx: typer.Context,
+    config: ConfigArg,
+    shards: Annotated[int, typer.Option(min=1, help="Array size N (one shard per task).")],
+) -> None:
+    """What the merge job runs: `miscreen merge CONFIG --shards N`; shards a failed or
+    cancelled task left unfinished are an error naming the task, its log and how to resume."""
+    from miscreen.batch import slurm
+    from miscreen.pipeline.screening import ranked_count
+
+    cfg = load_config_or_exit(config)
+    with cli_errors(ctx):
+        ranked = slurm.merge_array(cfg, config, shards)
+    typer.echo(ranked_count(ranked))
