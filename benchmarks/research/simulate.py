@@ -18,6 +18,7 @@ from scipy.stats import spearmanr
 
 from miscreen.suggest.acquisition import KAPPA, MODEL_FREE, get_acquisition, ranking, score
 from miscreen.suggest.campaign import CampaignRound
+from miscreen.suggest.prior import cold_start
 from miscreen.suggest.selection import select_diverse
 from miscreen.train.estimators import make_regressor, per_tree_predictions
 
@@ -101,6 +102,7 @@ def simulate_campaign(
     n_estimators: int = 50,
     kappa: float = KAPPA,
     ids: Sequence[object] | None = None,
+    prior: np.ndarray | None = None,
 ) -> SimulationResult:
     """Run one campaign on (``X``, ``y``) with the labels revealed batch by batch.
 
@@ -126,6 +128,10 @@ def simulate_campaign(
     for t in targets:
         if len(t.mask) != n:
             raise ValueError(f"target {t.name!r} mask has {len(t.mask)} entries for {n} rows")
+    if prior is not None:
+        prior = np.asarray(prior, dtype=float)
+        if prior.shape != (n,) or not np.isfinite(prior).all():
+            raise ValueError(f"prior must hold one finite score per row, got shape {prior.shape}")
     names = [str(i) for i in ids] if ids is not None else [str(i) for i in range(n)]
     limit = n if max_measured is None else min(int(max_measured), n)
 
@@ -177,7 +183,8 @@ def simulate_campaign(
         r += 1
         best = float(y[measured].max())
         metrics: dict[str, float | None] = {"best_measured": best}
-        if acquisition in MODEL_FREE:
+        guided = prior is not None and cold_start(y[measured], fast_threshold)
+        if acquisition in MODEL_FREE or guided:
             mu = np.zeros(len(pool))
             sd = np.zeros(len(pool))
         else:
@@ -193,7 +200,10 @@ def simulate_campaign(
             metrics["mean_sd_unmeasured"] = float(sd.mean())
             if len(pool) > 2 and np.ptp(mu) > 0 and np.ptp(y[pool]) > 0:
                 metrics["spearman_unmeasured"] = float(spearmanr(mu, y[pool]).statistic)
-        values = score(acquisition, mu, sd, best, rng, kappa=kappa)
+        if guided:
+            values = prior[pool]  # type: ignore[index]
+        else:
+            values = score(acquisition, mu, sd, best, rng, kappa=kappa)
         pool_groups = None if groups is None else [groups[i] for i in pool]
         picked = [
             int(pool[i])
@@ -213,6 +223,7 @@ def simulate_campaign(
                 n_measured=int(measured.sum()),
                 found=count,
                 seed=seed,
+                note="cold start: ranked by the prior" if guided else "",
             )
         )
     return SimulationResult(

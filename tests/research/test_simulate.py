@@ -83,3 +83,22 @@ def test_bad_campaigns_are_clear_errors() -> None:
         simulate_campaign(X, y, groups, "mli", init_size=500)
     with pytest.raises(ValueError, match="groups has 3 entries for 60 rows"):
         simulate_campaign(X, y, groups[:3], "mli")
+
+
+def test_a_prior_leads_the_cold_start_until_a_fast_row_is_measured() -> None:
+    X, y, groups = _pool()
+    target, cut = _top(y)
+    # a label-free guess of where the peak lies (it reads X only)
+    prior = -((X[:, 0] - 0.75) ** 2 + (X[:, 1] - 0.75) ** 2)
+    kwargs = {"targets": [target], "fast_threshold": cut, "n_estimators": 10}
+    res = simulate_campaign(X, y, groups, "mli", seed=0, prior=prior, **kwargs)
+    first = next(r.round for r in res.rounds if any(v >= cut for v in r.measured.values()))
+    assert first >= 1
+    for r in res.rounds[1:]:
+        guided = r.note.startswith("cold start")
+        assert guided == (r.round <= first)  # until the round that measured a fast row
+        assert ("mae_unmeasured" in r.metrics) != guided  # no model is fitted meanwhile
+    plain = simulate_campaign(X, y, groups, "mli", seed=0, **kwargs)
+    assert res.reached["top5pct_5"] < plain.reached["top5pct_5"]
+    with pytest.raises(ValueError, match="one finite score per row"):
+        simulate_campaign(X, y, groups, "mli", prior=prior[:10], **kwargs)

@@ -8,6 +8,10 @@ about 3x fewer experiments than random picks. This stage holds the pure core:
   mu, random);
 - ``selection``: :func:`suggest_batch` (diverse batches, never a measured row, each pick with
   its interval and a "why") and :func:`nearest_measured`;
+- ``prior``: a prior for fast conduction that needs no label (anion polarizability, Li
+  fraction, a BVSE barrier where known); until a fast conductor is measured it ranks the
+  pool instead of the acquisition (the cold start, ``physics_prior`` of
+  :func:`suggest_batch`);
 - ``campaign``: the typed round log stored as ``campaign.jsonl``;
 - ``next_round``: :func:`suggest_next`, suggestions from a screened run's ranked candidates
   (returned as data; the wiring, ``miscreen.pipeline.suggestion``, writes them).

@@ -14,7 +14,7 @@ from scipy.stats import norm
 
 from miscreen import schema as S
 from miscreen.suggest.campaign import CampaignRound
-from miscreen.suggest.selection import SD, nearest_measured, suggest_batch
+from miscreen.suggest.selection import ACQUISITION, PRIOR, SD, nearest_measured, suggest_batch
 
 
 @dataclass(frozen=True)
@@ -44,20 +44,33 @@ def suggest_next(
     diversity: str,
     interval: float,
     seed: int,
+    *,
+    physics_prior: bool = True,
 ) -> Suggestions:
     """The next ``k`` materials to make from a run's ``ranked`` candidates, each with the
     nearest ``measured`` material (id, composition, log10 sigma), and the campaign round that
-    follows the logged ``rounds`` (with the run's headline ``metrics``)."""
+    follows the logged ``rounds`` (with the run's headline ``metrics``). While no measured
+    material is a fast conductor, ``physics_prior`` ranks by the label-free prior instead of
+    ``acquisition`` (the cold start of :func:`~miscreen.suggest.selection.suggest_batch`)."""
     measured = measured.dropna(subset=[S.TARGET])
     best = float(measured[S.TARGET].max())
     pool = pool_from_ranked(ranked, interval)
     picks = suggest_batch(
-        pool, k, acquisition, best, diversity, seed, measured=measured[S.ID], interval=interval
+        pool,
+        k,
+        acquisition,
+        best,
+        diversity,
+        seed,
+        measured=measured[S.ID],
+        interval=interval,
+        physics_prior=physics_prior,
     )
+    used = PRIOR if len(picks) and (picks[ACQUISITION] == PRIOR).all() else acquisition
     picks = picks.join(nearest_measured(picks, measured))
     entry = CampaignRound(
         round=len(rounds),
-        acquisition=acquisition,
+        acquisition=used,
         suggested=tuple(picks[S.ID].astype(str)),
         measured=newly_measured(rounds, measured),
         n_measured=len(measured),
@@ -65,7 +78,7 @@ def suggest_next(
         seed=seed,
         note=f"diversity {diversity}; pool {len(pool)} ranked candidates",
     )
-    return Suggestions(picks, entry, section(picks, acquisition, best, len(pool)))
+    return Suggestions(picks, entry, section(picks, used, best, len(pool)))
 
 
 def newly_measured(rounds: list[CampaignRound], measured: pd.DataFrame) -> dict[str, float]:

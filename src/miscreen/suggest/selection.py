@@ -11,6 +11,15 @@ from scipy.stats import norm
 
 from miscreen import schema as S
 from miscreen.suggest.acquisition import DESCRIPTIONS, KAPPA, ranking, score
+from miscreen.suggest.prior import (
+    BARRIER,
+    COLD_START_LOG10,
+    LI_FRACTION,
+    POLARIZABILITY,
+    cold_start,
+    prior_components,
+    prior_score,
+)
 from miscreen.train.splits import chemical_system, element_fractions
 
 MEAN = S.PRED  # the screen stage's prediction column
@@ -29,6 +38,7 @@ NEAREST_SIGMA = "nearest_measured_log10_sigma"
 NEAREST_DISTANCE = "nearest_measured_distance"
 
 DIVERSITY = ("chemsys", "none")
+PRIOR = "prior"  # the acquisition column's value for picks made by the cold start
 
 
 def chemical_systems(compositions: Iterable[object], ids: Sequence[object] | None = None) -> list:
@@ -72,6 +82,7 @@ def suggest_batch(
     measured: pd.DataFrame | Iterable[str] | None = None,
     kappa: float = KAPPA,
     interval: float = 0.8,
+    physics_prior: bool = False,
 ) -> pd.DataFrame:
     """The ``k`` pool rows that ``acquisition`` rates highest, best first.
 
@@ -81,7 +92,11 @@ def suggest_batch(
     column, and ids in ``measured`` (ids, or a table with ``id``, ``composition`` and
     ``log10_sigma``), are never suggested; a table also adds the nearest measured material
     to every suggestion. ``diversity="chemsys"`` takes at most one row per chemical system.
-    Returns fewer than ``k`` rows when the eligible pool (or its systems) runs out.
+    With ``physics_prior``, while ``best_measured`` is below :data:`COLD_START_LOG10` (no
+    fast conductor measured yet, so the model has never seen one) the pool is ranked by the
+    label-free prior of :mod:`miscreen.suggest.prior` instead (a ``barrier`` column, eV, is
+    used where present). Returns fewer than ``k`` rows when the eligible pool (or its
+    systems) runs out.
     """
     if int(k) < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -115,7 +130,13 @@ def suggest_batch(
             "predict every pool row first"
         )
     rng = np.random.default_rng(seed)
-    values = score(acquisition, mu, sd, best_measured, rng, kappa=kappa)
+    guided = physics_prior and cold_start(np.array([best_measured]), COLD_START_LOG10)
+    if guided:
+        barriers = cand[BARRIER].to_numpy(dtype=float) if BARRIER in cand.columns else None
+        components = prior_components(cand[S.COMPOSITION], barriers)
+        values = prior_score(components)
+    else:
+        values = score(acquisition, mu, sd, best_measured, rng, kappa=kappa)
     ids = cand[S.ID].astype(str).tolist()
     systems = chemical_systems(cand[S.COMPOSITION], ids)
     picked = select_diverse(
@@ -125,8 +146,11 @@ def suggest_batch(
     out = cand.iloc[picked].reset_index(drop=True)
     out.insert(0, RANK, np.arange(1, len(out) + 1))
     out[CHEMSYS] = [systems[i] for i in picked]
-    out[ACQUISITION] = acquisition
+    out[ACQUISITION] = PRIOR if guided else acquisition
     out[ACQ_VALUE] = values[picked]
+    if guided:
+        out[POLARIZABILITY] = components[POLARIZABILITY].to_numpy()[picked]
+        out[LI_FRACTION] = components[LI_FRACTION].to_numpy()[picked]
     if LOWER not in out.columns or UPPER not in out.columns:
         z = float(norm.ppf(0.5 + interval / 2))
         out[LOWER] = out[MEAN] - z * out[SD]
@@ -134,13 +158,16 @@ def suggest_batch(
     if measured_table is not None and len(measured_table) and len(out):
         out = pd.concat([out, nearest_measured(out, measured_table)], axis=1)
     out[WHY] = [
-        _why(row, acquisition, best_measured, diversity, kappa) for _, row in out.iterrows()
+        _why(row, PRIOR if guided else acquisition, best_measured, diversity, kappa)
+        for _, row in out.iterrows()
     ]
     return out
 
 
 def _why(row: pd.Series, acquisition: str, best: float, diversity: str, kappa: float) -> str:
     value = row[ACQ_VALUE]
+    if acquisition == PRIOR:
+        return _why_prior(row, best, diversity)
     if acquisition == "mli":
         detail = f"P(log10 sigma > best measured {best:.2f}) = {value:.2f}"
     elif acquisition == "ei":
@@ -163,6 +190,23 @@ def _why(row: pd.Series, acquisition: str, best: float, diversity: str, kappa: f
             f"; nearest measured: {row[NEAREST_COMPOSITION]} ({row[NEAREST_ID]}, "
             f"log10 sigma {row[NEAREST_SIGMA]:.2f}, distance {row[NEAREST_DISTANCE]:.2f})"
         )
+    return text
+
+
+def _why_prior(row: pd.Series, best: float, diversity: str) -> str:
+    text = (
+        f"#{int(row[RANK])} by the physics prior (cold start: the best measured log10 sigma "
+        f"{best:.2f} is below {COLD_START_LOG10:g}, so the model has never seen a fast "
+        f"conductor): prior {row[ACQ_VALUE]:.2f} from anion polarizability "
+        f"{row[POLARIZABILITY]:.2f} A^3 and Li fraction {row[LI_FRACTION]:.2f}"
+    )
+    if BARRIER in row.index and pd.notna(row[BARRIER]):
+        text += f" and BVSE barrier {row[BARRIER]:.2f} eV"
+    text += f"; the model predicts {row[MEAN]:.2f} +/- {row[SD]:.2f}"
+    if diversity == "chemsys":
+        text += f"; the batch's only pick in {row[CHEMSYS]}"
+    if NEAREST_ID in row.index and pd.notna(row[NEAREST_ID]):
+        text += f"; nearest measured: {row[NEAREST_COMPOSITION]} ({row[NEAREST_ID]})"
     return text
 
 
