@@ -186,7 +186,7 @@ def plot(results: dict[str, list], reached: dict, cap: int, path: Path) -> None:
     axes[1].set(
         xlabel="measurements (initial 10 included)",
         ylabel="share of seeds with 5 of the top 5 % found",
-        title="OBELiX, labels hidden",
+        title="OBELiX, labels hidden (prior on unless _no_prior)",
     )
     axes[1].legend(fontsize=8)
     fig.tight_layout()
@@ -226,9 +226,13 @@ def main() -> None:
     X_prior = np.hstack([X, components[list(COMPONENTS)].to_numpy(dtype=float)])
     top = y >= np.quantile(y, 0.95)
     targets = [Target("first_fast", y >= FAST_LOG10, 1), Target("top5pct_5", top, 5)]
+    if args.half != "all":
+        notes.pop("censored_rows")  # counted on the whole table
     notes.update(
         half=args.half,
         rows=len(y),
+        chemical_systems=len(set(systems)),
+        rows_with_bvse_barrier=int(components["barrier"].notna().sum()),
         fast_rows=int((y >= FAST_LOG10).sum()),
         top5pct_rows=int(top.sum()),
         top5pct_threshold_log10=float(np.quantile(y, 0.95)),
