@@ -125,3 +125,21 @@ def test_screening_and_md_arrays_share_one_header_and_environment(batch_run):
         "OPENBLAS_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1} MKL_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}"
     )
     assert "#SBATCH --gres=gpu:1" in md.array and "--gres" not in screen.array
+
+
+def test_the_merge_job_names_the_tasks_that_left_their_shards_unfinished(batch_run, monkeypatch):
+    """What the merge job prints when no task finished: the array it waited for (from
+    SLURM_JOB_DEPENDENCY; ``*`` when run by hand), the tasks, the first log and the fix."""
+    config = slurm_config(batch_run, "slurm-none")
+    logs = batch_run.root / "results" / "slurm-none" / "batch" / "slurm"
+    monkeypatch.delenv("SLURM_JOB_DEPENDENCY", raising=False)
+    result = runner.invoke(app, ["slurm", "merge", str(config), "--shards", "2"])
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert "job array *: task(s) 0, 1 ended without finishing their shards" in message
+    assert f"(log: {logs}/screen-*_0.out ...)" in message
+    assert f"`miscreen slurm submit {config}` again resumes them" in message
+    monkeypatch.setenv("SLURM_JOB_DEPENDENCY", "afterany:77")
+    result = runner.invoke(app, ["slurm", "merge", str(config), "--shards", "2"])
+    assert result.exit_code == 1 and "job array 77: task(s) 0, 1" in result.output
+    assert not (logs.parent / "candidates.csv").exists()
