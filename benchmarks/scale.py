@@ -2,7 +2,8 @@
 
 Run as ``.venv/bin/python benchmarks/scale.py`` (``make bench``) for the ``cell`` preset
 and ``benchmarks/scale.py --preset full`` for the default structure preset; ``--sizes
-1000,10000`` runs a subset, ``--skip-local`` leaves out the in-process reference run.
+1000,10000`` runs a subset (added to the sizes an earlier run of the preset wrote),
+``--speedup-size 0`` skips the 1-vs-2-worker runs, ``--skip-local`` the in-process one.
 Writes ``results/bench/scale.json`` (a run of one preset keeps the other's keys):
 
 - ``throughput``: structures screened per second (featurize + predict + rank, from the
@@ -360,6 +361,21 @@ def summarise(runs: dict[int, dict], speed: dict, args: argparse.Namespace, rout
     return {f"full_{k}": v for k, v in out.items()} if args.preset == "full" else out
 
 
+def earlier_runs(previous: Path, preset: str) -> tuple[dict[int, dict], dict]:
+    """The runs of ``preset`` already in the file (a later run of a size replaces them), so
+    that ``--sizes 100000`` adds the largest pool to an earlier 1k and 10k run."""
+    try:
+        old = json.loads(previous.read_text())
+    except (OSError, ValueError):
+        return {}, {}
+    prefix = "full_" if preset == "full" else ""
+    if old.get(f"{prefix}preset") != preset:
+        return {}, {}
+    runs = {int(n): r for n, r in old.get(f"{prefix}runs", {}).items()}
+    speed = {int(w) if w.isdigit() else w: r for w, r in old.get(f"{prefix}dask_runs", {}).items()}
+    return runs, speed
+
+
 def merged(previous: Path, result: dict, preset: str) -> dict:
     """``result`` plus the other preset's keys from the file already written."""
     try:
@@ -395,7 +411,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="e.g. 1000,10000")
     parser.add_argument("--preset", default="cell", choices=PRESETS, help="features to time")
     parser.add_argument("--workers", type=int, default=2, help="Dask workers for throughput")
-    parser.add_argument("--speedup-size", type=int, default=10_000, help="pool for 1 vs 2 workers")
+    parser.add_argument(
+        "--speedup-size", type=int, default=10_000, help="pool for 1 vs 2 workers (0: none)"
+    )
     parser.add_argument("--chunk-size", type=int, default=500)
     parser.add_argument("--skip-local", action="store_true", help="no in-process run")
     parser.add_argument("--out", type=Path, default=OUT)
@@ -410,8 +428,7 @@ def main(argv: list[str] | None = None) -> dict:
         write_store(bases, n, work / f"pool-{n}")
     print(f"pools ready ({len(bases)} base variants) in {time.perf_counter() - t0:.0f} s")
     routing = train_model(work, args.preset)
-    runs: dict[int, dict] = {}
-    speed: dict = {}
+    runs, speed = earlier_runs(args.out, args.preset)
     args.out.parent.mkdir(parents=True, exist_ok=True)
 
     def write() -> dict:
@@ -422,11 +439,11 @@ def main(argv: list[str] | None = None) -> dict:
     for n in sizes:
         runs[n] = screen_pool(work, n, args.workers, args.chunk_size, args.preset)
         write()
-    for w in (1, 2):
+    for w in (1, 2) if args.speedup_size > 0 else ():
         reuse = runs.get(args.speedup_size) if w == args.workers else None
         speed[w] = reuse or screen_pool(work, args.speedup_size, w, args.chunk_size, args.preset)
         write()
-    if not args.skip_local:
+    if args.speedup_size > 0 and not args.skip_local:
         speed["local"] = screen_pool_local(work, args.speedup_size, args.chunk_size, args.preset)
     result = write()
     shown = {k: v for k, v in result.items() if not k.endswith(("runs", "dask_runs"))}
