@@ -75,6 +75,20 @@ def test_out_of_domain_flags_far_points():
     assert not outside[:5].any() and outside[5:].all()
 
 
+def test_domain_distance_does_not_depend_on_the_batch():
+    """A row's distance is the same whether it is asked alone or among many (chunks and
+    shards of one run give byte-identical tables), and zero for a training row."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 284)) * rng.lognormal(size=284)  # wide, like the features
+    y = X[:, 0] + rng.normal(size=300)
+    model = ConformalRegressor(make_regressor("extra_trees", 10), n_folds=3).fit(X, y)
+    queries = np.vstack([X[:3], X[:40] + rng.normal(scale=0.3, size=(40, 284))])
+    together, _ = model.domain_distance(queries)
+    alone = np.concatenate([model.domain_distance(q[None, :])[0] for q in queries])
+    assert np.array_equal(together, alone)
+    assert np.all(together[:3] == 0)
+
+
 def test_median_forest_predicts_the_median_of_its_trees():
     X, y = _data(100)
     fresh, _ = _data(5, seed=3)  # on training rows every extra tree is exact

@@ -60,6 +60,8 @@ class MedianExtraTreesRegressor(ExtraTreesRegressor):
 # 0.791/0.950, mean 80 % width 4.97; x0.5: 0.803/0.948, 4.61; x1: 0.808/0.962, 4.30;
 # x2: 0.831/0.967, 4.19; constant width: 0.810/0.967, 4.35).
 SPREAD_FLOOR = 1.0
+# the domain distance is recomputed exactly to this many nearest rows found by the search
+DOMAIN_CANDIDATES = 5
 
 # Hyperparameters searched by grouped CV on the training split when ``model.tune`` is on.
 # Small on purpose: a few hundred labelled rows cannot support a wide search without
@@ -267,6 +269,7 @@ class ConformalRegressor(RegressorMixin, BaseEstimator):
             SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()
         ).fit(X)
         Z = self.domain_scaler_.transform(X)
+        self.domain_rows_ = np.asarray(Z, dtype=np.float64)  # for exact distances
         self.domain_nn_ = NearestNeighbors(n_neighbors=2).fit(Z)
         dist, _ = self.domain_nn_.kneighbors(Z)
         self.domain_threshold_ = float(np.quantile(dist[:, 1], 0.95))
@@ -319,11 +322,24 @@ class ConformalRegressor(RegressorMixin, BaseEstimator):
         return pred, pred - half, pred + half, p_above
 
     def domain_distance(self, X) -> tuple[np.ndarray, np.ndarray]:
-        """-> (nearest training-row distance in scaled feature space, outside-domain flag)."""
+        """-> (nearest training-row distance in scaled feature space, outside-domain flag).
+
+        The neighbour search's own distances depend on how many rows are asked at once (the
+        brute-force search expands |a - b|^2 as a sum of dot products, differing by ~1e-7
+        between batches), so the distance to each of the few nearest rows it finds is
+        recomputed directly: a row gets the same value in any chunk or shard."""
         check_is_fitted(self, "domain_nn_")
         X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
-        dist, _ = self.domain_nn_.kneighbors(self.domain_scaler_.transform(X), n_neighbors=1)
-        d = dist[:, 0]
+        Z = self.domain_scaler_.transform(X)
+        k = min(DOMAIN_CANDIDATES, self.domain_nn_.n_samples_fit_)
+        dist, idx = self.domain_nn_.kneighbors(Z, n_neighbors=k)
+        train = getattr(self, "domain_rows_", None)  # absent in models saved before
+        if isinstance(train, np.ndarray) and train.shape == (
+            self.domain_nn_.n_samples_fit_,
+            Z.shape[1],
+        ):
+            dist = np.linalg.norm(Z[:, None, :] - train[idx], axis=2)
+        d = dist.min(axis=1)
         return d, d > self.domain_threshold_
 
     def __sklearn_tags__(self):
