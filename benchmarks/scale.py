@@ -424,7 +424,7 @@ def main(argv: list[str] | None = None) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     bases = base_records()
-    for n in sorted({*sizes, args.speedup_size, 1000}):
+    for n in sorted({*sizes, max(args.speedup_size, 1000), 1000}):
         write_store(bases, n, work / f"pool-{n}")
     print(f"pools ready ({len(bases)} base variants) in {time.perf_counter() - t0:.0f} s")
     routing = train_model(work, args.preset)
