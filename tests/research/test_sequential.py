@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from tests.research import import_benchmark
 
@@ -23,3 +24,21 @@ def test_every_learned_function_gets_the_prior_and_two_run_without() -> None:
     assert all(not guided for name, _, guided in sequential.functions("none", None))
     only = sequential.functions("physics", ["mli", "mei_no_prior"])
     assert [name for name, _, _ in only] == ["mli", "random", "mei_no_prior"]
+
+
+def test_a_structure_without_a_3d_path_gets_the_highest_barrier(tmp_path, monkeypatch) -> None:
+    cache = tmp_path / "bvse.parquet"
+    pd.DataFrame(
+        {
+            "id": ["a", "b", "c"],
+            "bvse_e3d_ev": [0.3, 0.9, np.nan],
+            "failure": ["", "", ""],
+        }
+    ).to_parquet(cache)
+    monkeypatch.setattr(sequential, "BVSE", cache)
+    assert sequential.load_barriers().to_dict() == {"a": 0.3, "b": 0.9, "c": 0.9}
+    pd.DataFrame(
+        {"id": ["a", "d"], "bvse_e3d_ev": [0.3, np.nan], "failure": ["", "no Li+ parameters"]}
+    ).to_parquet(cache)
+    out = sequential.load_barriers()
+    assert out["a"] == 0.3 and np.isnan(out["d"])  # a failure is unknown, not slow
