@@ -62,6 +62,30 @@ def test_magpie_is_matminers_element_property_to_the_bit(compositions) -> None:
     assert not differ, differ[:5]
 
 
+def test_composition_group_is_matminers_four_featurizers_to_the_bit(compositions) -> None:
+    """Magpie and valence orbitals computed here, stoichiometry and element fractions by
+    matminer: the whole vector equals matminer's, featurizer by featurizer."""
+    from matminer.featurizers.composition import (
+        ElementFraction,
+        ElementProperty,
+        Stoichiometry,
+        ValenceOrbital,
+    )
+
+    reference = (
+        ElementProperty.from_preset("magpie", impute_nan=True),
+        Stoichiometry(),
+        ValenceOrbital(impute_nan=True),
+        ElementFraction(),
+    )
+    differ = []
+    for c in compositions:
+        expected = np.asarray([v for f in reference for v in f.featurize(c)], dtype=float)
+        if not same(composition.featurize(c), expected):
+            differ.append(c.formula)
+    assert not differ, differ[:5]
+
+
 def test_most_probable_oxidation_states_are_pymatgens_first_guess(compositions) -> None:
     checked = 0
     for comp in compositions:
