@@ -62,3 +62,16 @@ def test_a_suggested_material_measured_later_is_logged_with_its_value():
     assert newly_measured(rounds, measured) == {"mp-2": -3.5}
     rounds.append(CampaignRound(round=1, acquisition="mli", suggested=(), measured={"mp-2": -3.5}))
     assert newly_measured(rounds, measured) == {}  # logged once, in the round it came back
+
+
+def test_the_physics_prior_can_be_switched_off_for_a_cold_start(small_run, tmp_path):
+    """With no fast conductor measured, the prior ranks the batch unless it is switched off
+    (``miscreen suggest --no-physics-prior``), and the round says which ranked it."""
+    run = RunCatalog(shutil.copytree(small_run, tmp_path / "run"))
+    known = atomic_io.read_table(run.known_materials)
+    known[S.TARGET] = known[S.TARGET].clip(upper=-6.0)  # nothing reaches 1 mS/cm
+    atomic_io.write_table(known, run.known_materials)
+    write_suggestions(run, 2, "mli", "chemsys", 0.8, seed=0)
+    write_suggestions(run, 2, "mli", "chemsys", 0.8, seed=0, physics_prior=False)
+    first, second = read_campaign(run.campaign)
+    assert (first.acquisition, second.acquisition) == ("prior", "mli")

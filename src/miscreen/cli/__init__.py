@@ -71,6 +71,13 @@ def suggest(
     diversity: Annotated[
         str, typer.Option(help="chemsys (one per chemical system) | none")
     ] = "chemsys",
+    physics_prior: Annotated[
+        bool,
+        typer.Option(
+            help="while no measured material reaches 1 mS/cm, rank by the label-free prior "
+            "(anion polarizability, Li fraction, BVSE barrier)"
+        ),
+    ] = True,
 ) -> None:
     """Suggest the next experiments from a screened run (results/<run>/suggestions.csv)."""
     from miscreen.pipeline.suggestion import suggest_stage, suggestion_lines
@@ -82,7 +89,7 @@ def suggest(
         raise typer.BadParameter("--diversity must be chemsys or none")
     cfg = load_config_or_exit(config)
     with cli_errors(ctx):
-        picks = suggest_stage(cfg, batch, acquisition, diversity)
+        picks = suggest_stage(cfg, batch, acquisition, diversity, physics_prior)
     typer.echo("\n".join(suggestion_lines(picks)))
     typer.echo(f"wrote {cfg.run.suggestions} and a round in {cfg.run.campaign}")
 

@@ -16,18 +16,27 @@ SECTION_ORDER = 70  # after the verify sections in the report
 
 
 def suggest_stage(
-    cfg: Config, k: int, acquisition: str, diversity: str = "chemsys"
+    cfg: Config, k: int, acquisition: str, diversity: str = "chemsys", physics_prior: bool = True
 ) -> pd.DataFrame:
     """The next ``k`` experiments from the run's ranked candidates (``suggestions.csv``, a
     round in ``campaign.jsonl``, a report section), then the report is rendered again."""
-    picks = write_suggestions(cfg.run, k, acquisition, diversity, cfg.model.interval, cfg.seed)
-    write_manifest(cfg, "suggest", {"acquisition": acquisition, "batch": k, "diversity": diversity})
+    picks = write_suggestions(
+        cfg.run, k, acquisition, diversity, cfg.model.interval, cfg.seed, physics_prior
+    )
+    settings = {"acquisition": acquisition, "batch": k, "diversity": diversity}
+    write_manifest(cfg, "suggest", settings | {"physics_prior": physics_prior})
     report_stage(cfg)
     return picks
 
 
 def write_suggestions(
-    run: RunCatalog, k: int, acquisition: str, diversity: str, interval: float, seed: int
+    run: RunCatalog,
+    k: int,
+    acquisition: str,
+    diversity: str,
+    interval: float,
+    seed: int,
+    physics_prior: bool = True,
 ) -> pd.DataFrame:
     """Read what the suggest stage needs from the run folder, run it, and write its picks
     (``suggestions.csv``), its round (``campaign.jsonl``) and its report section."""
@@ -35,7 +44,8 @@ def write_suggestions(
     rounds = read_campaign(run.campaign) if run.campaign.exists() else []
     metrics = atomic_io.read_json(run.metrics) if run.metrics.exists() else {}
     out: Suggestions = suggest_next(
-        ranked, measured, rounds, metrics, k, acquisition, diversity, interval, seed
+        *(ranked, measured, rounds, metrics, k, acquisition, diversity, interval, seed),
+        physics_prior=physics_prior,
     )
     atomic_io.write_table(out.picks, run.suggestions)
     append_round(run.campaign, out.round)
