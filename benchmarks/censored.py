@@ -191,9 +191,12 @@ def print_table(kind: str, r: dict) -> None:
           f"{c['censored_at_p_ge_half_per_run']:.1f} censored and "
           f"{c['measured_at_p_ge_half_per_run']:.1f} measured rows at p >= 0.5 per run, "
           f"Brier {c['brier']:.3f} vs base rate {c['brier_base_rate']:.3f})")  # fmt: skip
-    print(f"  {'treatment':10s} {'MAE':>7s} {'bMAE':>7s} {'measured':>9s}")
-    for t, s in r["treatments"].items():
-        print(f"  {t:10s} {s['mae']:7.3f} {s['bmae']:7.3f} {s['mae_measured']:9.3f}")
+    schemes = research.SCHEMES
+    head = " ".join(f"{sc + ' MAE/bMAE':>17s}" for sc in schemes)
+    print(f"  {'treatment':21s} {'MAE':>6s} {'bMAE':>6s} {'measured':>8s} {head}")
+    for t, x in r["treatments"].items():
+        cells = " ".join(f"{x[sc + '_mae']:8.3f}/{x[sc + '_bmae']:<8.3f}" for sc in schemes)
+        print(f"  {t:21s} {x['mae']:6.3f} {x['bmae']:6.3f} {x['mae_measured']:8.3f} {cells}")
     both = "one treatment wins both" if r["one_wins_both"] else "no treatment wins both"
     print(f"  best official: {r['best_official']}; best bound-aware: "
           f"{r['best_bound_aware']} ({both})")  # fmt: skip
