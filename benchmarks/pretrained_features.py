@@ -1,0 +1,346 @@
+"""Pretrained CHGNet features and BVSE barriers as structure features, by grouped CV (issue 23).
+
+Run as ``nice -n 10 .venv/bin/python benchmarks/pretrained_features.py`` (5 seeds, 100
+trees per forest: 44 minutes on a shared 2-core machine, the embeddings 1.5 minutes of it;
+``--pred-cache`` keeps out-of-fold predictions, so a rerun only computes what is new).
+Only the OBELiX *training* split is read; the test split is never opened. Writes
+``results/bench/pretrained_features.json`` and prints a table.
+
+The question: does the structure model (the one that serves rows with a CIF; preset
+``full``, the default config's) predict better with features transferred from a pretrained
+universal potential? Variants, all with the project's estimator (median extra trees and
+gradient boosting, ``configs/default.yaml``'s hyperparameters) and censored rows at their
+stated bound (the default config's ``censored: bound``):
+
+- ``today``: preset ``full`` (composition, cell, structure, Li-site and ionic descriptors);
+- ``+chgnet``: the same plus the 128 pooled CHGNet features of
+  ``miscreen.featurize.pretrained`` (occupancy-weighted element embeddings on disordered
+  sites);
+- ``chgnet alone``: the CHGNet features and nothing else, fitted on the training rows of
+  each fold that have a CIF (a row without positions has no input at all);
+- ``+bvse``: preset ``full`` plus the BVSE 3-D Li migration barrier
+  (``results/bench/barrier_weight_bvse.parquet``, made by ``benchmarks/barrier_weight.py``
+  with ``miscreen.verify.barrier_table``; a CIF without a 3-D path below the cutoff gets the
+  highest barrier found, a failed one and a row without CIF stay missing);
+- ``+chgnet+bvse``: both.
+
+Like ``benchmarks/model_research.py`` (whose loading, folds, estimator, errors and paired
+comparison this script reuses): every model is trained on every training row (except
+``chgnet alone``) and scored on the rows with a CIF, out of fold, under the three
+new-chemistry CV schemes of ``miscreen.train.splits.new_chemistry_folds`` (DOI-grouped,
+leave-cluster-out, chemical-system-grouped; shuffled by seed). The criterion is the mean of
+the three schemes' MAE (censored rows at -15, as upstream); bMAE counts a censored row as
+exact at or below its bound. A change against ``today`` counts only beyond twice its noise
+(max of the DOI-bootstrap standard error of the paired per-row change and the seed standard
+deviation / sqrt(seeds)) and with the same sign on every seed.
+
+The cell kind (composition, space group and lattice, no positions) cannot be given these
+features: no structure can be built from a cell without atomic positions, so it is not run.
+The CHGNet embeddings are cached in ``--emb-cache`` (a Parquet file; ``--refresh`` recomputes)
+together with the seconds each structure took.
+
+Result (5 seeds, 254 scored rows): ``today`` 2.416 (seed sd 0.064); ``+chgnet`` 2.319,
+-0.098 +- 0.038, lower on every seed ("better"), but all of it from leave-cluster-out
+(-0.27; DOI -0.01, chemical system -0.01); ``chgnet alone`` 2.229, best under
+leave-cluster-out (2.72 vs 3.57) and worse under DOI (2.03 vs 1.85) and chemical system
+(1.94 vs 1.83); against today's features fitted on the same CIF rows it is -0.12 +- 0.08
+(noise), and so is ``+chgnet`` on CIF rows (-0.02); ``+bvse`` -0.003 (noise). The features
+were not registered in a preset: the gain rests on one of the three schemes, and their
+cost (about 0.35 s of CPU per OBELiX CIF, 0.04 s per candidate: some 160 s of CPU for the
+321 OBELiX CIFs and ~1,250 candidates) would take a cold ``make screen`` well past its
+180 s budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # for benchmarks.model_research
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from benchmarks import model_research as mr  # noqa: E402
+from miscreen import schema as S  # noqa: E402
+
+OUT = REPO / "results" / "bench" / "pretrained_features.json"
+BVSE = REPO / "results" / "bench" / "barrier_weight_bvse.parquet"
+EMB_CACHE = Path("/tmp/miscreen-pretrained/chgnet_obelix_train.parquet")
+KIND = "structure"
+ESTIMATOR, POLICY = "ensemble_noknn", "bound"  # the default config's model and censoring
+
+
+@dataclass(frozen=True)
+class Spec(mr.Variant):
+    """A structure-kind variant: extra groups on top of preset ``full`` or (``alone``) by
+    themselves; fitted on every training row or (``cif_only``, implied by ``alone``) on the
+    rows with a CIF. Changes are measured against today's model fitted on every row, or
+    (``ref_cif``) against today's features fitted on the same CIF rows."""
+
+    alone: bool = False
+    cif_only: bool = False
+    ref_cif: bool = False
+
+    @property
+    def fits_cif_only(self) -> bool:
+        return self.alone or self.cif_only
+
+    @property
+    def label(self) -> str:
+        added = "+".join(self.groups)
+        name = f"{added} alone" if self.alone else f"+{added}" if added else "today (full)"
+        return f"{name}, CIF rows" if self.fits_cif_only else name
+
+    @property
+    def key(self) -> str:
+        tail = "_alone" if self.alone else "_cif" if self.cif_only else ""
+        return f"pretrained_{'+'.join(self.groups) or 'base'}{tail}"
+
+    def reference(self) -> Spec:
+        return Spec(self.kind, (), self.estimator, self.policy, cif_only=self.ref_cif)
+
+
+def spec(groups: tuple[str, ...] = (), **kw: bool) -> Spec:
+    return Spec(KIND, groups, ESTIMATOR, POLICY, **kw)
+
+
+SPECS = (
+    spec(),
+    spec(("chgnet",)),
+    spec(("chgnet",), alone=True),
+    spec(cif_only=True),  # the control: does fitting on CIF rows alone explain a change?
+    spec(("chgnet",), cif_only=True),
+    spec(("bvse",)),
+    spec(("chgnet", "bvse")),
+)
+# the fitting-rows control: the same variants against today's features on the CIF rows
+AGAINST_CIF = (spec(("chgnet",), alone=True), spec(("chgnet",), cif_only=True))
+
+
+# ---------------------------------------------------------------------------- features
+
+
+def chgnet_table(records: pd.DataFrame, cache: Path, refresh: bool) -> pd.DataFrame:
+    """Pooled CHGNet features of every row with a CIF (NaN elsewhere and where the
+    featurizer fails), plus ``seconds`` and ``n_sites`` per structure; cached in ``cache``."""
+    if cache.exists() and not refresh:
+        table = pd.read_parquet(cache)
+        if set(records.index[S.has_structure(records)]) <= set(table.index):
+            return table.reindex(records.index)
+    import torch
+
+    from miscreen.featurize.pretrained import PretrainedFeaturizer, embed, model
+    from miscreen.fetch.parsing import structure_from_json
+
+    torch.set_num_threads(1)
+    labels = PretrainedFeaturizer().feature_labels()
+    start = time.perf_counter()
+    model()
+    load_s = time.perf_counter() - start
+    rows: dict[str, dict] = {}
+    for rid, js in records.loc[S.has_structure(records), S.STRUCTURE].items():
+        t, cpu = time.perf_counter(), time.process_time()
+        structure = structure_from_json(js)
+        try:
+            values = embed([structure])[0]
+            reason = ""
+        except ValueError as exc:  # a failure is a NaN row, counted and reported
+            values, reason = np.full(len(labels), np.nan), str(exc)
+            print(f"  chgnet: {rid}: {exc}")
+        rows[str(rid)] = {
+            **dict(zip(labels, values, strict=True)),
+            "seconds": time.perf_counter() - t,
+            "cpu_seconds": time.process_time() - cpu,
+            "n_sites": len(structure),
+            "failure": reason,
+            "model_load_s": load_s,
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(cache)
+    return table.reindex(records.index)
+
+
+def bvse_table(records: pd.DataFrame, path: Path = BVSE) -> pd.DataFrame:
+    """``bvse:e3d_ev`` per row: the cached BVSE 3-D barrier; no 3-D path: the highest barrier
+    found; failed or no CIF: NaN."""
+    table = pd.read_parquet(path).set_index(S.ID)
+    e3d = table["bvse_e3d_ev"].where(table["failure"] == "")
+    no_path = (table["failure"] == "") & table["bvse_e3d_ev"].isna()
+    e3d[no_path] = float(table["bvse_e3d_ev"].max())
+    return pd.DataFrame({"bvse:e3d_ev": e3d.reindex(records.index.astype(str)).to_numpy()},
+                        index=records.index)  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ runs
+
+
+def features(data: mr.Data, v: Spec) -> pd.DataFrame:
+    parts = [] if v.alone else [data.base[KIND]]
+    return pd.concat(parts + [data.extra[(g, True)] for g in v.groups], axis=1)
+
+
+def run(data: mr.Data, v: Spec, seed: int, folds: dict, trees: int) -> dict[str, np.ndarray]:
+    """Out-of-fold predictions per scheme (NaN for rows a variant cannot predict)."""
+    X = features(data, v)
+    names, Xv = list(X.columns), X.to_numpy(float)
+    y = data.y.copy()
+    y[data.censored] = data.bound[data.censored]  # censored rows at their stated bound
+    out: dict[str, np.ndarray] = {}
+    for scheme, fold_list in folds.items():
+        pred = np.full(len(y), np.nan)
+        for tr, te in fold_list:
+            fit_rows = tr[data.has_cif[tr]] if v.fits_cif_only else tr
+            test_rows = te[data.has_cif[te]] if v.fits_cif_only else te
+            model = mr.estimator(v.estimator, trees, seed, names)
+            with threadpool_limits(1):
+                model.fit(Xv[fit_rows], y[fit_rows])
+                if len(test_rows):
+                    pred[test_rows] = model.predict(Xv[test_rows])
+        out[scheme] = pred
+    return out
+
+
+def cached_run(
+    data: mr.Data, v: Spec, seed: int, folds: dict, trees: int, cache: Path
+) -> dict[str, np.ndarray]:
+    path = cache / f"{v.key}_s{seed}_t{trees}.npz"
+    if path.exists():
+        with np.load(path) as flat:
+            return {k: flat[k] for k in flat.files}
+    out = run(data, v, seed, folds, trees)
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **out)
+    return out
+
+
+def evaluate(data: mr.Data, seeds: list[int], trees: int, cache: Path) -> list[dict]:
+    preds: mr.Preds = {}
+    folds = {s: mr.splits(data, s) for s in seeds}
+    t0 = time.perf_counter()
+    for v in SPECS:
+        t = time.perf_counter()
+        for s in seeds:
+            preds[(v.key, s)] = cached_run(data, v, s, folds[s], trees, cache)
+        print(f"{v.label:28s} {time.perf_counter() - t:6.1f} s "
+              f"(total {time.perf_counter() - t0:5.0f} s)", flush=True)  # fmt: skip
+    results = []
+    for v in SPECS + tuple(replace(v, ref_cif=True) for v in AGAINST_CIF):
+        r = mr.summarise(data, v, preds, seeds)
+        r.update(alone=v.alone, fit_rows="with CIF" if v.fits_cif_only else "all")
+        for m in ("mae", "bmae", "spearman"):
+            per_seed = r[f"{m}_per_seed"]
+            r[f"{m}_seed_sd"] = float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else None
+        results.append(r)
+    return results
+
+
+def print_table(results: list[dict]) -> None:
+    print(f"\n{results[0]['rows']} scored rows (training split, with CIF). MAE in log10(S/cm): "
+          "mean of doi / cluster / chemsys CV; sd = seed sd; dMAE = paired change vs the "
+          "'vs' variant, noise = max(DOI-bootstrap se, seed sd / sqrt(seeds))")  # fmt: skip
+    print(f"{'variant':28s} {'vs':20s} {'MAE':>6s} {'sd':>5s} {'doi':>6s} {'clus':>6s} "
+          f"{'chem':>6s} {'rho':>5s} {'bMAE':>6s} {'dMAE':>7s} {'noise':>5s} {'verdict':7s} "
+          f"{'dbMAE':>7s} {'verdict':7s}")  # fmt: skip
+    for r in results:
+        tail = ""
+        if "delta_mae" in r:
+            tail = (f"{r['delta_mae']:+7.3f} {r['delta_mae_noise']:5.3f} "
+                    f"{r['delta_mae_verdict']:7s} {r['delta_bmae']:+7.3f} "
+                    f"{r['delta_bmae_verdict']:7s}")  # fmt: skip
+        sd = r["mae_seed_sd"] if r["mae_seed_sd"] is not None else float("nan")
+        vs = r.get("reference", "")[:20]
+        print(f"{r['variant'][:28]:28s} {vs:20s} {r['mae']:6.3f} {sd:5.3f} "
+              f"{r['doi_mae']:6.3f} {r['cluster_mae']:6.3f} {r['chemsys_mae']:6.3f} "
+              f"{r['spearman']:5.2f} {r['bmae']:6.3f} {tail}")  # fmt: skip
+
+
+def cost(table: pd.DataFrame) -> dict:
+    """Per-structure seconds (wall and CPU) of the CHGNet features (one structure per call,
+    one thread; wall time depends on the machine's load, CPU time much less)."""
+    done = table.dropna(subset=["seconds"])
+    return {
+        "structures": len(done),
+        "failures": int((done["failure"] != "").sum()),
+        "model_load_s": float(done["model_load_s"].iloc[0]),
+        "seconds_total": float(done["seconds"].sum()),
+        "cpu_seconds_total": float(done["cpu_seconds"].sum()),
+        "cpu_seconds_median": float(done["cpu_seconds"].median()),
+        "cpu_seconds_max": float(done["cpu_seconds"].max()),
+        "seconds_median": float(done["seconds"].median()),
+        "seconds_max": float(done["seconds"].max()),
+        "n_sites_max": int(done["n_sites"].max()),
+        "seconds_per_site": float(done["seconds"].sum() / done["n_sites"].sum()),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--trees", type=int, default=100)
+    ap.add_argument("--cache-dir", type=Path, default=Path("/tmp/miscreen-pretrained/features"))
+    ap.add_argument("--emb-cache", type=Path, default=EMB_CACHE)
+    ap.add_argument("--pred-cache", type=Path, default=Path("/tmp/miscreen-pretrained/preds"))
+    ap.add_argument("--refresh", action="store_true", help="recompute the CHGNet embeddings")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    os.environ.setdefault("MISCREEN_DATA_DIR", str(args.cache_dir / "data"))
+    t0 = time.perf_counter()
+    data = mr.load(args.cache_dir)
+    emb = chgnet_table(data.records, args.emb_cache, args.refresh)
+    data.extra[("chgnet", True)] = emb.drop(
+        columns=["seconds", "cpu_seconds", "n_sites", "failure", "model_load_s"]
+    )
+    data.extra[("bvse", True)] = bvse_table(data.records)
+    n_bvse = int(data.extra[("bvse", True)].notna().sum().iloc[0])
+    seeds = list(range(args.seeds))
+    print(f"{len(data.y)} training rows ({int(data.has_cif.sum())} with CIFs, {n_bvse} with a "
+          f"BVSE barrier); {args.trees} trees, {args.seeds} seeds")  # fmt: skip
+    results = evaluate(data, seeds, args.trees, args.pred_cache)
+    print_table(results)
+    chg = cost(emb)
+    print(f"\nCHGNet features: {chg['structures']} structures, {chg['failures']} failures, "
+          f"median {chg['seconds_median']:.3f} s, max {chg['seconds_max']:.2f} s "
+          f"({chg['n_sites_max']} sites), total {chg['seconds_total']:.0f} s wall, "
+          f"{chg['cpu_seconds_total']:.0f} s CPU on one thread "
+          f"(+ {chg['model_load_s']:.1f} s to load the model)")  # fmt: skip
+    out = {
+        "question": "issue 23: pretrained (CHGNet) features and BVSE barriers for the "
+        "structure model, by new-chemistry CV on the OBELiX training split",
+        "data": "OBELiX train split (Therrien et al. 2025, CC BY 4.0); the test split is not read",
+        "model": "CHGNet 0.3.0 weights (chgnet package), atom features before the last "
+        "interaction block; occupancy-weighted element embeddings on disordered sites",
+        "citation": "B. Deng et al., Nat. Mach. Intell. 5, 1031 (2023)",
+        "schemes": "doi, cluster, chemsys (miscreen.train.splits.new_chemistry_folds, "
+        "shuffled by seed), 5 folds each",
+        "estimator": f"{ESTIMATOR} (median extra trees + gradient boosting, "
+        f"{mr.ENSEMBLE_PARAMS}), censored rows at their bound",
+        "criterion": "mean over the three schemes of the out-of-fold MAE on the rows with a "
+        "CIF (censored rows at -15)",
+        "noise": "max(bootstrap se over DOIs of the paired per-row change, seed sd / "
+        "sqrt(seeds)); a win needs a change below -2 x noise on every seed",
+        "cell_kind": "not run: a cell without positions gives no structure to embed",
+        "seeds": seeds,
+        "trees": args.trees,
+        "chgnet_cost": chg,
+        "seconds": time.perf_counter() - t0,
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(out, indent=2) + "\n")
+    tmp.replace(args.out)
+    print(f"\n{time.perf_counter() - t0:.0f} s; wrote {args.out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
