@@ -118,7 +118,9 @@ class DataConfig(_Strict):
 
 
 class FeaturesConfig(_Strict):
-    preset: Literal["composition", "cell", "structure", "li_conductor", "full"] = "full"
+    preset: Literal["composition", "cell", "structure", "li_conductor", "full", "full_chgnet"] = (
+        "full"
+    )
     jobs: int | None = bounded(None, "featurizing processes on one machine", ge=1, le=1024)
     # wall-clock limit per structure; a structure over it goes to failures, the rest go on
     time_limit_s: float = bounded(

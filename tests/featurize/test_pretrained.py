@@ -72,3 +72,21 @@ def test_structure_over_the_site_cap_fails_clearly():
 def test_featurizer_refuses_an_entry_without_structure():
     with pytest.raises(ValueError, match="needs a structure"):
         PretrainedFeaturizer().featurize(Entry(Composition("LiCl")))
+
+
+def test_the_opt_in_preset_is_full_plus_the_pretrained_features(tmp_path):
+    """``features.preset: full_chgnet`` gives the ``full`` table plus the CHGNet columns,
+    cached like any group (a second call reads them back unchanged)."""
+    from miscreen.featurize import FeatureOptions, featurize_records
+    from miscreen.fetch.pymatgen_examples import load_pymatgen_examples
+
+    records, _ = load_pymatgen_examples(("Li2O", "LiFePO4"))
+    opts = FeatureOptions(jobs=1, cache_dir=tmp_path)
+    full, _, _ = featurize_records(records, "full", opts)
+    both, fails, schema = featurize_records(records, "full_chgnet", opts)
+    assert len(fails) == 0 and schema.preset == "full_chgnet"
+    chgnet = [c for c in both.columns if c.startswith("chgnet:")]
+    assert len(chgnet) == 2 * DIM and np.isfinite(both[chgnet].to_numpy()).all()
+    assert both.drop(columns=chgnet).equals(full)
+    again, _, _ = featurize_records(records, "full_chgnet", opts)
+    assert again.equals(both)
