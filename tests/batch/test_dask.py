@@ -49,45 +49,63 @@ def test_dask_without_a_scheduler_is_a_clear_error(batch_run):
     assert "--scheduler ADDRESS" in result.output and "batch.dask.jobqueue" in result.output
 
 
-def _records(n_big: int = 6) -> pd.DataFrame:
-    """Three of pymatgen's example structures and a slow one: a 1728-site LiCl supercell,
-    compressed (Li-Cl 1.8 A) so each atom has hundreds of neighbours within 6 A."""
+def _records() -> pd.DataFrame:
+    """Three of pymatgen's example structures and a rock-salt LiCl cell (the slow one)."""
     from pymatgen.core import Lattice, Structure
 
     from miscreen.fetch.pymatgen_examples import load_pymatgen_examples
 
     small, _ = load_pymatgen_examples(("Li2O", "LiFePO4", "Li3V2(PO4)3"))
-    big = Structure.from_spacegroup(
-        "Fm-3m", Lattice.cubic(3.6), ["Li", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    licl = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(5.13), ["Li", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]
     )
-    big.make_supercell([n_big] * 3)
-    row = {"id": "big-licl", "source": "test", "composition": "LiCl"}
-    row["structure"] = json.dumps(big.as_dict())
+    row = {"id": "slow-licl", "source": "test", "composition": "LiCl"}
+    row["structure"] = json.dumps(licl.as_dict())
     return pd.concat([small, pd.DataFrame([row])], ignore_index=True)
 
 
 def test_a_slow_structure_is_stopped_on_dask_workers(cluster):
     """Dask runs tasks in worker threads, where SIGALRM cannot reach: the per-structure time
-    limit must still stop a slow structure, report it in failures, and let the rest finish."""
-    from miscreen.featurize import FeatureOptions, featurize_records
+    limit must still stop a slow structure, report it in failures, and let the rest finish.
+    The slow one spins in Python for a minute inside the structure featurizer (patched on
+    the worker for this task only), so the 2 s limit has a wide margin either way."""
+    from miscreen.featurize import FeatureOptions
 
     records = _records()
     with cluster.get_client() as client:
-        warm = client.submit(featurize_records, records.head(3), "full", pure=False).result()
-        assert len(warm[0]) == 3  # featurizers loaded on the worker, outside any limit
-        # the supercell takes about 3-5 s warm, the small ones about 0.05 s each: a margin of
-        # several times either way, so a busy machine does not flip the outcome
         limited = FeatureOptions(time_limit=2.0)
-        future = client.submit(featurize_records, records, "full", limited, pure=False)
-        features, failures, _ = future.result()
-        on_main = client.submit(_on_main_thread, pure=False).result()
+        future = client.submit(_featurize_with_one_slow, records, limited, pure=False)
+        features, failures, seconds, on_main = future.result()
     assert not on_main  # the task really ran in a worker thread
     assert sorted(features.index) == sorted(records["id"].head(3))
-    assert failures["id"].tolist() == ["big-licl"]
+    assert failures["id"].tolist() == ["slow-licl"]
     assert "time limit" in failures["reason"].iloc[0]
+    assert seconds < 45  # stopped, not spun out
 
 
-def _on_main_thread() -> bool:
+def _featurize_with_one_slow(records: pd.DataFrame, options) -> tuple:
+    """On a worker: the full preset with the structure featurizer spinning for 60 s on
+    LiCl, restored afterwards -> (features, failures, seconds, ran on the main thread)."""
     import threading
+    import time
 
-    return threading.current_thread() is threading.main_thread()
+    from miscreen.featurize import featurize_records
+    from miscreen.featurize.structure import StructureFeaturizer
+
+    original = StructureFeaturizer.featurize
+
+    def slow(self, entry):
+        if entry.composition.reduced_formula == "LiCl":
+            end = time.perf_counter() + 60
+            while time.perf_counter() < end:  # Python bytecode: the limit can stop it
+                pass
+        return original(self, entry)
+
+    StructureFeaturizer.featurize = slow
+    start = time.perf_counter()
+    try:
+        features, failures, _ = featurize_records(records, "full", options)
+    finally:
+        StructureFeaturizer.featurize = original
+    on_main = threading.current_thread() is threading.main_thread()
+    return features, failures, time.perf_counter() - start, on_main
