@@ -353,7 +353,7 @@ def summarise(runs: dict[int, dict], speed: dict, args: argparse.Namespace, rout
         "dask_speedup_2_workers_over_in_process": (
             speed["local"]["seconds"] / speed[2]["seconds"] if {"local", 2} <= set(speed) else None
         ),
-        "dask_speedup_pool": args.speedup_size,
+        "dask_speedup_pool": args.speedup_pool,
         "dask_runs": {str(w): r for w, r in speed.items()},
         "workers": args.workers,
         "chunk_size": args.chunk_size,
@@ -382,6 +382,15 @@ def earlier_runs(previous: Path, preset: str) -> tuple[dict[int, dict], dict]:
     runs = {int(n): r for n, r in old.get(f"{prefix}runs", {}).items()}
     speed = {int(w) if w.isdigit() else w: r for w, r in old.get(f"{prefix}dask_runs", {}).items()}
     return runs, speed
+
+
+def earlier_pool(args: argparse.Namespace) -> int | None:
+    """The pool size of the 1-vs-2-worker runs kept from the file (``--speedup-size 0``)."""
+    try:
+        old = json.loads(args.out.read_text())
+    except (OSError, ValueError):
+        return None
+    return old.get(f"{'full_' if args.preset == 'full' else ''}dask_speedup_pool")
 
 
 def merged(previous: Path, result: dict, preset: str) -> dict:
@@ -447,6 +456,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"pools ready ({len(bases)} base variants) in {time.perf_counter() - t0:.0f} s")
     routing = train_model(work, args.preset)
     runs, speed = earlier_runs(args.out, args.preset)
+    args.speedup_pool = args.speedup_size if args.speedup_size > 0 else earlier_pool(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
 
     def write() -> dict:
