@@ -137,3 +137,23 @@ def test_icsd_table_is_the_one_pymatgen_scores_with() -> None:
     ours, theirs = _icsd_occurrence(), Composition.oxi_prob
     assert ours == theirs
     assert all(type(ours[k]) is type(theirs[k]) for k in theirs)
+
+
+def test_weighted_statistics_are_numpy_averages_to_the_bit():
+    """``wstats`` skips ``np.average``'s checks but keeps its arithmetic: the same floats on
+    random vectors with zero weights, NaN values and magnitudes from 1e-3 to 1e3."""
+    from miscreen.featurize.base import wstats
+
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        n = int(rng.integers(1, 40))
+        v = rng.normal(size=n) * 10.0 ** rng.integers(-3, 4)
+        w = rng.random(n) * (rng.random(n) > 0.2)
+        v[0] = np.nan if rng.random() < 0.1 else v[0]
+        ok = (w > 0) & np.isfinite(v)
+        if not ok.any():
+            assert all(np.isnan(wstats(v, w)))
+            continue
+        mean = np.average(v[ok], weights=w[ok])
+        std = np.sqrt(np.average((v[ok] - mean) ** 2, weights=w[ok]))
+        assert wstats(v, w) == (mean, std, v[ok].min(), v[ok].max())
