@@ -142,6 +142,17 @@ def test_pymatgen_written_structures_read_back_the_same() -> None:
     assert back == s and back.as_dict() == s.as_dict()
 
 
+def test_a_property_on_some_sites_only_is_none_on_the_others() -> None:
+    """As ``Structure.from_sites`` has it: a missing site property reads as None, and a
+    site without a label is labelled by its species."""
+    d = Structure(Lattice.cubic(4), ["Li", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]).as_dict()
+    d["sites"][1]["properties"] = {"magmom": 2.0}
+    del d["sites"][0]["label"]
+    back = structure_from_json(json.dumps(d))
+    assert back.site_properties == {"magmom": [None, 2.0]}
+    assert back.labels == ["Li", "O"]
+
+
 def test_a_store_written_before_the_fix_is_rechecked_on_read(
     planted: tuple[str, Path], tmp_path: Path
 ) -> None:

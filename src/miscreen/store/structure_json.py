@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
+from dataclasses import dataclass
 from typing import Any
 
 from pymatgen.core import DummySpecies, Element, Lattice, Species, Structure
-from pymatgen.core.sites import PeriodicSite
 
 MAX_SITES = 2000
 MAX_JSON_CHARS = 5_000_000
@@ -99,16 +98,28 @@ def structure_from_dict(data: object) -> Structure:
     if len(sites) > MAX_SITES:
         raise ValueError(f"structure has {len(sites)} sites (> {MAX_SITES}); too large")
     lattice = _lattice(data.get("lattice"))
-    built = [_site(site, lattice, f"site {i}") for i, site in enumerate(sites)]
+    built = [_site(site, f"site {i}") for i, site in enumerate(sites)]
     charge = data.get("charge")
     if charge is not None and not _is_number(charge):
         raise ValueError(f"structure charge {charge!r} is not a number")
     properties = _plain(data.get("properties") or {}, "structure properties")
     if not isinstance(properties, dict):
         raise ValueError("structure properties are not a JSON object")
-    with warnings.catch_warnings():  # a property on some sites only: None on the others
-        warnings.filterwarnings("ignore", message="Not all sites have property")
-        return Structure.from_sites(built, charge=charge, properties=properties)
+    # what Structure.from_sites does, without building every site twice: a property on
+    # some sites only is None on the others
+    site_properties: dict[str, list] = {}
+    for i, site in enumerate(built):
+        for key, value in site.properties.items():
+            site_properties.setdefault(key, [None] * len(built))[i] = value
+    return Structure(
+        lattice,
+        [site.species for site in built],
+        [site.abc for site in built],
+        charge=charge,
+        site_properties=site_properties,
+        labels=[site.label for site in built],
+        properties=properties,
+    )
 
 
 def _check_class(data: dict, where: str) -> None:
@@ -174,7 +185,17 @@ def _lattice(data: object) -> Lattice:
     return Lattice.from_parameters(*abc, *angles, pbc=tuple(pbc))
 
 
-def _site(data: object, lattice: Lattice, where: str) -> PeriodicSite:
+@dataclass(frozen=True)
+class _SiteData:
+    """One site as checked data, before the structure is built."""
+
+    species: dict[Element | Species | DummySpecies, float]
+    abc: list[float]
+    properties: dict
+    label: str | None
+
+
+def _site(data: object, where: str) -> _SiteData:
     if not isinstance(data, dict):
         raise ValueError(f"{where} is a {type(data).__name__}, expected an object")
     _check_class(data, where)
@@ -197,7 +218,7 @@ def _site(data: object, lattice: Lattice, where: str) -> PeriodicSite:
     if not isinstance(properties, dict):
         raise ValueError(f"{where} properties are not a JSON object")
     abc = _numbers(data.get("abc"), 3, f"{where} abc")
-    return PeriodicSite(species, abc, lattice, properties=properties, label=label)
+    return _SiteData(species, abc, properties, label)
 
 
 def _species(entry: dict, where: str) -> Element | Species | DummySpecies:
