@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from miscreen import schema as S
 from miscreen.suggest.next_round import suggest_next
 from miscreen.suggest.prior import (
     BARRIER,
@@ -96,6 +97,15 @@ def test_the_cold_start_ranks_by_the_prior_until_a_fast_conductor_is_measured() 
 
 def test_a_barrier_column_enters_the_prior() -> None:
     pool = COLD_POOL.assign(composition="Li3PS4", barrier=[0.9, 0.2, 0.5, np.nan])
+    out = suggest_batch(pool, 4, "mei", best_measured=-5.5, physics_prior=True, diversity="none")
+    assert out["id"].iloc[0] == "llzo" and out["id"].iloc[-1] == "lps"
+    assert "BVSE barrier 0.20 eV" in out["why"].iloc[0]
+
+
+def test_the_screen_runs_bvse_column_enters_the_prior() -> None:
+    """A screened run's candidates carry BVSE barriers (``bvse_e3d_ev``) for the best rows:
+    the prior reads them there."""
+    pool = COLD_POOL.assign(composition="Li3PS4", **{S.BVSE_E3D: [0.9, 0.2, 0.5, np.nan]})
     out = suggest_batch(pool, 4, "mei", best_measured=-5.5, physics_prior=True, diversity="none")
     assert out["id"].iloc[0] == "llzo" and out["id"].iloc[-1] == "lps"
     assert "BVSE barrier 0.20 eV" in out["why"].iloc[0]

@@ -132,7 +132,9 @@ def suggest_batch(
     rng = np.random.default_rng(seed)
     guided = physics_prior and cold_start(np.array([best_measured]), COLD_START_LOG10)
     if guided:
-        barriers = cand[BARRIER].to_numpy(dtype=float) if BARRIER in cand.columns else None
+        # the pool's own barrier column, else the screen's BVSE check (the best rows only)
+        column = next((c for c in (BARRIER, S.BVSE_E3D) if c in cand.columns), None)
+        barriers = cand[column].to_numpy(dtype=float) if column else None
         components = prior_components(cand[S.COMPOSITION], barriers)
         values = prior_score(components)
     else:
@@ -151,6 +153,7 @@ def suggest_batch(
     if guided:
         out[POLARIZABILITY] = components[POLARIZABILITY].to_numpy()[picked]
         out[LI_FRACTION] = components[LI_FRACTION].to_numpy()[picked]
+        out[BARRIER] = components[BARRIER].to_numpy()[picked]
     if LOWER not in out.columns or UPPER not in out.columns:
         z = float(norm.ppf(0.5 + interval / 2))
         out[LOWER] = out[MEAN] - z * out[SD]
