@@ -119,7 +119,7 @@ def render(cfg: Config, job: ArrayJob, workdir: Path | None = None) -> Scripts:
     array = header(cfg, f"miscreen-{job.name}", job.time or s.time, s.mem, workdir, job.gpus)
     array += [
         f"#SBATCH --array=0-{job.tasks - 1}{throttle}",
-        f"#SBATCH --output={log_dir}/{job.log}-%A_%a.out",
+        f"#SBATCH --output={log_dir}/{task_log(job.log)}",
         "",
         *env,
         *(f"# {note}" for note in job.notes),
@@ -137,6 +137,14 @@ def render(cfg: Config, job: ArrayJob, workdir: Path | None = None) -> Scripts:
     return Scripts("\n".join(array), "\n".join(then))
 
 
+SCREEN_LOG = "screen"  # the screening array's log name
+
+
+def task_log(log: str, array: str = "%A", task: int | str = "%a") -> str:
+    """An array task's log file name: SLURM's pattern by default, or one task's name."""
+    return f"{log}-{array}_{task}.out"
+
+
 def screening_job(cfg: Config, config_path: Path, shards: int | None = None) -> ArrayJob:
     """Sharded screening: array task ``i`` of ``shards`` (default ``batch.slurm.shards``)
     screens its shard; the merge ranks every shard's predictions together."""
@@ -148,7 +156,7 @@ def screening_job(cfg: Config, config_path: Path, shards: int | None = None) -> 
         command=f"{miscreen_command()} screen {config}",
         then=f"{miscreen_command()} slurm merge {config} --shards {n}",
         then_name="merge",
-        log="screen",
+        log=SCREEN_LOG,
         then_log="merge",
         notes=(
             "the shard (i of N) comes from SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT;",
@@ -241,7 +249,7 @@ def merge_array(cfg: Config, config_path: Path, shards: int) -> pd.DataFrame:
         if not missing:
             raise
         array = dependency_job() or "*"
-        logs = [str(cfg.run.slurm.resolve() / f"screen-{array}_{i}.out") for i in missing]
+        logs = [str(cfg.run.slurm.resolve() / task_log(SCREEN_LOG, array, i)) for i in missing]
         raise UnfinishedTasks(
             f"job array {array}: task(s) {', '.join(map(str, missing[:10]))}"
             f"{' ...' if len(missing) > 10 else ''} ended without finishing their shards "
