@@ -34,7 +34,6 @@ at p >= 0.5, and its Brier score against the base rate.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -51,6 +50,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from threadpoolctl import threadpool_limits
 
 from benchmarks import model_research as research
+from miscreen import atomic_io
 from miscreen.fetch.labels import OBELIX_FLOOR_LOG10
 from miscreen.train.estimators import MISSING
 
@@ -230,10 +230,7 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds": time.perf_counter() - t0,
         "kinds": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(out, indent=2) + "\n")
-    tmp.replace(args.out)
+    atomic_io.write_json(args.out, out)
     print(f"\n{time.perf_counter() - t0:.0f} s; wrote {args.out}")
     return out
 

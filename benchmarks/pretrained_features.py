@@ -54,7 +54,6 @@ cost (about 0.35 s of CPU per OBELiX CIF, 0.04 s per candidate: some 160 s of CP
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -69,6 +68,7 @@ import pandas as pd  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from benchmarks import model_research as mr  # noqa: E402
+from miscreen import atomic_io  # noqa: E402
 from miscreen import schema as S  # noqa: E402
 
 OUT = REPO / "results" / "bench" / "pretrained_features.json"
@@ -334,10 +334,7 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds": time.perf_counter() - t0,
         "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(out, indent=2) + "\n")
-    tmp.replace(args.out)
+    atomic_io.write_json(args.out, out)
     print(f"\n{time.perf_counter() - t0:.0f} s; wrote {args.out}")
     return out
 
