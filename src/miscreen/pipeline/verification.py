@@ -39,7 +39,7 @@ from miscreen.verify.md_results import (
 )
 from miscreen.verify.md_run import MDCandidate, Plan, prepare_tasks, run_local
 from miscreen.verify.md_section import results_section
-from miscreen.verify.potential import default_threads, resolve_device
+from miscreen.potentials import default_threads, resolve_device
 
 MD_SECTION, MD_SECTION_ORDER = "md", 65
 BVSE_SECTION, BVSE_SECTION_ORDER = "bvse", 62

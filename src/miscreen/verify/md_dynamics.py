@@ -25,7 +25,7 @@ from miscreen.verify.md_tasks import (
     write_checkpoint,
     write_chunk,
 )
-from miscreen.verify.potential import calculator, set_threads
+from miscreen.potentials import calculator, set_threads
 
 log = logging.getLogger(__name__)
 

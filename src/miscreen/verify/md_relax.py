@@ -11,7 +11,7 @@ import numpy as np
 from pymatgen.core import Structure
 
 from miscreen.store.structure_json import structure_from_dict
-from miscreen.verify.potential import calculator
+from miscreen.potentials import calculator
 
 
 @dataclass(frozen=True)

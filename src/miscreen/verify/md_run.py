@@ -38,7 +38,7 @@ from miscreen.verify.md_tasks import (
     write_prepared,
     write_task,
 )
-from miscreen.verify.potential import set_threads
+from miscreen.potentials import set_threads
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The machine-learned potential of verify's MD: the pretrained CHGNet, its device and its
+"""The machine-learned potentials (MD, relaxations): the pretrained CHGNet, its device and its
 threads."""
 
 from __future__ import annotations
