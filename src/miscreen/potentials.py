@@ -1,5 +1,11 @@
-"""The machine-learned potentials (MD, relaxations): the pretrained CHGNet, its device and its
-threads."""
+"""The machine-learned potentials (MD, relaxations): one small class per pretrained potential
+whose weights ship inside its wheel (so it runs offline), a registry by name, the device and
+torch's threads.
+
+A potential has a ``name`` (what ``--potential`` takes), a ``version`` (package version and
+model, recorded with every result) and ``calculator(device)``, an ASE calculator giving
+energy, forces and stress. Adding a potential is one class and one line in ``POTENTIALS``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,19 @@ import contextlib
 import functools
 import io
 import os
+import warnings
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from typing import Any
+
+from miscreen.errors import UserError
+
+DEFAULT_POTENTIAL = "chgnet"
+
+
+class PotentialError(UserError, ValueError):
+    """An unknown potential name, or a potential whose package is not installed."""
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -19,20 +37,106 @@ def resolve_device(device: str = "auto") -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-@functools.lru_cache(maxsize=4)
-def load_chgnet(device: str = "cpu") -> Any:
-    """The pretrained CHGNet (weights ship in the wheel), loaded once per process."""
+def _installed_version(package: str) -> str:
+    try:
+        return package_version(package)
+    except PackageNotFoundError as exc:
+        raise PotentialError(
+            f"the {package} package is not installed (pip install -e '.[md]')"
+        ) from exc
+
+
+@functools.lru_cache(maxsize=8)
+def load_chgnet(device: str = "cpu", model: str = "0.3.0") -> Any:
+    """A pretrained CHGNet (weights ship in the wheel), loaded once per process."""
     from chgnet.model import CHGNet
 
     with contextlib.redirect_stdout(io.StringIO()):
-        return CHGNet.load(verbose=False, use_device=device)
+        return CHGNet.load(model_name=model, verbose=False, use_device=device)
+
+
+@dataclass(frozen=True)
+class CHGNetPotential:
+    """CHGNet (Deng et al. 2023): ``0.3.0`` trained on MPtrj (PBE/PBE+U), ``r2scan``
+    transfer-learned to MP's r2SCAN data."""
+
+    name: str
+    model: str = "0.3.0"
+
+    @property
+    def version(self) -> str:
+        return f"chgnet {_installed_version('chgnet')}, model {self.model}"
+
+    def calculator(self, device: str = "cpu") -> Any:
+        from chgnet.model.dynamics import CHGNetCalculator
+
+        _installed_version("chgnet")
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints the device
+            return CHGNetCalculator(model=load_chgnet(device, self.model), use_device=device)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_sevennet(model: str, device: str) -> Any:
+    from sevenn import util
+
+    checkpoint = util.load_checkpoint(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return checkpoint.build_model(), checkpoint.config
+
+
+@dataclass(frozen=True)
+class SevenNetPotential:
+    """SevenNet (Park et al. 2024): ``7net-0`` (MPtrj, PBE), ``7net-l3i5`` (MPtrj, higher
+    angular order, stiffer), ``7net-mf-0`` (multi-fidelity; ``modal`` picks its PBE head)."""
+
+    name: str
+    model: str
+    modal: str | None = None
+
+    @property
+    def version(self) -> str:
+        head = f" ({self.modal} head)" if self.modal else ""
+        return f"sevenn {_installed_version('sevenn')}, model {self.model}{head}"
+
+    def calculator(self, device: str = "cpu") -> Any:
+        _installed_version("sevenn")
+        from sevenn.calculator import SevenNetCalculator
+
+        model, config = _load_sevennet(self.model, device)
+        with warnings.catch_warnings():  # "no tensor-product accelerator" on every call
+            warnings.simplefilter("ignore")
+            return SevenNetCalculator(
+                model=model,
+                file_type="model_instance",
+                device=device,
+                modal=self.modal,
+                sevennet_config=config,
+            )
+
+
+POTENTIALS: dict[str, CHGNetPotential | SevenNetPotential] = {
+    p.name: p
+    for p in (
+        CHGNetPotential("chgnet", "0.3.0"),
+        CHGNetPotential("chgnet-r2scan", "r2scan"),
+        SevenNetPotential("sevennet-0", "7net-0"),
+        SevenNetPotential("sevennet-l3i5", "7net-l3i5"),
+        SevenNetPotential("sevennet-mf-0", "7net-mf-0", modal="PBE"),
+    )
+}
+
+
+def get_potential(name: str) -> CHGNetPotential | SevenNetPotential:
+    """The potential called ``name``; a :class:`PotentialError` lists the names otherwise."""
+    if name not in POTENTIALS:
+        raise PotentialError(f"unknown potential {name!r}; use one of {', '.join(POTENTIALS)}")
+    return POTENTIALS[name]
 
 
 def calculator(device: str = "cpu") -> Any:
-    from chgnet.model.dynamics import CHGNetCalculator
-
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints the device
-        return CHGNetCalculator(model=load_chgnet(device), use_device=device)
+    """CHGNet 0.3.0's calculator (kept for callers not yet moved to :func:`get_potential`)."""
+    return get_potential(DEFAULT_POTENTIAL).calculator(device)
 
 
 def set_threads(threads: int) -> None:

@@ -1,4 +1,9 @@
-"""Relaxation of a simulation cell with CHGNet (positions and cell) before its MD."""
+"""Relaxation of a simulation cell with a machine-learned potential before its MD.
+
+CHGNet relaxes through its own ``StructOptimizer``; every other potential through ASE's FIRE
+on a ``FrechetCellFilter`` (the same optimizer and filter StructOptimizer uses). With
+``relax_cell=False`` only the positions move, at the given cell (the experimental lattice).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,8 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Structure
 
+from miscreen.potentials import DEFAULT_POTENTIAL, get_potential
 from miscreen.store.structure_json import structure_from_dict
-from miscreen.potentials import calculator
 
 
 @dataclass(frozen=True)
@@ -33,15 +38,35 @@ class Relaxed:
 
 
 def relax(
-    structure: Structure, fmax: float = 0.05, steps: int = 300, device: str = "cpu"
+    structure: Structure,
+    fmax: float = 0.05,
+    steps: int = 300,
+    device: str = "cpu",
+    potential: str = DEFAULT_POTENTIAL,
+    relax_cell: bool = True,
 ) -> Relaxed:
-    """Relax positions and cell with CHGNet (FIRE, Frechet cell filter)."""
+    """Relax positions (and the cell unless ``relax_cell`` is False) with ``potential``
+    (FIRE; Frechet cell filter when the cell moves)."""
+    pot = get_potential(potential)
+    if potential == "chgnet":
+        return _relax_chgnet(structure, fmax, steps, pot.calculator(device), relax_cell)
+    return _relax_ase(structure, fmax, steps, pot.calculator(device), relax_cell)
+
+
+def _relax_chgnet(
+    structure: Structure, fmax: float, steps: int, calc: Any, relax_cell: bool
+) -> Relaxed:
     from chgnet.model import StructOptimizer
 
     with contextlib.redirect_stdout(io.StringIO()):
-        opt = StructOptimizer(model=calculator(device))
+        opt = StructOptimizer(model=calc)
         out = opt.relax(
-            structure, fmax=fmax, steps=steps, relax_cell=True, verbose=False, assign_magmoms=False
+            structure,
+            fmax=fmax,
+            steps=steps,
+            relax_cell=relax_cell,
+            verbose=False,
+            assign_magmoms=False,
         )
     traj = out["trajectory"]
     final = out["final_structure"]
@@ -55,4 +80,36 @@ def relax(
         max_force_ev_a=max_force,
         steps=n_steps,
         converged=max_force <= fmax * 1.0001,
+    )
+
+
+def _relax_ase(
+    structure: Structure, fmax: float, steps: int, calc: Any, relax_cell: bool
+) -> Relaxed:
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    atoms = AseAtomsAdaptor.get_atoms(structure.copy())
+    atoms.calc = calc
+    target = FrechetCellFilter(atoms) if relax_cell else atoms
+    opt = FIRE(target, logfile=None)
+    opt.run(fmax=fmax, steps=steps)
+    forces = atoms.get_forces()
+    energy = float(atoms.get_potential_energy())
+    max_force = float(np.linalg.norm(forces, axis=1).max())
+    if relax_cell:  # the filter's generalized forces include the stress
+        converged = bool(np.linalg.norm(target.get_forces(), axis=1).max() <= fmax * 1.0001)
+    else:
+        converged = max_force <= fmax * 1.0001
+    atoms.calc = None
+    final = AseAtomsAdaptor.get_structure(atoms)
+    for key in list(final.site_properties):
+        final.remove_site_property(key)
+    return Relaxed(
+        structure=final,
+        energy_ev_per_atom=energy / len(final),
+        max_force_ev_a=max_force,
+        steps=int(opt.nsteps),
+        converged=converged,
     )
