@@ -63,25 +63,29 @@ def structure_from_json(text: str) -> Structure:
 
 def check_json_size(value: object) -> None:
     """Refuse decoded JSON nested deeper than ``MAX_JSON_DEPTH``, with a list or object of
-    more than ``MAX_JSON_ITEMS`` entries, or of more than ``MAX_JSON_VALUES`` values."""
-    stack: list[tuple[object, int]] = [(value, 1)]
-    count = 0
-    while stack:
-        item, depth = stack.pop()
-        count += 1
-        if count > MAX_JSON_VALUES:
-            raise ValueError(f"more than {MAX_JSON_VALUES:,} JSON values (limit)")
-        if isinstance(item, dict | list):
-            if depth > MAX_JSON_DEPTH:
-                raise ValueError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep (limit)")
+    more than ``MAX_JSON_ITEMS`` entries, or of more than ``MAX_JSON_VALUES`` values.
+
+    Walks one nesting level at a time: the containers of a level are counted by their
+    lengths (every entry is one value) and only nested containers are visited, so plain
+    numbers and strings cost one type check each."""
+    level = [value] if isinstance(value, dict | list) else []
+    count, depth = 1, 1
+    while level:
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep (limit)")
+        nested: list[dict | list] = []
+        for item in level:
             if len(item) > MAX_JSON_ITEMS:
                 kind = "an object" if isinstance(item, dict) else "a list"
                 raise ValueError(
                     f"{kind} of {len(item):,} entries (limit {MAX_JSON_ITEMS:,} per list or object)"
                 )
-            stack.extend(
-                (v, depth + 1) for v in (item.values() if isinstance(item, dict) else item)
-            )
+            count += len(item)
+            entries = item.values() if isinstance(item, dict) else item
+            nested += [v for v in entries if isinstance(v, dict | list)]
+        if count > MAX_JSON_VALUES:
+            raise ValueError(f"more than {MAX_JSON_VALUES:,} JSON values (limit)")
+        level, depth = nested, depth + 1
 
 
 def structure_from_dict(data: object) -> Structure:
