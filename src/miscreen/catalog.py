@@ -21,9 +21,13 @@ Run folder (``results/<run_name>/``)::
     md_temperatures.csv, md_summary.csv   verify md: per temperature, per candidate
     md_results.json                       verify md: everything, with MSD curves
     case.json                             a case study's headline numbers
+    generate/plan.json, generate/relaxed/ generate: the candidates, one relaxation file each
+    generated.csv / generated.parquet     generate: the new candidates, predicted and placed
+    generated_store/                      generate: the same as a structure store (a source)
     shards/                               batch screening state
     slurm/                                job scripts (screen-array.sh, merge.sh, md-array.sh,
-                                          md-analyze.sh) and their logs
+                                          md-analyze.sh, generate-array.sh, generate-finish.sh)
+                                          and their logs
     extra files a case study names through :meth:`RunCatalog.file`
 
 Model folder (``models/<run_name>/``)::
@@ -138,6 +142,14 @@ class RunCatalog:
     merge_script = property(lambda self: self.slurm / "merge.sh")
     md_array_script = property(lambda self: self.slurm / "md-array.sh")
     md_analyze_script = property(lambda self: self.slurm / "md-analyze.sh")
+    generate = property(lambda self: self.root / "generate")  # generate: plan, relaxations
+    generate_plan = property(lambda self: self.root / "generate" / "plan.json")
+    generate_relaxed = property(lambda self: self.root / "generate" / "relaxed")
+    generated_csv = property(lambda self: self.root / "generated.csv")
+    generated_parquet = property(lambda self: self.root / "generated.parquet")
+    generated_store = property(lambda self: self.root / "generated_store")
+    generate_array_script = property(lambda self: self.slurm / "generate-array.sh")
+    generate_finish_script = property(lambda self: self.slurm / "generate-finish.sh")
 
     def shard(self, index: int, count: int) -> ShardFiles:
         """The files of shard ``index`` (0-based) of ``count``."""

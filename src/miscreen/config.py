@@ -243,6 +243,39 @@ class BatchConfig(_Strict):
     dask: DaskConfig = DaskConfig()
 
 
+class GenerateParents(_Strict):
+    """Parent structures of ``miscreen generate``: the run's ``top`` ranked candidates, the
+    candidate sources' rows with these ``ids``, and structure ``files`` (CIF, POSCAR,
+    pymatgen JSON)."""
+
+    top: int = bounded(0, "parents from the run's ranked candidates", ge=0, le=1000)
+    ids: tuple[str, ...] = ()
+    files: tuple[Path, ...] = ()
+
+
+class GenerateConfig(_Strict):
+    """New candidates by substitution, relaxed and placed on the hull by a universal
+    potential (``miscreen generate``; :mod:`miscreen.generate`)."""
+
+    parents: GenerateParents = GenerateParents()
+    # explicit map, e.g. {Ge: [Si, Sn], S: [Se, O]}; empty: pymatgen's data-mined probabilities
+    substitutions: dict[str, tuple[str, ...]] = {}
+    min_probability: float = Field(default=1e-3, gt=0, le=1)  # data-mined substitutions
+    max_per_parent: int = bounded(20, "data-mined substitutions per parent", ge=1, le=10_000)
+    keep_elements: tuple[str, ...] = ("Li",)  # never substituted by the data-mined route
+    aliovalent: bool = False  # allow a charge change made up by removing Li
+    potential: str = "chgnet"  # a name of miscreen.potentials (chgnet, sevennet-0, ...)
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
+    relax_steps: int = bounded(300, "FIRE steps per structure", ge=0, le=100_000)
+    fmax: float = bounded(0.05, "eV/Å, the relaxation's force criterion", gt=0, le=10)
+    relax_time_limit_s: float = bounded(600.0, "seconds per structure", gt=0, le=DAY_S)
+    hull_references: Literal["dft_hull", "all"] = "dft_hull"
+    drop_known: bool = True  # leave out candidates that are known materials
+    backend: Literal["local", "slurm"] = "local"
+    jobs: int = bounded(1, "relaxation processes on one machine", ge=1, le=1024)
+    bvse: bool = True  # BVSE barriers of the generated candidates
+
+
 class Config(_Strict):
     run_name: str = Field(default="default", pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = bounded(0, "numpy and scikit-learn take seeds in [0, 2**32)", ge=0, lt=MAX_SEED)
@@ -259,6 +292,7 @@ class Config(_Strict):
     screen: ScreenConfig = ScreenConfig()
     report: ReportConfig = ReportConfig()
     batch: BatchConfig = BatchConfig()
+    generate: GenerateConfig = GenerateConfig()
 
     @field_validator("run_name")
     @classmethod

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from miscreen.cli import generate as generate_cli
 from miscreen.cli import models as models_cli
 from miscreen.cli import screen as screen_cli
 from miscreen.cli.benchmark import app as benchmark_app
@@ -26,6 +27,7 @@ app.add_typer(case_app, name="case")
 app.add_typer(verify_app, name="verify")
 screen_cli.register(app)
 models_cli.register(app)
+generate_cli.register(app)
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -1,0 +1,332 @@
+"""Wiring of ``miscreen generate``: parents -> substituted candidates (the plan) -> one
+relaxation each (here, in processes, or as a SLURM array) -> hull, known-material check,
+prediction with interval, score and BVSE barrier -> ``generated.csv`` and a structure store.
+
+The plan (``generate/plan.json``) lists every candidate with its parent, substitution and
+probability, and the known material it is where it is one; candidates that are known
+materials are left out of it (``generate.drop_known``) except a parent itself, which stays
+as the family's reference point (``is_parent``). Each relaxation writes its own result file
+(``generate/relaxed/``), so a rerun or a resubmitted array skips what is done. The finish
+step reads them all (an unrelaxed candidate is a failure with the reason) and writes, through
+the run catalog, ``generated.csv``/``.parquet``, the store ``generated_store/`` that a config
+can list as a ``store`` source, the stage's failures and its manifest entry.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from pymatgen.core import Structure
+
+from miscreen import atomic_io, batch
+from miscreen import schema as S
+from miscreen.batch import slurm
+from miscreen.config import Config
+from miscreen.errors import UserError
+from miscreen.fetch.parsing import structure_from_json
+from miscreen.fetch.records import structure_record
+from miscreen.fetch.sources import load_references
+from miscreen.generate import hull
+from miscreen.generate.duplicates import duplicates
+from miscreen.generate.relax import (
+    RelaxResult,
+    RelaxSettings,
+    read_result,
+    relax_one,
+    relax_processes,
+    result_path,
+)
+from miscreen.generate.substitute import (
+    Generated,
+    Substitutions,
+    data_mined,
+    explicit,
+    ordered_parent,
+)
+from miscreen.pipeline.stages import write_manifest
+from miscreen.pipeline.verification import candidate_records, ranked_candidates, top_ids
+from miscreen.store.structures import SourceQuery, StructureStore
+from miscreen.verify import barrier_table
+from miscreen.verify.md_protocol import MDError
+
+log = logging.getLogger(__name__)
+
+STAGE = "generate"
+SOURCE = "generated"
+PARENT_ID, SUBSTITUTION, PROBABILITY = "parent_id", "substitution", "substitution_probability"
+IS_PARENT, DUPLICATE = "is_parent", "known_duplicate"
+RELAX_COLUMNS = ("relax_energy_ev_per_atom", "relax_max_force_ev_a", "relax_steps",
+                 "relax_converged", "relax_stopped", "relax_seconds")  # fmt: skip
+E_ABOVE_HULL_EV = "e_above_hull_ev"  # the same value as e_above_hull, named with its unit
+
+
+def settings(cfg: Config) -> RelaxSettings:
+    g = cfg.generate
+    return RelaxSettings(g.potential, g.fmax, g.relax_steps, g.relax_time_limit_s, g.device)
+
+
+# ----------------------------------------------------------------------- the plan
+
+
+def parents(cfg: Config) -> list[tuple[str, Structure]]:
+    """The parents the config names: listed ids, the run's top ranked, structure files."""
+    p = cfg.generate.parents
+    ids = [*p.ids, *(top_ids(ranked_candidates(cfg), p.top) if p.top else [])]
+    out = []
+    if ids:
+        rows = {str(r[S.ID]): r for r in candidate_records(cfg, ids).to_dict("records")}
+        for pid in dict.fromkeys(ids):
+            row = rows.get(pid)
+            if row is None or not isinstance(row.get(S.STRUCTURE), str):
+                raise UserError(
+                    f"generate: parent {pid} has no structure in the configured sources"
+                )
+            out.append((pid, structure_from_json(row[S.STRUCTURE])))
+    for path in p.files:
+        try:
+            out.append((f"file:{Path(path).stem}", Structure.from_file(path)))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"generate: parent file {path} does not read: {exc}") from None
+    if not out:
+        raise UserError("generate: no parents; set generate.parents (top, ids or files)")
+    return out
+
+
+def substitutions(cfg: Config, pid: str, structure: Structure) -> Substitutions:
+    """One parent's candidates (ordered first), by the explicit map or the data."""
+    g = cfg.generate
+    ordered = ordered_parent(structure)
+    if g.substitutions:
+        choices = {el: list(new) for el, new in g.substitutions.items()}
+        return explicit(ordered, pid, choices, g.aliovalent)
+    return data_mined(ordered, pid, g.min_probability, g.keep_elements, g.max_per_parent)
+
+
+def reference_table(cfg: Config) -> pd.DataFrame:
+    """The reference phases and pool rows: ``screen.references``, else the candidate
+    sources (as the default run's stability estimate)."""
+    return load_references(cfg.screen.references or cfg.candidates, cfg.data_path).records
+
+
+def plan_generation(cfg: Config, given: list[tuple[str, Structure]] | None = None) -> dict:
+    """Substitute every parent, check the candidates against known materials and write the
+    plan -> it (``candidates``: the ones to relax, ``dropped`` and ``skipped`` with reasons)."""
+    cands, skipped = [], []
+    for pid, structure in given or parents(cfg):
+        try:
+            subs = substitutions(cfg, pid, structure)
+        except (MDError, ValueError) as exc:
+            skipped.append({PARENT_ID: pid, SUBSTITUTION: "", "reason": str(exc)})
+            continue
+        cands += subs.candidates
+        skipped += [{PARENT_ID: pid, SUBSTITUTION: n, "reason": r} for n, r in subs.skipped]
+    refs = hull.reference_phases(reference_table(cfg), hull.ALL)
+    dups = duplicates(cands, refs, cfg.run.known_materials)
+    kept, dropped = [], []
+    for c in cands:
+        what, hits = dups.get(c.id, ("", []))
+        entry = _plan_entry(c, what, hits)
+        if what and cfg.generate.drop_known and c.substitution:
+            dropped.append({k: v for k, v in entry.items() if k != S.STRUCTURE})
+        else:
+            kept.append(entry)
+    plan = {"setting": settings(cfg).key, "candidates": kept, "dropped": dropped,
+            "skipped": skipped}  # fmt: skip
+    atomic_io.write_json(cfg.run.generate_plan, plan)
+    log.info("generate: %d candidates, %d known dropped, %d skipped", len(kept), len(dropped),
+             len(skipped))  # fmt: skip
+    return plan
+
+
+def _plan_entry(c: Generated, what: str, hits: list[str]) -> dict:
+    return {
+        S.ID: c.id,
+        PARENT_ID: c.parent_id,
+        SUBSTITUTION: c.substitution,
+        PROBABILITY: None if math.isnan(c.probability) else c.probability,
+        "li_change": c.li_change,
+        IS_PARENT: not c.substitution,
+        DUPLICATE: what,
+        "reference_matches": hits,
+        S.STRUCTURE: c.structure.as_dict(),
+    }
+
+
+def read_plan(cfg: Config) -> dict:
+    path = cfg.run.generate_plan
+    if not path.exists():
+        raise UserError(f"{path} does not exist: run `miscreen generate` first")
+    return atomic_io.read_json(path)
+
+
+def _items(plan: dict) -> list[tuple[int, str, Structure]]:
+    return [
+        (i, c[S.ID], Structure.from_dict(c[S.STRUCTURE])) for i, c in enumerate(plan["candidates"])
+    ]
+
+
+# ----------------------------------------------------------------------- relaxations
+
+
+def relax_task(cfg: Config, index: int) -> RelaxResult:
+    """Relax candidate ``index`` of the plan (read when done): one SLURM array task."""
+    i, cid, structure = _items(read_plan(cfg))[index]
+    return relax_one(cfg.run.generate_relaxed, i, cid, structure, settings(cfg))
+
+
+def relax_local(cfg: Config, plan: dict, jobs: int | None = None) -> dict[int, RelaxResult]:
+    """Relax every unfinished candidate here, in ``jobs`` processes (``generate.jobs``)."""
+    folder = cfg.run.generate_relaxed
+    folder.mkdir(parents=True, exist_ok=True)
+    return relax_processes(folder, _items(plan), settings(cfg), jobs or cfg.generate.jobs)
+
+
+# ----------------------------------------------------------------------- the finish
+
+
+def finish_generation(cfg: Config, predict: bool = True) -> pd.DataFrame:
+    """Hull, prediction, score and BVSE of every relaxed candidate; writes the outputs
+    (``predict`` False, or no trained models: no prediction columns) -> the table."""
+    plan, relax = read_plan(cfg), settings(cfg)
+    refs = hull.reference_phases(reference_table(cfg), cfg.generate.hull_references)
+    calc = hull.hull_calculator(relax, cfg.cache_path)
+    rows, failures = [], []
+    for i, cid, start in _items(plan):
+        entry = plan["candidates"][i]
+        result = read_result(result_path(cfg.run.generate_relaxed, i), start, relax)
+        if result is None:
+            why = "not relaxed (its array task failed or has not run); rerun to resume"
+            failures.append(S.failure(cid, SOURCE, STAGE, why))
+            continue
+        e_hull = hull.e_above_hull(cid, result.structure, result.energy_ev_per_atom, refs, calc,
+                                   hull.method_name(relax), entry["reference_matches"])  # fmt: skip
+        rows.append(_row(entry, result, e_hull))
+    if not rows:
+        raise UserError(f"generate: no relaxed candidate; see {cfg.run.failures}")
+    records = S.ensure_record_columns(pd.DataFrame(rows))
+    write_store(cfg, records)
+    table = records
+    if predict and cfg.models.routing.exists():
+        table, pred_failures = batch.screen_records(cfg, records)
+        failures += pred_failures.to_dict("records")
+    if cfg.generate.bvse:
+        table, bvse_failures = with_barriers(cfg, table, records)
+        failures += bvse_failures.to_dict("records")
+    table = table.drop(columns=[S.STRUCTURE], errors="ignore")
+    atomic_io.write_table(table, cfg.run.generated_csv)
+    atomic_io.write_table(table, cfg.run.generated_parquet)
+    cfg.run.write_failures(STAGE, pd.DataFrame(failures, columns=list(S.FAILURE_COLUMNS)))
+    entry = {"potential": relax.potential, "setting": relax.key, "candidates": len(table),
+             "dropped_known": len(plan["dropped"]), "skipped": len(plan["skipped"]),
+             "energies_computed": calc.computed}  # fmt: skip
+    write_manifest(cfg, STAGE, entry)
+    return table
+
+
+def _row(entry: dict, result: RelaxResult, e_hull: tuple[float, str, str, str]) -> dict:
+    values = (result.energy_ev_per_atom, result.max_force_ev_a, result.steps,
+              result.converged, result.stopped, result.seconds)  # fmt: skip
+    meta = {k: entry[k] for k in (PARENT_ID, SUBSTITUTION, PROBABILITY, IS_PARENT, DUPLICATE)}
+    extra = {
+        **meta,
+        **dict(zip(RELAX_COLUMNS, values, strict=True)),
+        **dict(zip(hull.HULL_COLUMNS, e_hull, strict=True)),
+        E_ABOVE_HULL_EV: e_hull[0],
+    }
+    return structure_record(entry[S.ID], SOURCE, result.structure, **extra)
+
+
+def write_store(cfg: Config, records: pd.DataFrame) -> None:
+    """The relaxed candidates as a structure store (``kind: store`` in a config reads it)."""
+    store = StructureStore(cfg.run.generated_store)
+    sq = SourceQuery(source=SOURCE, provider="miscreen generate", query={"run": cfg.run_name})
+    store.write_page(sq, 0, records, S.empty_failures(), None)
+    store.finalize(config=cfg.model_dump(mode="json"))
+
+
+def with_barriers(
+    cfg: Config, table: pd.DataFrame, records: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """BVSE barrier columns of every generated candidate joined to ``table``."""
+    barriers, failures = barrier_table(
+        records[[S.ID, S.SOURCE, S.COMPOSITION, S.STRUCTURE]],
+        time_limit_s=cfg.features.time_limit_s,
+    )
+    barriers = barriers.reset_index() if S.ID not in barriers else barriers
+    kept = table.drop(columns=[c for c in barriers.columns if c != S.ID], errors="ignore")
+    return kept.merge(barriers, on=S.ID, how="left"), failures
+
+
+# ----------------------------------------------------------------------- the stage
+
+
+def generate_stage(cfg: Config, jobs: int | None = None, predict: bool = True) -> pd.DataFrame:
+    """Plan, relax here (resuming whatever is done) and finish."""
+    plan = plan_generation(cfg)
+    if not plan["candidates"]:
+        raise UserError("generate: every candidate is a known material or was skipped")
+    relax_local(cfg, plan, jobs)
+    return finish_generation(cfg, predict)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """Where the scripts went and the job ids ``sbatch`` gave."""
+
+    array_script: Path
+    then_script: Path
+    array_id: str
+    then_id: str
+    tasks: int
+
+
+def generate_job(cfg: Config, config_path: Path, tasks: int) -> slurm.ArrayJob:
+    """One array task per candidate, then the finish once every task ended (an unrelaxed
+    candidate is listed as a failure; submitting again resumes)."""
+    exe, config = slurm.miscreen_command(), slurm.quoted_path(config_path)
+    return slurm.ArrayJob(
+        name=f"generate-{cfg.run_name}",
+        tasks=tasks,
+        command=f"{exe} generate-task {config} --index $SLURM_ARRAY_TASK_ID",
+        then=f"{exe} generate-finish {config}",
+        then_name="finish",
+        log="generate",
+        then_log="generate-finish",
+        notes=(
+            "candidate i of the plan (results/<run>/generate/plan.json); a finished",
+            "relaxation is skipped when the array is submitted again",
+        ),
+        threads="${SLURM_CPUS_PER_TASK:-1}",
+    )
+
+
+def submit_generation(cfg: Config, config_path: Path) -> Submitted:
+    """Plan, write the array and finish scripts into the run's ``slurm/`` folder and submit
+    them (the finish ``afterany``)."""
+    plan = plan_generation(cfg)
+    tasks = len(plan["candidates"])
+    if not tasks:
+        raise UserError("generate: every candidate is a known material or was skipped")
+    scripts = slurm.render(cfg, generate_job(cfg, config_path, tasks))
+    array, then = slurm.write_scripts(
+        scripts, cfg.run.generate_array_script, cfg.run.generate_finish_script
+    )
+    array_id, then_id = slurm.submit(array, then, dependency="afterany")
+    return Submitted(array, then, array_id, then_id, tasks)
+
+
+def generated_lines(table: pd.DataFrame) -> list[str]:
+    """One line per generated candidate: formula, substitution, hull, prediction."""
+    out = []
+    for r in table.to_dict("records"):
+        pred = r.get(S.PRED)
+        pred_text = "" if pred is None or pd.isna(pred) else f", log10 σ {pred:.2f}"
+        out.append(
+            f"{r[S.ID]}: {r[S.FORMULA]}, E_hull {r[S.E_HULL]:.3f} eV/atom, max force "
+            f"{r['relax_max_force_ev_a']:.3f} eV/Å{pred_text}"
+        )
+    return out
