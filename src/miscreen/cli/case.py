@@ -46,3 +46,20 @@ def md_lgps(
     keys = ("lgps", "poor", "poor_slower_at_every_temperature", "runtime_s")
     typer.echo(json.dumps({k: summary.get(k) for k in keys}, indent=1, default=str))
     typer.echo(f"wrote {cfg.run.case_json}")
+
+
+@app.command("lgps-family")
+def lgps_family(
+    ctx: typer.Context,
+    config: Annotated[
+        Path, typer.Argument(help="case configuration (hold-out, parent, generation)")
+    ] = Path("configs/lgps-family.yaml"),
+) -> None:
+    """Generate Li10MP2X12 (M = Ge, Si, Sn; X = S, Se, O) from LGPS: hull, σ, BVSE."""
+    from miscreen.cases.lgps_family import headline, run_case
+
+    cfg = load_config_or_exit(config)
+    with cli_errors(ctx):
+        summary = run_case(cfg)
+    typer.echo(json.dumps(headline(summary), indent=1, default=str))
+    typer.echo(f"wrote {cfg.run.case_json}")

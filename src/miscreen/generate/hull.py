@@ -11,8 +11,10 @@ candidates and references both sit at the potential's own minimum. A candidate's
 its relaxation's; energies are cached per structure and setting in ``energies.sqlite``.
 
 Reference phases: ``dft_hull`` keeps those with a DFT energy above the hull, as the default
-run does; ``all`` adds every other row of the reference sources (e.g. matbench-dielectric's,
-which carry none), so fewer phases are missing from a hull at the cost of relaxing more.
+run does; ``all`` adds the rows of the reference sources that carry none (e.g.
+matbench-dielectric's; one cell per reduced formula, the smallest), so fewer phases are
+missing from a hull (Li3PO4 and P2O5 for the LGPS oxygen analogues) at the cost of relaxing
+more.
 """
 
 from __future__ import annotations
@@ -38,10 +40,25 @@ HULL_COLUMNS = (S.E_HULL, S.STABILITY_METHOD, S.HULL_PHASES, S.HULL_WARNING)
 
 def reference_phases(table: pd.DataFrame, which: str = DFT_HULL) -> References:
     """The reference phases a hull may use: rows with a DFT energy above the hull
-    (``dft_hull``) or every row (``all``)."""
+    (``dft_hull``), and with ``all`` also, per reduced formula, the smallest cell of the rows
+    without one (with no energy to prefer a polymorph, the cheapest stands for them)."""
+    known = pd.to_numeric(table[S.E_HULL], errors="coerce").notna()
     if which == DFT_HULL:
-        table = table[pd.to_numeric(table[S.E_HULL], errors="coerce").notna()]
-    return References(table)
+        return References(table[known])
+    rest = table[~known]
+    sites = rest[S.STRUCTURE].map(_site_count)
+    formula = References(rest).formula
+    order = pd.DataFrame({"f": formula, "n": sites.to_numpy()}, index=rest.index)
+    order = order[(order["f"] != "") & order["n"].notna()].sort_values("n", kind="stable")
+    smallest = order[~order["f"].duplicated()].index
+    return References(pd.concat([table[known], rest.loc[smallest]]))
+
+
+def _site_count(text: object) -> float:
+    """Sites of a structure's JSON text, counted without building it (NaN when unreadable)."""
+    if not isinstance(text, str):
+        return float("nan")
+    return float(text.count('"abc"')) or float("nan")
 
 
 def hull_calculator(settings: RelaxSettings, cache_dir: Path | None) -> EnergyCalculator:

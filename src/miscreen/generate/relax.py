@@ -115,7 +115,13 @@ def relaxing_potential(settings: RelaxSettings) -> Potential:
 
     def energies(structures: list[Structure]) -> list[float]:
         run = state.get("run") or state.setdefault("run", relaxer(settings))
-        return [run(s).energy_ev_per_atom for s in structures]
+        out = []
+        for s in structures:
+            r = run(s)
+            log.info("reference %s relaxed: %d steps (%s, %.0f s)",
+                     s.composition.reduced_formula, r.steps, r.stopped, r.seconds)  # fmt: skip
+            out.append(r.energy_ev_per_atom)
+        return out
 
     return energies
 
