@@ -62,6 +62,7 @@ class CHGNetPotential:
 
     name: str
     model: str = "0.3.0"
+    reference: str = "B. Deng et al., Nat. Mach. Intell. 5, 1031 (2023)"
 
     @property
     def version(self) -> str:
@@ -93,6 +94,7 @@ class SevenNetPotential:
     name: str
     model: str
     modal: str | None = None
+    reference: str = "Y. Park et al., J. Chem. Theory Comput. 20, 4857 (2024)"
 
     @property
     def version(self) -> str:

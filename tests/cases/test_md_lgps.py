@@ -52,3 +52,33 @@ def test_section_states_the_gap():
     html = case_section(summary)
     assert "<b>yes</b>" in html and "<b>faster</b> than measured" in html
     assert "1.8 decades above 12 mS/cm, Ea -0.14 eV" in html and "softening" in html
+
+
+def test_case_json_keeps_its_keys_and_adds_the_potential_cell_and_temperatures():
+    from miscreen.cases.md_lgps import CELL, POTENTIAL, PROTOCOL, case_summary
+    from miscreen.verify.md_results import CandidateResult
+
+    def result(cid: str) -> CandidateResult:
+        return CandidateResult(cid, "X", 50, 20, "ewald", None, {}, [], None, [600.0], [])
+
+    summary = case_summary(
+        result("lgps"),
+        result("poor"),
+        PROTOCOL,
+        POTENTIAL,
+        "sevenn 0.13.0, model 7net-0",
+        CELL,
+        61.0,
+    )
+    issue_15_keys = {
+        "protocol", "low_statistics", "temperatures_k", "production_ps", "lgps", "poor",
+        "poor_slower_at_every_temperature", "lgps_vs_measured", "by_temperature",
+        "references", "runtime_s",
+    }  # fmt: skip
+    assert issue_15_keys <= set(summary)
+    assert summary["potential"] == "sevennet-0" and summary["cell"] == "experimental"
+    assert summary["temperatures_k"] == list(PROTOCOL.temperatures_k)
+    assert summary["potential_version"] == "sevenn 0.13.0, model 7net-0"
+    assert 0 < summary["expected_ea_stderr_ev"] < 1
+    html = case_section(summary)
+    assert "LGPS, sevennet-0 MD (this run)" in html and "experimental cell" in html

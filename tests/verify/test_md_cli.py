@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from miscreen.cli.verify import app
 from miscreen.config import load_config
 from miscreen.pipeline.verification import choose_md, plan_md, read_md_plan
+from miscreen.verify.md_protocol import QUICK
 from miscreen.verify.md_run import MDCandidate
 from miscreen.verify.md_tasks import task_progress
 
@@ -95,7 +96,7 @@ def test_submission_plans_the_tasks_and_chains_the_analysis_after_the_array(tmp_
     assert "--dependency=afterany:501" in calls[1]
     plan = read_md_plan(cfg)
     assert len(plan.tasks) == 6 and plan.protocol.name == "quick"
-    assert plan.tasks[0].endswith("/800K")
+    assert plan.tasks[0].endswith(f"/{QUICK.temperatures_k[0]:g}K")
     assert "#SBATCH --array=0-5%4" in array_script.read_text()
     assert "verify md-analyze" in analyze_script.read_text()
 

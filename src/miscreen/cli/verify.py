@@ -1,7 +1,8 @@
 """``miscreen verify``: physics checks of a run's top candidates.
 
 ``verify bvse`` adds bond-valence Li migration barriers to the candidate table (seconds per
-structure). ``verify md`` runs CHGNet molecular dynamics on this machine (joblib over
+structure). ``verify md`` runs machine-learned-potential molecular dynamics (``--potential``,
+at the input's lattice unless ``--cell relaxed``) on this machine (joblib over
 candidate x temperature tasks) or as a SLURM job array (one task each, every task
 resumable) with a dependent analysis job; ``md-task`` and ``md-analyze`` are what the SLURM
 scripts call. The work is in :mod:`miscreen.pipeline.verification`; this module parses the
@@ -16,6 +17,7 @@ from typing import Annotated
 import typer
 
 from miscreen.cli.common import ConfigArg, cli_errors, load_config_or_exit
+from miscreen.verify.md_protocol import MD_POTENTIAL
 
 app = typer.Typer(
     help="Verify top candidates with physics-based simulations.", no_args_is_help=True
@@ -30,6 +32,20 @@ ProtocolOpt = Annotated[
     str, typer.Option(help="quick (a 2-core machine, low statistics) | standard (cluster/GPU)")
 ]
 DeviceOpt = Annotated[str, typer.Option(help="auto (cuda when available) | cpu | cuda")]
+PotentialOpt = Annotated[
+    str,
+    typer.Option(
+        help="chgnet | chgnet-r2scan | sevennet-0 | sevennet-l3i5 | sevennet-mf-0 "
+        "(weights shipped in their wheels)"
+    ),
+]
+CellOpt = Annotated[
+    str,
+    typer.Option(
+        help="experimental: NVT at the input's lattice (atoms relaxed at fixed cell) | "
+        "relaxed: in the cell relaxed with the potential"
+    ),
+]
 
 
 @app.command("bvse")
@@ -60,6 +76,8 @@ def md(
     top: TopOpt = 3,
     ids: IdsOpt = None,
     protocol: ProtocolOpt = "quick",
+    potential: PotentialOpt = MD_POTENTIAL,
+    cell: CellOpt = "experimental",
     jobs: Annotated[
         int | None,
         typer.Option(
@@ -79,16 +97,17 @@ def md(
     ] = None,
     gpus: Annotated[int, typer.Option(min=0, help="GPUs per SLURM task (--gres=gpu:N).")] = 0,
 ) -> None:
-    """MD with CHGNet on the top candidates: Li diffusivity and conductivity per
-    temperature, Arrhenius Ea, sigma(300 K) with its interval, and a report section."""
+    """MD with a machine-learned potential on the top candidates: Li diffusivity and
+    conductivity per temperature, Arrhenius Ea, sigma(300 K) with its interval, and a report
+    section; the expected standard error of Ea is printed before the run starts."""
     from miscreen.pipeline import verification as wiring
 
     cfg = load_config_or_exit(config)
     with cli_errors(ctx):
-        choice = wiring.choose_md(cfg, protocol, top, ids)
+        choice = wiring.choose_md(cfg, protocol, top, ids, potential, cell)
+        for line in choice.lines():
+            typer.echo(line)
         if dry_run:
-            for line in choice.lines():
-                typer.echo(line)
             if slurm:
                 scripts = wiring.md_scripts(cfg, config, choice.tasks, device, time, gpus)
                 typer.echo(

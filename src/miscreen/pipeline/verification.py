@@ -23,11 +23,18 @@ from miscreen.errors import UserError
 from miscreen.fetch.parsing import structure_from_json
 from miscreen.fetch.sources import load_candidates
 from miscreen.pipeline.stages import report_stage, write_manifest
+from miscreen.potentials import default_threads, get_potential, resolve_device
 from miscreen.verify import barrier_table
 from miscreen.verify.bvse_section import bvse_section
 from miscreen.verify.md_dynamics import TaskStatus, run_md_task
+from miscreen.verify.md_protocol import (
+    MD_POTENTIAL,
+    MDProtocol,
+    describe,
+    error_line,
+    get_protocol,
+)
 from miscreen.verify.md_protocol import STAGE as MD_STAGE
-from miscreen.verify.md_protocol import MDProtocol, describe, get_protocol
 from miscreen.verify.md_results import (
     CandidateResult,
     analyze_plan,
@@ -39,7 +46,7 @@ from miscreen.verify.md_results import (
 )
 from miscreen.verify.md_run import MDCandidate, Plan, prepare_tasks, run_local
 from miscreen.verify.md_section import results_section
-from miscreen.potentials import default_threads, resolve_device
+from miscreen.verify.md_tasks import EXPERIMENTAL, check_cell
 
 MD_SECTION, MD_SECTION_ORDER = "md", 65
 BVSE_SECTION, BVSE_SECTION_ORDER = "bvse", 62
@@ -91,22 +98,29 @@ def verify_bvse_stage(cfg: Config, top: int) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class MDChoice:
-    """The candidates to simulate and the protocol; those that cannot be are failures."""
+    """The candidates to simulate, the protocol, the potential and the cell (experimental:
+    the input's lattice; relaxed: the potential's); those that cannot be are failures."""
 
     protocol: MDProtocol
     candidates: list[MDCandidate]
     failures: pd.DataFrame
+    potential: str = MD_POTENTIAL
+    cell: str = EXPERIMENTAL
 
     @property
     def tasks(self) -> int:
         return len(self.candidates) * len(self.protocol.temperatures_k)
 
     def lines(self) -> list[str]:
-        """What a dry run shows: the tasks and the protocol, then each candidate."""
+        """What a run prints before it starts (and a dry run shows): the tasks, protocol,
+        potential and cell, the expected standard error of Ea, then each candidate."""
         p = self.protocol
         return [
             f"{len(self.candidates)} candidates x {len(p.temperatures_k)} temperatures = "
             f"{self.tasks} tasks ({p.name}: {describe(p)})",
+            f"potential {self.potential} ({get_potential(self.potential).version}), "
+            f"{self.cell} cell",
+            error_line(p),
             *(
                 f"  {c.id}: {c.structure.composition.reduced_formula}, {len(c.structure)} sites"
                 for c in self.candidates
@@ -119,11 +133,20 @@ def parse_ids(ids: list[str] | None) -> list[str]:
     return [i.strip() for part in ids or [] for i in part.split(",") if i.strip()]
 
 
-def choose_md(cfg: Config, protocol: str, top: int, ids: list[str] | None = None) -> MDChoice:
+def choose_md(
+    cfg: Config,
+    protocol: str,
+    top: int,
+    ids: list[str] | None = None,
+    potential: str = MD_POTENTIAL,
+    cell: str = EXPERIMENTAL,
+) -> MDChoice:
     """The ids given, or the run's ``top`` ranked candidates, with their structures from the
     configured sources and their ML predictions from ``candidates.parquet`` (when the run
     ranked them). An id without a structure is a failure with the reason."""
     proto = get_protocol(protocol)
+    get_potential(potential)
+    check_cell(cell)
     wanted = parse_ids(ids)
     ranked = None
     if not wanted or cfg.run.candidates_parquet.exists():
@@ -151,7 +174,8 @@ def choose_md(cfg: Config, protocol: str, top: int, ids: list[str] | None = None
         chosen.append(MDCandidate(cid, structure, str(row.get(S.SOURCE, "")), predictions.get(cid)))
     if not chosen:
         raise UserError("no candidate with a structure to simulate")
-    return MDChoice(proto, chosen, pd.DataFrame(failures, columns=list(S.FAILURE_COLUMNS)))
+    table = pd.DataFrame(failures, columns=list(S.FAILURE_COLUMNS))
+    return MDChoice(proto, chosen, table, potential, cell)
 
 
 def record_md_failures(cfg: Config, *tables: pd.DataFrame) -> pd.DataFrame:
@@ -167,10 +191,13 @@ def plan_md(
     candidates: list[MDCandidate],
     protocol: MDProtocol,
     failures: pd.DataFrame | None = None,
+    potential: str = MD_POTENTIAL,
+    cell: str = EXPERIMENTAL,
 ) -> tuple[Plan, pd.DataFrame]:
-    """Prepare the candidates' task folders and write the plan -> (plan, failures so far,
-    ``failures`` included, as written to the run's failures)."""
-    plan, plan_failures = prepare_tasks(cfg.run.md, candidates, protocol, cfg.seed)
+    """Prepare the candidates' task folders (with ``potential``, in ``cell``) and write the
+    plan -> (plan, failures so far, ``failures`` included, as written to the run's
+    failures)."""
+    plan, plan_failures = prepare_tasks(cfg.run.md, candidates, protocol, cfg.seed, potential, cell)
     atomic_io.write_json(cfg.run.md_plan, plan.to_dict())
     return plan, record_md_failures(cfg, *(f for f in (failures, plan_failures) if f is not None))
 
@@ -205,9 +232,18 @@ def analyze_md(cfg: Config) -> list[CandidateResult]:
     atomic_io.write_table(temperature_table(results), run.md_temperatures)
     atomic_io.write_table(summary_table(results, plan.protocol), run.md_summary)
     atomic_io.write_json(run.md_results, results_document(plan, results))
-    html = results_section(results, plan.protocol, run.figures)
+    html = results_section(
+        results, plan.protocol, run.figures, plan.potential, plan.potential_version, plan.cell
+    )
     run.write_section(MD_SECTION, html, order=MD_SECTION_ORDER)
-    write_manifest(cfg, MD_STAGE, {"protocol": plan.protocol.name, "tasks": len(plan.tasks)})
+    entry = {
+        "protocol": plan.protocol.name,
+        "tasks": len(plan.tasks),
+        "potential": plan.potential,
+        "potential_version": plan.potential_version,
+        "cell": plan.cell,
+    }
+    write_manifest(cfg, MD_STAGE, entry)
     return results
 
 
@@ -224,7 +260,9 @@ def verify_md_stage(
     cfg: Config, choice: MDChoice, jobs: int | None = None, threads: int = 1, device: str = "auto"
 ) -> list[CandidateResult]:
     """Plan, run here (resuming whatever is done) and analyse the chosen candidates."""
-    plan, failures = plan_md(cfg, choice.candidates, choice.protocol, choice.failures)
+    plan, failures = plan_md(
+        cfg, choice.candidates, choice.protocol, choice.failures, choice.potential, choice.cell
+    )
     if not plan.tasks:
         raise UserError(f"no candidate could be prepared for MD; see {cfg.run.failures}")
     run_md(cfg, plan, failures, jobs, threads, device)
@@ -309,7 +347,9 @@ def submit_md_stage(
 ) -> Submitted:
     """Plan the chosen candidates, write the scripts into the run's ``slurm/`` folder and
     submit the array and, after it (``afterany``), the analysis."""
-    plan, _ = plan_md(cfg, choice.candidates, choice.protocol, choice.failures)
+    plan, _ = plan_md(
+        cfg, choice.candidates, choice.protocol, choice.failures, choice.potential, choice.cell
+    )
     if not plan.tasks:
         raise UserError(f"no candidate could be prepared for MD; see {cfg.run.failures}")
     scripts = md_scripts(cfg, config_path, len(plan.tasks), device, time, gpus)

@@ -1,7 +1,7 @@
 """The MD loop of one task: ASE's Bussi stochastic-velocity-rescaling thermostat
 (canonical, and a global thermostat that disturbs the dynamics, hence diffusion, far less
-than Langevin friction) driving ``CHGNetCalculator``, resumable from the task folder's
-checkpoint (:mod:`miscreen.verify.md_tasks`)."""
+than Langevin friction) driving the task's potential (:mod:`miscreen.potentials`),
+resumable from the task folder's checkpoint (:mod:`miscreen.verify.md_tasks`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Structure
 
+from miscreen.potentials import get_potential, set_threads
 from miscreen.verify.md_protocol import MDError
 from miscreen.verify.md_tasks import (
     MDTask,
@@ -25,7 +26,6 @@ from miscreen.verify.md_tasks import (
     write_checkpoint,
     write_chunk,
 )
-from miscreen.potentials import calculator, set_threads
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +99,10 @@ def run_md_task(
         set_threads(threads)
     if task_progress(task_dir) >= total:
         return TaskStatus(total, total, 0.0, None)
-    structure = ensure_relaxed(task_dir.parent, p, device).structure
+    task.check_potential(task_dir)
+    structure = ensure_relaxed(task_dir.parent, p, device, task.potential, task.cell).structure
     atoms, rng, step = restore(task_dir, structure, task)
-    atoms.calc = calculator(device)
+    atoms.calc = get_potential(task.potential).calculator(device)
     dyn = Bussi(
         atoms,
         timestep=p.time_step_fs * units.fs,
@@ -112,7 +113,7 @@ def run_md_task(
     start_step, t0 = step, time.perf_counter()
     frames: list[tuple] = []
     forces = None
-    label = f"{task.candidate_id} {task.temperature_k:g} K"
+    label = f"{task.candidate_id} {task.temperature_k:g} K ({task.potential})"
     while step < total:
         forces = dyn.step(forces)
         step += 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -21,13 +21,17 @@ from miscreen.store.structure_json import structure_from_dict
 
 @dataclass(frozen=True)
 class Relaxed:
-    """A relaxed cell, its energy and how far the relaxation got."""
+    """A relaxed cell, its energy, how far the relaxation got, with which potential and
+    whether the cell moved (False: positions only, at the given lattice)."""
 
     structure: Structure
     energy_ev_per_atom: float
     max_force_ev_a: float
     steps: int
     converged: bool
+    potential: str = DEFAULT_POTENTIAL  # relaxed.json files older than the registry: CHGNet
+    potential_version: str = ""
+    relax_cell: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "structure": self.structure.as_dict()}
@@ -48,9 +52,9 @@ def relax(
     """Relax positions (and the cell unless ``relax_cell`` is False) with ``potential``
     (FIRE; Frechet cell filter when the cell moves)."""
     pot = get_potential(potential)
-    if potential == "chgnet":
-        return _relax_chgnet(structure, fmax, steps, pot.calculator(device), relax_cell)
-    return _relax_ase(structure, fmax, steps, pot.calculator(device), relax_cell)
+    run = _relax_chgnet if potential == "chgnet" else _relax_ase
+    result = run(structure, fmax, steps, pot.calculator(device), relax_cell)
+    return replace(result, potential=pot.name, potential_version=pot.version, relax_cell=relax_cell)
 
 
 def _relax_chgnet(

@@ -21,7 +21,14 @@ from miscreen.verify.md_analysis import (
 )
 from miscreen.verify.md_protocol import MDProtocol
 from miscreen.verify.md_run import Plan, temperature_folder
-from miscreen.verify.md_tasks import read_prepared, read_relaxed, read_trajectory, task_progress
+from miscreen.verify.md_tasks import (
+    EXPERIMENTAL,
+    RELAXED,
+    read_prepared,
+    read_relaxed,
+    read_trajectory,
+    task_progress,
+)
 
 
 @dataclass
@@ -39,6 +46,9 @@ class CandidateResult:
     arrhenius: ArrheniusResult | None
     incomplete: list[float]  # temperatures whose task has not finished
     problems: list[str]  # temperatures that finished but could not be analysed, and why
+    potential: str | None = None  # None: not relaxed yet (older results: CHGNet, relaxed)
+    potential_version: str | None = None
+    cell: str | None = None  # experimental | relaxed
 
     @property
     def li_hops(self) -> int:
@@ -58,6 +68,9 @@ class CandidateResult:
             "arrhenius": self.arrhenius.to_dict() if self.arrhenius else None,
             "incomplete": self.incomplete,
             "problems": self.problems,
+            "potential": self.potential,
+            "potential_version": self.potential_version,
+            "cell": self.cell,
         }
 
     @classmethod
@@ -117,6 +130,9 @@ def analyze_candidate(cdir: Path, protocol: MDProtocol) -> CandidateResult:
         arrhenius=fit,
         incomplete=incomplete,
         problems=problems,
+        potential=relaxed.potential if relaxed else None,
+        potential_version=relaxed.potential_version if relaxed else None,
+        cell=(RELAXED if relaxed.relax_cell else EXPERIMENTAL) if relaxed else None,
     )
 
 
@@ -127,7 +143,13 @@ def analyze_plan(md_dir: Path, plan: Plan) -> list[CandidateResult]:
 
 def results_document(plan: Plan, results: list[CandidateResult]) -> dict[str, Any]:
     """Everything, with MSD curves, as ``md_results.json`` keeps it for the report and cases."""
-    return {"protocol": plan.protocol.to_dict(), "candidates": [r.to_dict() for r in results]}
+    return {
+        "protocol": plan.protocol.to_dict(),
+        "potential": plan.potential,
+        "potential_version": plan.potential_version,
+        "cell": plan.cell,
+        "candidates": [r.to_dict() for r in results],
+    }
 
 
 def results_from_document(document: dict[str, Any]) -> list[CandidateResult]:
@@ -155,6 +177,9 @@ def summary_table(results: list[CandidateResult], protocol: MDProtocol) -> pd.Da
                 S.ID: c.id,
                 S.FORMULA: c.formula,
                 "md_protocol": protocol.name,
+                "md_potential": c.potential,
+                "md_potential_version": c.potential_version,
+                "md_cell": c.cell,
                 "md_low_statistics": protocol.low_statistics,
                 "md_atoms": c.atoms,
                 "md_li_hops": c.li_hops,

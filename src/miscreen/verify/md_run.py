@@ -5,7 +5,8 @@ array task (:func:`miscreen.verify.md_dynamics.run_md_task`).
 The MD folder (given by the wiring, from the run catalog)::
 
     <candidate>/prepared.json      ordered supercell, ordering method, ML prediction
-    <candidate>/relaxed.json       the CHGNet-relaxed cell every temperature starts from
+    <candidate>/relaxed.json       the relaxed cell every temperature starts from (the
+                                   plan's potential; at the input's lattice, or relaxed)
     <candidate>/<T>K/              one task: task.json, checkpoint.json, frames-*.npz
 
 The plan (:class:`Plan`) lists the task folders in array order; the wiring keeps it.
@@ -26,19 +27,21 @@ from pymatgen.core import Structure
 
 from miscreen import schema as S
 from miscreen.errors import UserError
+from miscreen.potentials import DEFAULT_POTENTIAL, get_potential, set_threads
 from miscreen.verify.md_cell import prepare
 from miscreen.verify.md_dynamics import run_md_task
 from miscreen.verify.md_protocol import STAGE, MDError, MDProtocol
 from miscreen.verify.md_tasks import (
     PREPARED_JSON,
+    RELAXED,
     MDTask,
+    check_cell,
     ensure_relaxed,
     read_prepared,
     task_progress,
     write_prepared,
     write_task,
 )
-from miscreen.potentials import set_threads
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +71,15 @@ def temperature_folder(temperature_k: float) -> str:
 
 @dataclass(frozen=True)
 class Plan:
-    """The tasks of a run's MD verification, in array order."""
+    """The tasks of a run's MD verification, in array order, with their potential and cell."""
 
     protocol: MDProtocol
     seed: int
     candidates: list[str]  # candidate folder names
     tasks: list[str]  # task folders relative to the md folder
+    potential: str = DEFAULT_POTENTIAL  # plans older than these fields: CHGNet, relaxed cell
+    potential_version: str = ""
+    cell: str = RELAXED
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +87,9 @@ class Plan:
             "seed": self.seed,
             "candidates": self.candidates,
             "tasks": self.tasks,
+            "potential": self.potential,
+            "potential_version": self.potential_version,
+            "cell": self.cell,
         }
 
     @classmethod
@@ -90,6 +99,9 @@ class Plan:
             int(d["seed"]),
             list(d["candidates"]),
             list(d["tasks"]),
+            d.get("potential", DEFAULT_POTENTIAL),
+            d.get("potential_version", ""),
+            d.get("cell", RELAXED),
         )
 
     def task_dir(self, md_dir: Path, index: int) -> Path:
@@ -104,12 +116,20 @@ def task_count(n_candidates: int, protocol: MDProtocol) -> int:
 
 
 def prepare_tasks(
-    md_dir: Path, candidates: list[MDCandidate], protocol: MDProtocol, seed: int = 0
+    md_dir: Path,
+    candidates: list[MDCandidate],
+    protocol: MDProtocol,
+    seed: int = 0,
+    potential: str = DEFAULT_POTENTIAL,
+    cell: str = RELAXED,
 ) -> tuple[Plan, pd.DataFrame]:
     """Prepare every candidate (order, supercell) and write its task folders inside
     ``md_dir`` -> (plan, failures). A candidate that cannot be prepared is a failure with the
-    reason; the rest go on. Preparing again keeps the tasks already there (and refuses a
-    different protocol)."""
+    reason; the rest go on. Preparing again keeps the tasks already there (a different
+    protocol is that candidate's failure; a different potential or cell stops the plan with
+    a :class:`~miscreen.verify.md_tasks.TaskMismatch` naming the folder)."""
+    version = get_potential(potential).version
+    check_cell(cell)
     root = Path(md_dir)
     folders, tasks, failures = [], [], []
     for cand in candidates:
@@ -130,14 +150,15 @@ def prepare_tasks(
                 )
             own = []  # a candidate's tasks join the plan only when all of them are written
             for t in protocol.temperatures_k:
-                write_task(cdir / temperature_folder(t), MDTask(cand.id, t, protocol, seed))
+                task = MDTask(cand.id, t, protocol, seed, potential, version, cell)
+                write_task(cdir / temperature_folder(t), task)
                 own.append(f"{folder}/{temperature_folder(t)}")
         except (MDError, ValueError) as exc:
             failures.append(S.failure(cand.id, cand.source, STAGE, str(exc)))
             continue
         tasks += own
         folders.append(folder)
-    return Plan(protocol, seed, folders, tasks), pd.DataFrame(
+    return Plan(protocol, seed, folders, tasks, potential, version, cell), pd.DataFrame(
         failures, columns=list(S.FAILURE_COLUMNS)
     )
 
@@ -153,11 +174,11 @@ def _worker_logging() -> None:
         )
 
 
-def _relax_one(cdir: Path, protocol: MDProtocol, device: str, threads: int) -> str | None:
+def _relax_one(cdir: Path, plan: Plan, device: str, threads: int) -> str | None:
     _worker_logging()
     try:
         set_threads(threads)
-        ensure_relaxed(cdir, protocol, device)
+        ensure_relaxed(cdir, plan.protocol, device, plan.potential, plan.cell)
     except Exception as exc:  # one candidate's failure must not cost the others
         return f"relaxation failed: {type(exc).__name__}: {exc}"
     return None
@@ -187,7 +208,7 @@ def run_local(
     root = Path(md_dir)
     par = Parallel(n_jobs=jobs, backend="loky" if jobs > 1 else "sequential")
     cdirs = [root / c for c in plan.candidates]
-    errors = par(delayed(_relax_one)(c, plan.protocol, device, threads) for c in cdirs)
+    errors = par(delayed(_relax_one)(c, plan, device, threads) for c in cdirs)
     failed = {c.name: e for c, e in zip(cdirs, errors, strict=True) if e}
     todo = [
         root / t

@@ -15,9 +15,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from miscreen.formatting import ea_text, interval_text, save_figure, sigma_text, significant
+from miscreen.potentials import DEFAULT_POTENTIAL, get_potential
 from miscreen.verify.md_analysis import ArrheniusResult, TemperatureResult
 from miscreen.verify.md_protocol import MDProtocol, describe
 from miscreen.verify.md_results import CandidateResult
+from miscreen.verify.md_tasks import EXPERIMENTAL, RELAXED
 
 
 def arrhenius_figure(
@@ -75,8 +77,9 @@ def msd_figure(label: str, results: list[TemperatureResult]) -> plt.Figure:
 
 
 SECTION = jinja2.Environment(autoescape=True).from_string(
-    """<h2 id="md">Physics check: molecular dynamics with CHGNet</h2>
+    """<h2 id="md">Physics check: molecular dynamics with {{ potential }}</h2>
 <p>{{ rows|length }} candidate(s), protocol <b>{{ protocol }}</b>: {{ description }}
+Potential {{ version }}, {{ cell_text }}.
 {% if low_statistics %}<b>Low statistics</b>: short runs on a small cell; read the numbers
 as a rough ranking, not as predictions.{% endif %}</p>
 <table><tr><th>formula</th><th>id</th><th>atoms</th><th>Li hops per T</th>
@@ -90,7 +93,7 @@ as a rough ranking, not as predictions.{% endif %}</p>
 {% for r in rows %}<h3>{{ r.formula }} ({{ r.id }})</h3>
 <p><img alt="Arrhenius plot of {{ r.id }}" src="data:image/png;base64,{{ r.arrhenius }}">
 <img alt="MSD of {{ r.id }}" src="data:image/png;base64,{{ r.msd }}"></p>{% endfor %}
-<p class="note">CHGNet 0.3.0 (Deng et al., Nat. Mach. Intell. 5, 1031 (2023)) through ASE,
+<p class="note">{{ version }} ({{ reference }}) through ASE,
 NVT with Bussi's stochastic velocity rescaling; diffusion analysis with
 pymatgen-analysis-diffusion (drift-corrected smoothed MSD, Nernst-Einstein conductivity,
 Arrhenius fit and extrapolation; Ea ± standard error). σ(300 K) extrapolated from high
@@ -107,10 +110,14 @@ def md_section(
     description: str,
     low_statistics: bool,
     figures: Path | None = None,
+    potential: str = DEFAULT_POTENTIAL,
+    potential_version: str = "",
+    cell: str = RELAXED,
 ) -> str:
     """HTML fragment. Each candidate dict holds ``id``, ``formula``, ``atoms``,
     ``temperatures`` (TemperatureResult list), ``arrhenius`` (ArrheniusResult) and
-    ``ml`` (predicted log10 sigma, lower, upper; or None)."""
+    ``ml`` (predicted log10 sigma, lower, upper; or None); ``potential`` its name,
+    ``potential_version`` the package and model it ran with, ``cell`` the MD cell."""
     rows = []
     for c in candidates:
         fit: ArrheniusResult = c["arrhenius"]
@@ -138,13 +145,31 @@ def md_section(
                 "msd": save_figure(msd_figure(label, temps), figures, f"{slug}-msd"),
             }
         )
+    pot = get_potential(potential)
+    cell_text = (
+        "NVT at the input's lattice (atoms relaxed at fixed cell)"
+        if cell == EXPERIMENTAL
+        else "NVT in the cell relaxed with the potential"
+    )
     return SECTION.render(
-        rows=rows, protocol=protocol, description=description, low_statistics=low_statistics
+        rows=rows,
+        protocol=protocol,
+        description=description,
+        low_statistics=low_statistics,
+        potential=pot.name,
+        version=potential_version or pot.version,
+        reference=pot.reference,
+        cell_text=cell_text,
     )
 
 
 def results_section(
-    results: list[CandidateResult], protocol: MDProtocol, figures: Path | None = None
+    results: list[CandidateResult],
+    protocol: MDProtocol,
+    figures: Path | None = None,
+    potential: str = DEFAULT_POTENTIAL,
+    potential_version: str = "",
+    cell: str = RELAXED,
 ) -> str:
     """The report section of a run's MD results: the candidates with a fit, then a note
     naming those without a result yet and why."""
@@ -160,7 +185,16 @@ def results_section(
         for r in results
         if r.arrhenius is not None
     ]
-    html = md_section(shown, protocol.name, describe(protocol), protocol.low_statistics, figures)
+    html = md_section(
+        shown,
+        protocol.name,
+        describe(protocol),
+        protocol.low_statistics,
+        figures,
+        potential,
+        potential_version,
+        cell,
+    )
     pending = [r for r in results if r.incomplete or (r.problems and r.arrhenius is None)]
     if pending:
         items = [

@@ -1,11 +1,15 @@
 """The folders of MD tasks, which the task writes itself (the one exception to "stages
 return data": a task killed at any moment must resume from what it wrote).
 
-A candidate folder holds its simulation cell (``prepared.json``), its CHGNet-relaxed cell
-(``relaxed.json``) and one task folder per temperature. A task folder holds the task
-(``task.json``), its checkpoint (``checkpoint.json``: step, positions, momenta and the
-random generator's state, all exact) and its trajectory as chunks (``frames-<last
-step>.npz``: unwrapped Cartesian positions every ``save_every`` steps). A chunk is written
+A candidate folder holds its simulation cell (``prepared.json``), its cell relaxed with the
+tasks' potential (``relaxed.json``: positions only at the input's lattice, or positions and
+cell) and one task folder per temperature. One folder holds one potential and one cell
+choice: resuming or re-planning with another is refused (:class:`TaskMismatch`).
+
+A task folder holds the task (``task.json``), its checkpoint (``checkpoint.json``: step,
+positions, momenta and the random generator's state, all exact) and its trajectory as
+chunks (``frames-<last step>.npz``: unwrapped Cartesian positions every ``save_every``
+steps). A chunk is written
 before the checkpoint that follows it, both atomically, so a task killed at any moment
 resumes from its last checkpoint and continues the very same trajectory.
 """
@@ -21,6 +25,8 @@ from typing import Any
 import numpy as np
 
 from miscreen import atomic_io
+from miscreen.errors import UserError
+from miscreen.potentials import DEFAULT_POTENTIAL, get_potential
 from miscreen.verify.md_cell import Prepared
 from miscreen.verify.md_protocol import MDError, MDProtocol
 from miscreen.verify.md_relax import Relaxed, relax
@@ -34,6 +40,22 @@ TASK_JSON = "task.json"
 CHECKPOINT_JSON = "checkpoint.json"
 FRAMES_PREFIX = "frames-"
 FRAMES_SUFFIX = ".npz"
+
+# The cell a candidate's MD runs in: the input's lattice (a CIF's measured one, or a source's
+# DFT cell), atoms relaxed at fixed cell; or the cell relaxed with the potential.
+EXPERIMENTAL, RELAXED = "experimental", "relaxed"
+CELLS = (EXPERIMENTAL, RELAXED)
+
+
+class TaskMismatch(UserError):
+    """A task or candidate folder that holds work of another potential, cell choice or
+    protocol: results of two set-ups are never mixed in one folder."""
+
+
+def check_cell(cell: str) -> str:
+    if cell not in CELLS:
+        raise UserError(f"unknown cell {cell!r}; use one of {', '.join(CELLS)}")
+    return cell
 
 
 def write_prepared(candidate_dir: Path, prepared: Prepared) -> Path:
@@ -53,19 +75,43 @@ def write_relaxed(candidate_dir: Path, relaxed: Relaxed) -> Path:
     return atomic_io.write_json(Path(candidate_dir) / RELAXED_JSON, relaxed.to_dict())
 
 
-def ensure_relaxed(candidate_dir: Path, protocol: MDProtocol, device: str = "cpu") -> Relaxed:
-    """The candidate's relaxed cell, relaxing (and saving) it the first time. Tasks of one
-    candidate running at once may both relax it: same input, same result, atomic write."""
+def ensure_relaxed(
+    candidate_dir: Path,
+    protocol: MDProtocol,
+    device: str = "cpu",
+    potential: str = DEFAULT_POTENTIAL,
+    cell: str = RELAXED,
+) -> Relaxed:
+    """The candidate's relaxed cell, relaxing (and saving) it the first time: at the
+    prepared (input) lattice for ``cell="experimental"``, cell included for ``"relaxed"``.
+    Tasks of one candidate running at once may both relax it: same input, same result,
+    atomic write. A cell relaxed with another potential or cell choice is refused."""
     done = read_relaxed(candidate_dir)
+    relax_cell = check_cell(cell) == RELAXED
     if done is not None:
+        if done.potential != potential or done.relax_cell != relax_cell:
+            was = RELAXED if done.relax_cell else EXPERIMENTAL
+            raise TaskMismatch(
+                f"{candidate_dir} was relaxed with {done.potential} ({was} cell), not "
+                f"{potential} ({cell} cell); use another MD folder or remove this one"
+            )
         return done
     prepared = read_prepared(candidate_dir)
     t0 = time.perf_counter()
-    result = relax(prepared.structure, protocol.relax_fmax, protocol.relax_steps, device)
+    result = relax(
+        prepared.structure,
+        protocol.relax_fmax,
+        protocol.relax_steps,
+        device,
+        potential=potential,
+        relax_cell=relax_cell,
+    )
     log.info(
-        "relaxed %s (%d atoms) in %d steps, %.0f s, max force %.3f eV/A%s",
+        "relaxed %s (%d atoms, %s, %s cell) in %d steps, %.0f s, max force %.3f eV/A%s",
         prepared.id,
         len(result.structure),
+        potential,
+        cell,
         result.steps,
         time.perf_counter() - t0,
         result.max_force_ev_a,
@@ -77,12 +123,16 @@ def ensure_relaxed(candidate_dir: Path, protocol: MDProtocol, device: str = "cpu
 
 @dataclass(frozen=True)
 class MDTask:
-    """One trajectory: a candidate at one temperature."""
+    """One trajectory: a candidate at one temperature, with one potential (its name and
+    the package and model version it was started with) in one cell."""
 
     candidate_id: str
     temperature_k: float
     protocol: MDProtocol
     seed: int = 0
+    potential: str = DEFAULT_POTENTIAL  # task.json files older than these fields: CHGNet
+    potential_version: str = ""  # "" (older files): not checked on resume
+    cell: str = RELAXED  # older files: the relaxed cell
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +140,9 @@ class MDTask:
             "temperature_k": self.temperature_k,
             "protocol": self.protocol.to_dict(),
             "seed": self.seed,
+            "potential": self.potential,
+            "potential_version": self.potential_version,
+            "cell": self.cell,
         }
 
     @classmethod
@@ -99,7 +152,23 @@ class MDTask:
             float(d["temperature_k"]),
             MDProtocol.from_dict(d["protocol"]),
             int(d["seed"]),
+            d.get("potential", DEFAULT_POTENTIAL),
+            d.get("potential_version", ""),
+            d.get("cell", RELAXED),
         )
+
+    def setup(self) -> str:
+        version = self.potential_version or "version not recorded"
+        return f"{self.potential} ({version}), {self.cell} cell"
+
+    def check_potential(self, task_dir: Path) -> None:
+        """Refuse to continue a trajectory with another version of its potential."""
+        now = get_potential(self.potential).version
+        if self.potential_version and now != self.potential_version:
+            raise TaskMismatch(
+                f"{task_dir} was started with {self.potential_version}; this environment "
+                f"has {now}: continuing would mix two potentials in one trajectory"
+            )
 
     @property
     def rng_seed(self) -> list[int]:
@@ -113,6 +182,15 @@ def write_task(task_dir: Path, task: MDTask) -> Path:
     path = Path(task_dir) / TASK_JSON
     if path.exists():
         old = MDTask.from_dict(atomic_io.read_json(path))
+        if (old.potential, old.potential_version, old.cell) != (
+            task.potential,
+            task.potential_version,
+            task.cell,
+        ):
+            raise TaskMismatch(
+                f"{task_dir} holds a task with {old.setup()}, not {task.setup()}; "
+                "use another MD folder (run name) or remove this one"
+            )
         if old != task:
             raise MDError(
                 f"{task_dir} holds a different task ({old.protocol.name} protocol, "
