@@ -42,7 +42,8 @@ def reference_phases(table: pd.DataFrame, which: str = DFT_HULL) -> References:
     """The reference phases a hull may use: rows with a DFT energy above the hull
     (``dft_hull``), and with ``all`` also, per reduced formula, the smallest cell of the rows
     without one (with no energy to prefer a polymorph, the cheapest stands for them)."""
-    known = pd.to_numeric(table[S.E_HULL], errors="coerce").notna()
+    given = table[S.E_HULL] if S.E_HULL in table else pd.Series(float("nan"), index=table.index)
+    known = pd.to_numeric(given, errors="coerce").notna()
     if which == DFT_HULL:
         return References(table[known])
     rest = table[~known]
