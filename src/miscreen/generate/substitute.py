@@ -112,11 +112,13 @@ _TABLE = None
 
 
 def new_ion(old: Species, element: str) -> Species:
-    """The ion of ``element`` that replaces ``old``: the one the substitution data find most
-    likely (the same oxidation state for Si or Sn in place of Ge4+, Al3+ or P5+ where they
-    replace it), else the common state closest to ``old``'s."""
+    """The ion of ``element`` that replaces ``old``: the one of the same sign the substitution
+    data find most likely (the same oxidation state for Si or Sn in place of Ge4+, Al3+ or
+    P5+ where they replace it), else the common state closest to ``old``'s (Te2- for O2-,
+    which the data lack)."""
     table = _probability_table()
     ions = [sp for sp in table.species if sp.symbol == element]
+    ions = [sp for sp in ions if (sp.oxi_state > 0) == (old.oxi_state > 0)]
     if old in table.species and ions:
         return max(ions, key=lambda sp: table.cond_prob(old, sp))
     el = Element(element)
