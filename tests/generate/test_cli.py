@@ -38,3 +38,30 @@ def test_the_generate_section_refuses_unknown_keys_and_bad_values(tmp_path):
     path.write_text("generate: {fmax: 0}\n")
     with pytest.raises(ConfigError, match="fmax"):
         load_config(path)
+
+
+STORE = """run_name: again
+results_dir: {root}/results
+candidates:
+  - kind: store
+    path: {store}
+"""
+
+
+def test_generated_candidates_are_a_source_like_any_other(tmp_path):
+    """``miscreen generate`` without trained models: relaxed, on the hull, with BVSE
+    barriers; its store is then read back as a candidate source."""
+    from miscreen.fetch.sources import load_candidates
+
+    path = tmp_path / "gen.yaml"
+    text = CONFIG.format(root=tmp_path).replace("[S, N]", "[S]")
+    path.write_text(text + "  relax_steps: 2\n  drop_known: false\n")
+    result = CliRunner().invoke(app, ["generate", str(path)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "gen:pymatgen:Li2O:O->S: Li2S, E_hull" in result.output
+    cfg = load_config(path)
+    again = tmp_path / "again.yaml"
+    again.write_text(STORE.format(root=tmp_path, store=cfg.run.generated_store))
+    records = load_candidates(load_config(again)).records
+    assert sorted(records["id"]) == ["gen:pymatgen:Li2O:O->S", "pymatgen:Li2O"]
+    assert records["structure"].map(lambda s: isinstance(s, str) and len(s) > 0).all()
