@@ -1,0 +1,73 @@
+"""The MD validation set (``benchmarks/md_validation.py``): a tiny run (two materials, one
+potential, a few steps) writes the JSON the issue asks for, and the statistics are right on
+known numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from scipy.stats import spearmanr
+
+from tests.research import import_benchmark
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return import_benchmark("md_validation")
+
+
+def _row(computed, measured, bound=None) -> dict:
+    return {
+        "computed_log10_sigma_S_cm": computed,
+        "computed_log10_upper_bound_S_cm": bound,
+        "measured_log10_sigma_S_cm": measured,
+    }
+
+
+def test_statistics_on_known_numbers(bench):
+    rows = {
+        "a": _row(-1.0, -2.0),  # +1 decade
+        "b": _row(-4.0, -3.5),  # -0.5
+        "c": _row(-3.0, -6.0),  # +3
+        "d": _row(None, -12.0, bound=-5.0),  # only a bound: ranked at it, no signed error
+    }
+    stats = bench.statistics(rows)
+    assert stats["mean_signed_error_decades"] == pytest.approx((1.0 - 0.5 + 3.0) / 3)
+    assert stats["n_estimates"] == 3 and stats["n_ranked"] == 4
+    # computed order a > c > b > d, measured a > b > c > d: one swapped pair of four
+    expected = spearmanr([-1.0, -4.0, -3.0, -5.0], [-2.0, -3.5, -6.0, -12.0]).statistic
+    assert stats["spearman_log_sigma"] == pytest.approx(expected) == pytest.approx(0.8)
+    assert bench.statistics({"a": _row(None, -2.0)})["spearman_log_sigma"] is None
+
+
+def test_the_set_spans_four_decades_in_small_cells(bench):
+    assert len(bench.MATERIALS) >= 5 and "lgps" in bench.MATERIALS
+    truth = bench.measured(list(bench.MATERIALS))
+    assert max(truth.values()) - min(truth.values()) >= 4
+    assert truth["lgps"] == pytest.approx(math.log10(0.012))
+
+
+def test_a_tiny_run_writes_every_number_per_material_and_potential(bench, tmp_path):
+    out = tmp_path / "md_validation.json"
+    args = ["--materials", "lgps,li3n", "--potentials", "chgnet", "--steps-scale", "0.005"]
+    bench.main([*args, "--jobs", "1", "--results-dir", str(tmp_path), "--out", str(out)])
+    doc = json.loads(out.read_text())
+    assert doc["protocol"]["name"] == "quick-x0.005" and doc["cell"] == "experimental"
+    assert set(doc["potentials"]) == {"chgnet"}
+    chgnet = doc["potentials"]["chgnet"]
+    assert set(chgnet["materials"]) == {"lgps", "li3n"}
+    for row in chgnet["materials"].values():
+        for key in ("ea_ev", "ea_stderr_ev", "sigma_300k_mS_cm", "li_hops", "measured_sigma_mS_cm"):
+            assert key in row
+        assert row["cell"] == "experimental" and row["potential_version"].startswith("chgnet ")
+        assert row["incomplete_temperatures_k"] == []  # every task ran to its (few) steps
+    for key in ("spearman_log_sigma", "mean_signed_error_decades"):
+        assert key in chgnet
+    # the run folder holds one potential: a second tiny run resumes it (nothing to run)
+    bench.main([*args, "--jobs", "1", "--results-dir", str(tmp_path), "--out", str(out)])
+    assert json.loads(out.read_text())["potentials"]["chgnet"]["materials"].keys() == {
+        "lgps",
+        "li3n",
+    }
