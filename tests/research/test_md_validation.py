@@ -71,3 +71,25 @@ def test_a_tiny_run_writes_every_number_per_material_and_potential(bench, tmp_pa
         "lgps",
         "li3n",
     }
+
+
+def test_slurm_submits_one_array_per_potential_through_verify_md(bench, tmp_path, monkeypatch):
+    import os
+    import stat
+
+    log = tmp_path / "sbatch.log"
+    fake = tmp_path / "bin" / "sbatch"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/bash\necho "$@" >> {log}\necho $((700 + $(wc -l < {log})))\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    args = ["--materials", "li3n", "--potentials", "chgnet,sevennet-0", "--slurm"]
+    assert bench.main([*args, "--results-dir", str(tmp_path)]) is None
+    calls = log.read_text().splitlines()
+    assert len(calls) == 4  # an array and its analysis per potential
+    for potential in ("chgnet", "sevennet-0"):
+        run = tmp_path / f"md-validation-{potential}-quick"
+        array = (run / "slurm" / "md-array.sh").read_text()
+        assert "#SBATCH --array=0-2" in array and "verify md-task" in array
+        task = json.loads(next((run / "md").glob("*/600K/task.json")).read_text())
+        assert task["potential"] == potential and task["cell"] == "experimental"
