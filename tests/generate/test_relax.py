@@ -91,8 +91,8 @@ RELAX = (
 
 def test_a_killed_batch_resumes_skipping_what_is_done(tmp_path):
     """A relaxation process killed once the first result file is written loses only the
-    structure in progress; the rerun keeps that file as it is and relaxes the rest, with
-    the results of an uninterrupted run."""
+    structure in progress; the rerun (in two processes) keeps that file as it is and relaxes
+    the rest, with the results of an uninterrupted run."""
     path = tmp_path / "kill.yaml"
     path.write_text(CONFIG.format(root=tmp_path))
     cfg = load_config(path)
@@ -111,7 +111,7 @@ def test_a_killed_batch_resumes_skipping_what_is_done(tmp_path):
     done = sorted(p.name for p in folder.glob("relaxed-*.json"))
     assert done[0] == "relaxed-00000.json" and len(done) < 3  # killed halfway
     kept = relax.result_path(folder, 0).read_bytes()
-    resumed = generation.relax_local(cfg, generation.read_plan(cfg))
+    resumed = generation.relax_local(cfg, generation.read_plan(cfg), jobs=2)  # two processes
     assert relax.result_path(folder, 0).read_bytes() == kept
     assert sorted(resumed) == [0, 1, 2]
     settings = generation.settings(cfg)
