@@ -43,6 +43,15 @@ FRAMES_SUFFIX = ".npz"
 
 # The cell a candidate's MD runs in: the input's lattice (a CIF's measured one, or a source's
 # DFT cell), atoms relaxed at fixed cell; or the cell relaxed with the potential.
+# Why positions only at the input's cell rather than relaxing and rescaling the cell to the
+# measured lattice: the cell is then exactly the measured one, shape as well as volume (a
+# rescaled relaxed cell keeps the potential's own c/a), and the relaxation is cheaper (no
+# cell degrees of freedom). The universal potentials' equilibrium LGPS cell is 0.5-3.6 %
+# larger in volume than the measured one (CHGNet 2.4 %, SevenNet-0 2.5 %), and a larger cell
+# lowers migration barriers. NVT at the room-temperature lattice ignores thermal expansion
+# up to 900 K (a few per cent in volume for a sulfide; rarely measured for a candidate), so
+# the hot crystal is slightly compressed: it errs towards higher barriers, the opposite way
+# from the potentials' softening.
 EXPERIMENTAL, RELAXED = "experimental", "relaxed"
 CELLS = (EXPERIMENTAL, RELAXED)
 
