@@ -182,3 +182,16 @@ def test_verify_md_refuses_an_unknown_potential_or_cell_listing_the_choices(tmp_
     assert result.exit_code == 1 and "sevennet-0" in result.output and "chgnet" in result.output
     result = runner.invoke(app, [*base, "--cell", "measured"])
     assert result.exit_code == 1 and "experimental, relaxed" in result.output
+
+
+def test_the_report_section_names_the_potential_its_version_and_the_cell():
+    from miscreen.verify.md_section import results_section
+
+    html = results_section(
+        [], QUICK, None, "sevennet-0", "sevenn 0.13.0, model 7net-0", "experimental"
+    )
+    assert "molecular dynamics with sevennet-0" in html and "sevenn 0.13.0, model 7net-0" in html
+    assert "input&#39;s lattice" in html or "input's lattice" in html
+    assert "Park et al." in html
+    relaxed = results_section([], QUICK, None, "chgnet", "", "relaxed")
+    assert "cell relaxed with the potential" in relaxed and "Deng et al." in relaxed
