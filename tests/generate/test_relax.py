@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pymatgen.util
 import pytest
 from pymatgen.core import Structure
@@ -121,3 +122,19 @@ def test_a_killed_batch_resumes_skipping_what_is_done(tmp_path):
     for i in range(3):
         assert resumed[i].energy_ev_per_atom == pytest.approx(fresh[i].energy_ev_per_atom, abs=1e-6)
         assert resumed[i].steps == fresh[i].steps
+
+
+def test_a_left_handed_cell_relaxes_like_its_right_handed_twin():
+    """CHGNet's stress takes the cell's signed volume: in a left-handed cell (pymatgen's
+    Li10GeP2S12 example is one) it has the wrong sign, and an uncorrected cell relaxation
+    runs away. The relaxation makes the cell right-handed first."""
+    start = li2o(1.1)
+    mirrored = Structure(-start.lattice.matrix, start.species, -start.frac_coords)
+    assert mirrored.lattice.volume > 0 > np.linalg.det(mirrored.lattice.matrix)
+    fixed = relax.right_handed(mirrored)
+    assert fixed.lattice.matrix.tolist() == start.lattice.matrix.tolist()
+    assert fixed.cart_coords == pytest.approx(mirrored.cart_coords)
+    run = relax.relaxer(relax.RelaxSettings(steps=30, fmax=1e-3))
+    left, right = run(mirrored), run(start)
+    assert left.structure.volume < start.volume  # it shrinks back, as the right-handed one
+    assert left.energy_ev_per_atom == pytest.approx(right.energy_ev_per_atom, abs=1e-4)

@@ -3,7 +3,9 @@ result file per candidate so that a killed batch resumes.
 
 Every potential of :mod:`miscreen.potentials` relaxes the same way: ASE's FIRE on a
 ``FrechetCellFilter`` (positions and cell together), stopped at ``fmax`` (forces and stress),
-after ``steps`` steps or after ``time_limit_s`` seconds, whichever comes first. A result
+after ``steps`` steps or after ``time_limit_s`` seconds, whichever comes first. A
+left-handed cell is made right-handed first (:func:`right_handed`: CHGNet's stress has the
+wrong sign in one). A result
 records the energy per atom, the largest force on an atom at the end, the steps taken,
 whether it converged and why it stopped; the result file also names the potential and the
 setting, and the fingerprint of the structure it started from, so a result of another
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pymatgen.core import Structure
+from pymatgen.core import Lattice, Structure
 
 from miscreen import atomic_io
 from miscreen.potentials import get_potential
@@ -30,6 +32,7 @@ from miscreen.store.structure_json import structure_from_dict
 log = logging.getLogger(__name__)
 
 CONVERGED, STEP_LIMIT, TIME_LIMIT = "converged", "step limit", "time limit"
+PROTOCOL = "fire-frechet-rh"  # FIRE on a Frechet cell filter, right-handed cells
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,22 @@ class RelaxSettings:
     @property
     def key(self) -> str:
         """The setting's name in result files and the energy cache (device left out)."""
-        return f"{self.potential}-fire-frechet-fmax{self.fmax:g}-steps{self.steps}"
+        return f"{self.potential}-{PROTOCOL}-fmax{self.fmax:g}-steps{self.steps}"
+
+
+def right_handed(structure: Structure) -> Structure:
+    """The same crystal with a right-handed lattice: CHGNet takes the signed cell volume for
+    its stress, so a left-handed cell (pymatgen's Li10GeP2S12 example has one) gets the
+    stress with the wrong sign and collapses under a cell relaxation. Every lattice vector
+    is negated and the fractional coordinates with them (the Cartesian positions stay)."""
+    if np.linalg.det(structure.lattice.matrix) > 0:
+        return structure
+    return Structure(
+        Lattice(-structure.lattice.matrix),
+        [site.species for site in structure],
+        -structure.frac_coords,
+        site_properties=structure.site_properties,
+    )
 
 
 @dataclass(frozen=True)
@@ -74,7 +92,7 @@ def relax_structure(structure: Structure, settings: RelaxSettings, calc: Any) ->
     from ase.optimize import FIRE
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    atoms = AseAtomsAdaptor.get_atoms(structure)
+    atoms = AseAtomsAdaptor.get_atoms(right_handed(structure))
     atoms.calc = calc
     start = time.perf_counter()
     optimizer = FIRE(FrechetCellFilter(atoms), logfile=None)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 from pymatgen.core import Composition, Element, Species, Structure
 
+from miscreen.generate.relax import right_handed
 from miscreen.verify.md_ordering import guess_oxidation_states, order_structure
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,9 @@ class Substitutions:
 
 
 def ordered_parent(structure: Structure) -> Structure:
-    """The parent as an ordered cell (the lowest-Ewald-energy ordering when disordered)."""
-    return order_structure(structure).structure
+    """The parent as an ordered, right-handed cell (the lowest-Ewald-energy ordering when
+    disordered)."""
+    return right_handed(order_structure(structure).structure)
 
 
 def oxidation_states(structure: Structure) -> dict[str, float]:
