@@ -20,6 +20,7 @@ def family(e_hull: dict[str, float], pred: dict[str, float], barrier: dict[str, 
                 "interval_80": [pred[f] - 1.0, pred[f] + 1.0] if f in pred else [None, None],
                 "bvse_barrier_ev": barrier.get(f),
                 "measured": [],
+                "hull_warning": "no quaternary phase" if x == "S" else "",
             }
     return out
 
@@ -38,6 +39,9 @@ def test_the_oxide_checks_give_their_margins():
     hull = checks["oxides_above_sulfides_on_hull"]
     # lowest oxide 0.20, highest sulfide 0.03, wanted a gap of 0.05
     assert hull["passed"] and hull["margin"] == pytest.approx(0.20 - 0.03 - 0.05)
+    assert hull["sulfide_hulls_lack"] == {
+        case.formula(m, "S"): "no quaternary phase" for m in case.METALS
+    }
     assert checks["oxides_slower_predicted"]["margin"] == pytest.approx(2.5)
     assert checks["oxides_higher_bvse_barrier"]["margin"] == pytest.approx(0.3)
     near = checks["si_sn_sulfides_near_parent"]  # Si +0.01, Sn +0.02 from Ge

@@ -181,14 +181,18 @@ def intervals_cover(comps: dict[str, dict]) -> dict:
 
 
 def checks(comps: dict[str, dict]) -> dict:
-    """The issue's done-when checks (margins in eV/atom, log10 S/cm or eV)."""
+    """The issue's done-when checks (margins in eV/atom, log10 S/cm or eV); the hull checks
+    carry what the sulfide hulls lack (an incomplete hull makes a phase look stable)."""
+    lacking = {
+        f: c["hull_warning"] for f, c in comps.items()
+        if c.get("generated") and f.endswith(f"P2{SULFIDES}12") and c["hull_warning"]
+    }  # fmt: skip
+    on_hull = separation(comps, "e_above_hull_ev", "oxides", HULL_GAP_EV)
     return {
-        "oxides_above_sulfides_on_hull": separation(
-            comps, "e_above_hull_ev", "oxides", HULL_GAP_EV
-        ),
+        "oxides_above_sulfides_on_hull": {**on_hull, "sulfide_hulls_lack": lacking},
         "oxides_slower_predicted": separation(comps, "pred_log10_sigma", "sulfides"),
         "oxides_higher_bvse_barrier": separation(comps, "bvse_barrier_ev", "oxides"),
-        "si_sn_sulfides_near_parent": near_parent(comps),
+        "si_sn_sulfides_near_parent": {**near_parent(comps), "sulfide_hulls_lack": lacking},
         "measured_si_sn_inside_80_intervals": intervals_cover(comps),
     }
 
