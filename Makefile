@@ -12,7 +12,7 @@ export MISCREEN_MIRROR ?= $(abspath ../shared/data)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install screen test lint bench bench-obelix lgps md-lgps clean
+.PHONY: help install screen test lint bench bench-obelix lgps lgps-family md-lgps clean
 
 help: ## List every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ bench-obelix: $(STAMP) ## The OBELiX model benchmark (results/benchmark-obelix/)
 
 lgps: $(STAMP) ## The LGPS rediscovery case study (results/lgps/)
 	$(VENV)/bin/miscreen case lgps
+
+lgps-family: $(STAMP) ## The LGPS family generated from its parent: hull, sigma, BVSE (results/lgps-family/, about 9 min)
+	$(VENV)/bin/miscreen case lgps-family
 
 md-lgps: $(STAMP) ## CHGNet MD of LGPS vs gamma-Li3PO4, quick protocol (results/md-lgps/, about 30 min)
 	$(VENV)/bin/miscreen case md-lgps
