@@ -114,12 +114,24 @@ def compositions(table: pd.DataFrame, heldout: pd.DataFrame) -> dict[str, dict]:
                 "known_duplicate": r[generation.DUPLICATE],
                 "pred_log10_sigma": _value(r, S.PRED),
                 "interval_80": [_value(r, S.LOWER), _value(r, S.UPPER)],
+                "prediction_input": r.get(generation.PREDICTION_INPUT),
                 "bvse_barrier_ev": _value(r, S.BVSE_E3D),
+                "bvse_barrier_ev_by_input": barriers_by_input(r),
                 "relax_max_force_ev_a": _value(r, "relax_max_force_ev_a"),
                 "relax_steps": int(r["relax_steps"]),
                 "relax_converged": bool(r["relax_converged"]),
                 "measured": measured(heldout, target),
             }
+    return out
+
+
+def barriers_by_input(row: pd.Series) -> dict[str, float | None]:
+    """The BVSE barrier of the structure predicted from and, when that is the substituted
+    parent, of the relaxed cell too."""
+    chosen = row.get(generation.PREDICTION_INPUT) or generation.RELAXED
+    out = {chosen: _value(row, S.BVSE_E3D)}
+    if chosen != generation.RELAXED:
+        out[generation.RELAXED] = _value(row, generation.BVSE_RELAXED)
     return out
 
 
@@ -214,6 +226,7 @@ def run_case(cfg: Config) -> dict:
     summary = {
         "parent": PARENT_ID,
         "potential": cfg.generate.potential,
+        "predict_from": cfg.generate.predict_from,
         "relax": {"steps": cfg.generate.relax_steps, "fmax": cfg.generate.fmax,
                   "time_limit_s": cfg.generate.relax_time_limit_s,
                   "seconds_per_structure": float(np.nanmean(relax_s)) if len(relax_s) else None},

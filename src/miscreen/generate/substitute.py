@@ -295,3 +295,50 @@ def charge(structure: Structure, oxi: dict[str, float]) -> float:
     """The cell's total charge with one oxidation state per element (0: balanced)."""
     comp: Composition = structure.composition.element_composition
     return float(sum(oxi[el.symbol] * n for el, n in comp.items()))
+
+
+def species_map(substitution: str) -> tuple[dict[str, str], int]:
+    """A candidate's substitution label back as (old element -> new element, Li removed per
+    ordered cell): ``"Ge->Si,S->Se,Li-1"`` -> ``({"Ge": "Si", "S": "Se"}, 1)``."""
+    mapping, removed = {}, 0
+    for part in filter(None, substitution.split(",")):
+        if part.startswith(f"{LITHIUM}-") and "->" not in part:
+            removed = int(part[len(LITHIUM) + 1 :])
+        else:
+            old, new = part.split("->")
+            mapping[old] = new
+    return mapping, removed
+
+
+def substituted_parent(parent: Structure, candidate: Structure, substitution: str) -> Structure:
+    """The parent as its source gives it (partial occupancies kept) with the candidate's
+    substitution applied to its species on every site, partial sites included, the Li
+    occupancies scaled to the candidate's Li per other atom where Li was removed, and the
+    lattice scaled isotropically to the candidate's volume per atom (atoms counted by
+    occupancy): the input the model learned on (mostly disordered experimental cells),
+    carrying what relaxing the ordered candidate says of its size."""
+    mapping, removed = species_map(substitution)
+    out = parent.copy()
+    out.remove_oxidation_states()
+    if mapping:
+        out.replace_species({Element(a): Element(b) for a, b in mapping.items()})
+    if removed:
+        out = _li_scaled(out, candidate)
+    comp = out.composition
+    out.scale_lattice(candidate.volume / candidate.composition.num_atoms * comp.num_atoms)
+    return out
+
+
+def _li_ratio(comp: Composition) -> float:
+    return comp[LITHIUM] / (comp.num_atoms - comp[LITHIUM])
+
+
+def _li_scaled(structure: Structure, candidate: Structure) -> Structure:
+    factor = _li_ratio(candidate.composition) / _li_ratio(structure.composition)
+    out = structure.copy()
+    for i, site in enumerate(out):
+        if LITHIUM in site.species.as_dict():
+            occ = {str(el): n * (factor if el.symbol == LITHIUM else 1.0)
+                   for el, n in site.species.items()}  # fmt: skip
+            out.replace(i, occ, coords=site.frac_coords)
+    return out

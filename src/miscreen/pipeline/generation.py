@@ -46,6 +46,7 @@ from miscreen.generate.substitute import (
     data_mined,
     explicit,
     ordered_parent,
+    substituted_parent,
 )
 from miscreen.pipeline.stages import write_manifest
 from miscreen.pipeline.verification import candidate_records, ranked_candidates, top_ids
@@ -62,6 +63,11 @@ IS_PARENT, DUPLICATE = "is_parent", "known_duplicate"
 RELAX_COLUMNS = ("relax_energy_ev_per_atom", "relax_max_force_ev_a", "relax_steps",
                  "relax_converged", "relax_stopped", "relax_seconds")  # fmt: skip
 E_ABOVE_HULL_EV = "e_above_hull_ev"  # the same value as e_above_hull, named with its unit
+# which structure the features, prediction, score and BVSE barrier were taken from
+# (``generate.predict_from``): "relaxed" or "substituted_parent"
+PREDICTION_INPUT = "prediction_input"
+BVSE_RELAXED = "bvse_e3d_ev_relaxed"  # the relaxed cell's barrier when another is predicted
+RELAXED, SUBSTITUTED_PARENT = "relaxed", "substituted_parent"
 
 
 def settings(cfg: Config) -> RelaxSettings:
@@ -115,8 +121,9 @@ def reference_table(cfg: Config) -> pd.DataFrame:
 def plan_generation(cfg: Config, given: list[tuple[str, Structure]] | None = None) -> dict:
     """Substitute every parent, check the candidates against known materials and write the
     plan -> it (``candidates``: the ones to relax, ``dropped`` and ``skipped`` with reasons)."""
-    cands, skipped = [], []
+    cands, skipped, as_given = [], [], {}
     for pid, structure in given or parents(cfg):
+        as_given[pid] = structure.as_dict()
         try:
             subs = substitutions(cfg, pid, structure)
         except (MDError, ValueError) as exc:
@@ -135,7 +142,7 @@ def plan_generation(cfg: Config, given: list[tuple[str, Structure]] | None = Non
         else:
             kept.append(entry)
     plan = {"setting": settings(cfg).key, "candidates": kept, "dropped": dropped,
-            "skipped": skipped}  # fmt: skip
+            "skipped": skipped, "parents": as_given}  # fmt: skip
     atomic_io.write_json(cfg.run.generate_plan, plan)
     log.info("generate: %d candidates, %d known dropped, %d skipped", len(kept), len(dropped),
              len(skipped))  # fmt: skip
@@ -209,14 +216,17 @@ def finish_generation(cfg: Config, predict: bool = True) -> pd.DataFrame:
         raise UserError(f"generate: no relaxed candidate; see {cfg.run.failures}")
     records = S.ensure_record_columns(pd.DataFrame(rows))
     write_store(cfg, records)
-    table = records
+    inputs = prediction_inputs(plan, records, cfg.generate.predict_from)
+    table = inputs
     if predict and cfg.models.routing.exists():
-        table, pred_failures = batch.screen_records(cfg, records)
+        table, pred_failures = batch.screen_records(cfg, inputs)
         failures += pred_failures.to_dict("records")
     if cfg.generate.bvse:
-        table, bvse_failures = with_barriers(cfg, table, records)
+        table, bvse_failures = with_barriers(cfg, table, inputs)
         failures += bvse_failures.to_dict("records")
-    table = table.drop(columns=[S.STRUCTURE], errors="ignore")
+        if (inputs[PREDICTION_INPUT] != RELAXED).any():
+            table = table.merge(relaxed_barriers(cfg, records), on=S.ID, how="left")
+    table = with_record_columns(table, records).drop(columns=[S.STRUCTURE], errors="ignore")
     atomic_io.write_table(table, cfg.run.generated_csv)
     atomic_io.write_table(table, cfg.run.generated_parquet)
     cfg.run.write_failures(STAGE, pd.DataFrame(failures, columns=list(S.FAILURE_COLUMNS)))
@@ -238,6 +248,52 @@ def _row(entry: dict, result: RelaxResult, e_hull: tuple[float, str, str, str]) 
         E_ABOVE_HULL_EV: e_hull[0],
     }
     return structure_record(entry[S.ID], SOURCE, result.structure, **extra)
+
+
+def prediction_inputs(plan: dict, records: pd.DataFrame, predict_from: str) -> pd.DataFrame:
+    """The records the model and BVSE see, with ``prediction_input`` naming the structure:
+    the relaxed cells, or (``substituted_parent``) each candidate's parent as given with the
+    substitution on every site at the relaxed cell's volume per atom
+    (:func:`~miscreen.generate.substitute.substituted_parent`); a row whose parent the plan
+    does not hold (a plan written before) keeps its relaxed cell."""
+    if predict_from == RELAXED:
+        return records.assign(**{PREDICTION_INPUT: RELAXED})
+    given = plan.get("parents", {})
+    rows = []
+    for r in records.to_dict("records"):
+        parent = given.get(r[PARENT_ID])
+        if parent is None:
+            rows.append({**r, PREDICTION_INPUT: RELAXED})
+            continue
+        relaxed = structure_from_json(r[S.STRUCTURE])
+        cell = substituted_parent(Structure.from_dict(parent), relaxed, r[SUBSTITUTION])
+        extra = {k: v for k, v in r.items() if k not in S.RECORD_COLUMNS}
+        extra[PREDICTION_INPUT] = SUBSTITUTED_PARENT
+        rows.append(structure_record(r[S.ID], str(r[S.SOURCE]), cell, **extra))
+    return S.ensure_record_columns(pd.DataFrame(rows))
+
+
+def with_record_columns(table: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with the relaxed cells' record columns (formula, composition, lattice,
+    space group, structure) whatever structure was predicted: the candidates are the
+    relaxed cells."""
+    by_id = records.set_index(S.ID)
+    out = table.copy()
+    for column in S.RECORD_COLUMNS:
+        if column != S.ID and column in by_id:
+            out[column] = out[S.ID].map(by_id[column])
+    return out
+
+
+def relaxed_barriers(cfg: Config, records: pd.DataFrame) -> pd.DataFrame:
+    """The BVSE 3-D barrier of each relaxed cell (``bvse_e3d_ev_relaxed``), beside the
+    barrier of the structure the candidate is predicted from."""
+    barriers, _ = barrier_table(
+        records[[S.ID, S.SOURCE, S.COMPOSITION, S.STRUCTURE]],
+        time_limit_s=cfg.features.time_limit_s,
+    )
+    barriers = barriers.reset_index() if S.ID not in barriers else barriers
+    return barriers[[S.ID, S.BVSE_E3D]].rename(columns={S.BVSE_E3D: BVSE_RELAXED})
 
 
 def write_store(cfg: Config, records: pd.DataFrame) -> None:
