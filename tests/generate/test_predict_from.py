@@ -113,3 +113,13 @@ def test_generated_csv_records_the_prediction_input_and_both_barriers(tmp_path, 
     assert set(table[generation.PREDICTION_INPUT]) == {choice}
     assert table[S.BVSE_E3D].notna().all()
     assert (generation.BVSE_RELAXED in table) == (choice == "substituted_parent")
+
+
+def test_the_case_reports_the_barrier_of_each_input() -> None:
+    from miscreen.cases.lgps_family import barriers_by_input
+
+    row = pd.Series({generation.PREDICTION_INPUT: "substituted_parent", S.BVSE_E3D: 0.3,
+                     generation.BVSE_RELAXED: 0.5})  # fmt: skip
+    assert barriers_by_input(row) == {"substituted_parent": 0.3, "relaxed": 0.5}
+    row = pd.Series({generation.PREDICTION_INPUT: "relaxed", S.BVSE_E3D: 0.5})
+    assert barriers_by_input(row) == {"relaxed": 0.5}
