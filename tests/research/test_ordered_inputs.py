@@ -15,6 +15,7 @@ from benchmarks.research.ordered_inputs import (
     ordered_records,
     sample_rows,
     summary,
+    without_lgps_family,
 )
 from miscreen import schema as S
 from miscreen.store.structure_json import structure_from_json, structure_to_json
@@ -82,3 +83,14 @@ def test_summary_calls_ordered_inputs_biased_low_only_when_they_are() -> None:
     assert not same["ordered_biased_low"]
     # lower, but the original is the one that was off: not a bias of the ordered cell
     assert not summary(y, y + 1.0, y + 0.2, seed=0)["ordered_biased_low"]
+
+
+def test_the_lgps_family_is_never_studied() -> None:
+    rows = pd.DataFrame(
+        {
+            S.ID: ["a", "b", "c", "d"],
+            S.FAMILY: ["LGPS", "unknown", "unknown", "garnet"],
+            S.COMPOSITION: ["Li10Si1P2S12", "Li10Ge1P2S12", "Li3P1S4", "Li7La3Zr2O12"],
+        }
+    )
+    assert list(without_lgps_family(rows)[S.ID]) == ["c", "d"]
