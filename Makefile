@@ -52,7 +52,7 @@ lgps: $(STAMP) ## The LGPS rediscovery case study (results/lgps/)
 lgps-family: $(STAMP) ## The LGPS family generated from its parent: hull, sigma, BVSE (results/lgps-family/, about 9 min)
 	$(VENV)/bin/miscreen case lgps-family
 
-md-lgps: $(STAMP) ## CHGNet MD of LGPS vs gamma-Li3PO4, quick protocol (results/md-lgps/, about 30 min)
+md-lgps: $(STAMP) ## MD of LGPS vs gamma-Li3PO4 at the measured cell, quick protocol (results/md-lgps/, about 30-40 min)
 	$(VENV)/bin/miscreen case md-lgps
 
 clean: ## Remove results, trained models and caches (keeps .venv)

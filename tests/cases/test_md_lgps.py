@@ -66,7 +66,7 @@ def test_case_json_keeps_its_keys_and_adds_the_potential_cell_and_temperatures()
         result("poor"),
         PROTOCOL,
         POTENTIAL,
-        "sevenn 0.13.0, model 7net-0",
+        "chgnet 0.4.2, model 0.3.0",
         CELL,
         61.0,
     )
@@ -76,9 +76,9 @@ def test_case_json_keeps_its_keys_and_adds_the_potential_cell_and_temperatures()
         "references", "runtime_s",
     }  # fmt: skip
     assert issue_15_keys <= set(summary)
-    assert summary["potential"] == "sevennet-0" and summary["cell"] == "experimental"
+    assert summary["potential"] == "chgnet" and summary["cell"] == "experimental"
     assert summary["temperatures_k"] == list(PROTOCOL.temperatures_k)
-    assert summary["potential_version"] == "sevenn 0.13.0, model 7net-0"
+    assert summary["potential_version"] == "chgnet 0.4.2, model 0.3.0"
     assert 0 < summary["expected_ea_stderr_ev"] < 1
     html = case_section(summary)
-    assert "LGPS, sevennet-0 MD (this run)" in html and "experimental cell" in html
+    assert "LGPS, chgnet MD (this run)" in html and "experimental cell" in html

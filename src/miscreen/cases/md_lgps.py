@@ -2,11 +2,11 @@
 quick protocol tell a superionic conductor from a poor one, and how close does it get to
 LGPS's measured and ab initio numbers?
 
-The case's set-up (:data:`POTENTIAL`, :data:`CELL`, :data:`PROTOCOL`): SevenNet-0, the
-stiffest potential the quick protocol affords on a 2-core machine (its energy rises 1.4
-times CHGNet's under the same Li displacements in LGPS; SevenNet-l3i5 is stiffer still but
-three times slower), NVT at the input's (measured) lattice with the atoms relaxed at that
-cell, and the quick protocol (600, 750, 900 K).
+The case's set-up (:data:`POTENTIAL`, :data:`CELL`, :data:`PROTOCOL`): ``verify md``'s
+default potential (CHGNet 0.3.0 until ``benchmarks/md_validation.py`` chooses one; SevenNet-0,
+1.4 times as stiff under the same Li displacements in LGPS, is ``--potential sevennet-0``),
+NVT at the input's (measured) lattice with the atoms relaxed at that cell, and the quick
+protocol (600, 750, 900 K).
 
 Materials (both from the configured sources, see ``configs/md-lgps.yaml``):
 
