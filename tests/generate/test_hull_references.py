@@ -147,3 +147,17 @@ def test_all_prefers_an_ordered_cell_of_a_formula_then_the_fewest_atoms():
     )  # fmt: skip
     assert refs.ids == ["large-ordered"]
     assert refs.structure(0).is_ordered and len(refs.structure(0)) == 8
+
+
+def test_a_reference_too_large_once_ordered_is_left_out_before_it_is_ordered(monkeypatch):
+    thirds = primitive({"Li": 1 / 3, "Na": 2 / 3})  # whole atoms in a tripled cell: 6 atoms
+    assert hull.ordered_size(thirds) == pytest.approx(6)
+    assert hull.ordered_size(MIXED) == pytest.approx(4)
+
+    def never(*args, **kwargs):
+        raise AssertionError("ordered although too large")
+
+    monkeypatch.setattr(hull, "order_structure", never)
+    refs = hull.OrderedReferences(table([("thirds", thirds, None)]), max_atoms=5)
+    assert refs.structure(0) is None
+    assert refs.left_out["thirds"] == "6 atoms once ordered > 5"

@@ -39,7 +39,11 @@ from miscreen import schema as S
 from miscreen.generate.relax import RelaxSettings, relaxing_potential
 from miscreen.screen.energies import EnergyCalculator, fingerprint
 from miscreen.screen.stability import References, chgnet_e_above_hull
-from miscreen.verify.md_ordering import order_structure
+from miscreen.verify.md_ordering import (
+    MAX_ORDER_MULTIPLIER,
+    OCCUPANCY_TOLERANCE,
+    order_structure,
+)
 from miscreen.verify.md_protocol import MDError
 
 log = logging.getLogger(__name__)
@@ -83,6 +87,8 @@ class OrderedReferences(References):
             return self._leave_out(rid, f"{atoms:.0f} atoms > {self.max_atoms}")
         if structure.is_ordered:
             return structure
+        if self.max_atoms < (cell := ordered_size(structure)) < float("inf"):
+            return self._leave_out(rid, f"{cell:.0f} atoms once ordered > {self.max_atoms}")
         try:
             ordered = order_structure(_filled(structure))
         except MDError as exc:
@@ -132,6 +138,25 @@ def _disagrees(cell: Composition, given: object) -> str:
     if max(abs(row[el] - mine[el]) for el in elements) <= COMPOSITION_TOLERANCE:
         return ""
     return f"its structure is {cell.reduced_formula}, its row {row.reduced_formula}"
+
+
+def ordered_size(structure: Structure) -> float:
+    """About how many atoms the ordered cell of ``structure`` has, found before ordering it
+    (which can take minutes): its atoms times the smallest multiple of the cell, up to
+    :data:`~miscreen.verify.md_ordering.MAX_ORDER_MULTIPLIER`, in which each group of
+    identically occupied sites holds whole atoms of every species within
+    :data:`~miscreen.verify.md_ordering.OCCUPANCY_TOLERANCE` (as the ordering rounds them);
+    infinite when none does (the ordering then says why)."""
+    totals: dict[tuple, float] = {}
+    for site in structure:
+        if not site.is_ordered:
+            for species, amount in site.species.items():
+                key = (tuple(sorted(site.species.items())), species)
+                totals[key] = totals.get(key, 0.0) + amount
+    for m in range(1, MAX_ORDER_MULTIPLIER + 1):
+        if all(abs(m * t - round(m * t)) <= OCCUPANCY_TOLERANCE for t in totals.values()):
+            return m * structure.composition.num_atoms
+    return float("inf")
 
 
 def _filled(structure: Structure, at_least: float = FULL_OCCUPANCY) -> Structure:
