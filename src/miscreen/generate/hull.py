@@ -147,14 +147,21 @@ def ordered_size(structure: Structure) -> float:
     identically occupied sites holds whole atoms of every species within
     :data:`~miscreen.verify.md_ordering.OCCUPANCY_TOLERANCE` (as the ordering rounds them);
     infinite when none does (the ordering then says why)."""
-    totals: dict[tuple, float] = {}
+    groups: list[Composition] = []  # per group: the exemplar site's species, summed
+    exemplars: list[Composition] = []
     for site in structure:
-        if not site.is_ordered:
-            for species, amount in site.species.items():
-                key = (tuple(sorted(site.species.items())), species)
-                totals[key] = totals.get(key, 0.0) + amount
+        if site.is_ordered:
+            continue
+        for g, exemplar in enumerate(exemplars):
+            if site.species.almost_equals(exemplar):
+                groups[g] += site.species
+                break
+        else:
+            exemplars.append(site.species)
+            groups.append(Composition(site.species))
+    totals = [amount for group in groups for amount in group.values()]
     for m in range(1, MAX_ORDER_MULTIPLIER + 1):
-        if all(abs(m * t - round(m * t)) <= OCCUPANCY_TOLERANCE for t in totals.values()):
+        if all(abs(m * t - round(m * t)) <= OCCUPANCY_TOLERANCE for t in totals):
             return m * structure.composition.num_atoms
     return float("inf")
 
