@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Structure
 
 from miscreen import atomic_io
 from miscreen.potentials import get_potential
 from miscreen.screen.energies import Potential, fingerprint
 from miscreen.store.structure_json import structure_from_dict
+from miscreen.verify.md_cell import right_handed
 
 log = logging.getLogger(__name__)
 
@@ -49,21 +50,6 @@ class RelaxSettings:
     def key(self) -> str:
         """The setting's name in result files and the energy cache (device left out)."""
         return f"{self.potential}-{PROTOCOL}-fmax{self.fmax:g}-steps{self.steps}"
-
-
-def right_handed(structure: Structure) -> Structure:
-    """The same crystal with a right-handed lattice: CHGNet takes the signed cell volume for
-    its stress, so a left-handed cell (pymatgen's Li10GeP2S12 example has one) gets the
-    stress with the wrong sign and collapses under a cell relaxation. Every lattice vector
-    is negated and the fractional coordinates with them (the Cartesian positions stay)."""
-    if np.linalg.det(structure.lattice.matrix) > 0:
-        return structure
-    return Structure(
-        Lattice(-structure.lattice.matrix),
-        [site.species for site in structure],
-        -structure.frac_coords,
-        site_properties=structure.site_properties,
-    )
 
 
 @dataclass(frozen=True)
