@@ -1,6 +1,6 @@
 """The machine-learned potentials (MD, relaxations): one small class per pretrained potential
-whose weights ship inside its wheel (so it runs offline), a registry by name, the device and
-torch's threads.
+whose weights ship inside its wheel (so it runs offline), a registry by name, the one
+relaxation every stage uses (:func:`minimize`), the device and torch's threads.
 
 A potential has a ``name`` (what ``--potential`` takes), a ``version`` (package version and
 model, recorded with every result) and ``calculator(device)``, an ASE calculator giving
@@ -13,13 +13,18 @@ import contextlib
 import functools
 import io
 import os
+import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from typing import Any
 
+import numpy as np
+from pymatgen.core import Lattice, Structure
+
 from miscreen.errors import UserError
+from miscreen.store.structure_json import structure_from_dict
 
 DEFAULT_POTENTIAL = "chgnet"
 
@@ -154,3 +159,90 @@ def default_threads() -> int:
         return max(1, int(os.environ.get("SLURM_CPUS_PER_TASK", "1")))
     except ValueError:
         return 1
+
+
+# ------------------------------------------------------------------ relaxation
+
+CONVERGED, STEP_LIMIT, TIME_LIMIT = "converged", "step limit", "time limit"
+
+
+def right_handed(structure: Structure) -> Structure:
+    """The same atoms in a right-handed cell (the third lattice vector and fractional
+    coordinate negated when the determinant is negative). CHGNet computes its stress with
+    the signed cell volume, so on a left-handed cell (pymatgen's own Li10GeP2S12.json is
+    one) the stress has the wrong sign and a cell relaxation collapses the crystal."""
+    m = structure.lattice.matrix
+    if np.linalg.det(m) > 0:
+        return structure.copy()
+    flip = np.array([1.0, 1.0, -1.0])
+    return Structure(
+        Lattice(m * flip[:, None]),
+        [site.species for site in structure],
+        structure.frac_coords * flip,
+        site_properties=structure.site_properties or None,
+    )
+
+
+@dataclass(frozen=True)
+class Relaxation:
+    """A relaxed structure and how the relaxation ended."""
+
+    structure: Structure
+    energy_ev_per_atom: float
+    max_force_ev_a: float
+    steps: int
+    converged: bool
+    stopped: str  # converged | step limit | time limit
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "structure": self.structure.as_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Relaxation:
+        return cls(**{**d, "structure": structure_from_dict(d["structure"])})
+
+
+def minimize(
+    structure: Structure,
+    calc: Any,
+    fmax: float = 0.05,
+    steps: int = 300,
+    time_limit_s: float | None = None,
+    relax_cell: bool = True,
+) -> Relaxation:
+    """Relax ``structure`` with the ASE calculator ``calc``: FIRE on a ``FrechetCellFilter``
+    (positions and cell; the criterion ``fmax`` covers forces and stress), or on the atoms
+    alone with ``relax_cell=False``; stopped at ``fmax``, after ``steps`` steps or after
+    ``time_limit_s`` seconds. A left-handed cell is made right-handed first."""
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    atoms = AseAtomsAdaptor.get_atoms(right_handed(structure))
+    atoms.calc = calc
+    start = time.perf_counter()
+    optimizer = FIRE(FrechetCellFilter(atoms) if relax_cell else atoms, logfile=None)
+    stopped = STEP_LIMIT
+    for converged in optimizer.irun(fmax=fmax, steps=steps):
+        if converged:
+            stopped = CONVERGED
+            break
+        if time_limit_s is not None and time.perf_counter() - start > time_limit_s:
+            stopped = TIME_LIMIT
+            break
+    forces = np.asarray(atoms.get_forces())
+    energy = float(atoms.get_potential_energy())
+    atoms.calc = None
+    final = AseAtomsAdaptor.get_structure(atoms)
+    for key in list(final.site_properties):
+        final.remove_site_property(key)
+    return Relaxation(
+        structure=final,
+        energy_ev_per_atom=energy / len(final),
+        max_force_ev_a=float(np.linalg.norm(forces, axis=1).max()),
+        steps=int(optimizer.nsteps),
+        converged=stopped == CONVERGED,
+        stopped=stopped,
+        seconds=round(time.perf_counter() - start, 3),
+    )

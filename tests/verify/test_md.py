@@ -16,7 +16,8 @@ import pymatgen.core
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from miscreen.verify.md_cell import make_supercell, prepare, right_handed, supercell_scaling, widths
+from miscreen.potentials import right_handed
+from miscreen.verify.md_cell import make_supercell, prepare, supercell_scaling, widths
 from miscreen.verify.md_dynamics import run_md_task
 from miscreen.verify.md_ordering import order_structure
 from miscreen.verify.md_protocol import QUICK, STANDARD, MDError, MDProtocol

@@ -1,11 +1,11 @@
 """Relaxation (cell and positions) of generated candidates with a universal potential, one
 result file per candidate so that a killed batch resumes.
 
-Every potential of :mod:`miscreen.potentials` relaxes the same way: ASE's FIRE on a
+Every potential of :mod:`miscreen.potentials` relaxes the same way
+(:func:`miscreen.potentials.minimize`, as verify's MD cells do): ASE's FIRE on a
 ``FrechetCellFilter`` (positions and cell together), stopped at ``fmax`` (forces and stress),
-after ``steps`` steps or after ``time_limit_s`` seconds, whichever comes first. A
-left-handed cell is made right-handed first (:func:`right_handed`: CHGNet's stress has the
-wrong sign in one). A result
+after ``steps`` steps or after ``time_limit_s`` seconds, whichever comes first, on a
+right-handed cell (CHGNet's stress has the wrong sign in a left-handed one). A result
 records the energy per atom, the largest force on an atom at the end, the steps taken,
 whether it converged and why it stopped; the result file also names the potential and the
 setting, and the fingerprint of the structure it started from, so a result of another
@@ -15,24 +15,20 @@ structure or setting is never taken for this one.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pymatgen.core import Structure
 
 from miscreen import atomic_io
-from miscreen.potentials import get_potential
+from miscreen.potentials import Relaxation, get_potential, minimize
 from miscreen.screen.energies import Potential, fingerprint
 from miscreen.store.structure_json import structure_from_dict
-from miscreen.verify.md_cell import right_handed
 
 log = logging.getLogger(__name__)
 
-CONVERGED, STEP_LIMIT, TIME_LIMIT = "converged", "step limit", "time limit"
 PROTOCOL = "fire-frechet-rh"  # FIRE on a Frechet cell filter, right-handed cells
 
 
@@ -52,60 +48,14 @@ class RelaxSettings:
         return f"{self.potential}-{PROTOCOL}-fmax{self.fmax:g}-steps{self.steps}"
 
 
-@dataclass(frozen=True)
-class RelaxResult:
-    """A relaxed structure and how the relaxation ended."""
-
-    structure: Structure
-    energy_ev_per_atom: float
-    max_force_ev_a: float
-    steps: int
-    converged: bool
-    stopped: str  # converged | step limit | time limit
-    seconds: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "structure": self.structure.as_dict()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RelaxResult:
-        return cls(**{**d, "structure": structure_from_dict(d["structure"])})
-
-
-def relax_structure(structure: Structure, settings: RelaxSettings, calc: Any) -> RelaxResult:
-    """Relax ``structure`` with the ASE calculator ``calc`` (FIRE, Frechet cell filter)."""
-    from ase.filters import FrechetCellFilter
-    from ase.optimize import FIRE
-    from pymatgen.io.ase import AseAtomsAdaptor
-
-    atoms = AseAtomsAdaptor.get_atoms(right_handed(structure))
-    atoms.calc = calc
-    start = time.perf_counter()
-    optimizer = FIRE(FrechetCellFilter(atoms), logfile=None)
-    stopped = STEP_LIMIT
-    for converged in optimizer.irun(fmax=settings.fmax, steps=settings.steps):
-        if converged:
-            stopped = CONVERGED
-            break
-        if time.perf_counter() - start > settings.time_limit_s:
-            stopped = TIME_LIMIT
-            break
-    forces = np.asarray(atoms.get_forces())
-    final = AseAtomsAdaptor.get_structure(atoms)
-    for key in list(final.site_properties):
-        final.remove_site_property(key)
-    return RelaxResult(
-        structure=final,
-        energy_ev_per_atom=float(atoms.get_potential_energy()) / len(atoms),
-        max_force_ev_a=float(np.linalg.norm(forces, axis=1).max()),
-        steps=int(optimizer.nsteps),
-        converged=stopped == CONVERGED,
-        stopped=stopped,
-        seconds=round(time.perf_counter() - start, 3),
+def relax_structure(structure: Structure, settings: RelaxSettings, calc: Any) -> Relaxation:
+    """Relax ``structure`` with the ASE calculator ``calc`` under ``settings``."""
+    return minimize(
+        structure, calc, settings.fmax, settings.steps, settings.time_limit_s, relax_cell=True
     )
 
 
-def relaxer(settings: RelaxSettings) -> Callable[[Structure], RelaxResult]:
+def relaxer(settings: RelaxSettings) -> Callable[[Structure], Relaxation]:
     """A function that relaxes one structure with the settings' potential (loaded once)."""
     calc = get_potential(settings.potential).calculator(settings.device)
     return lambda structure: relax_structure(structure, settings, calc)
@@ -115,7 +65,7 @@ def relaxing_potential(settings: RelaxSettings) -> Potential:
     """Energies per atom after relaxing each structure as the candidates are relaxed: the
     reference phases of a hull then sit at the potential's own minimum, as the candidates
     do (:class:`miscreen.screen.energies.EnergyCalculator` takes it, with ``settings.key``)."""
-    state: dict[str, Callable[[Structure], RelaxResult]] = {}
+    state: dict[str, Callable[[Structure], Relaxation]] = {}
 
     def energies(structures: list[Structure]) -> list[float]:
         run = state.get("run") or state.setdefault("run", relaxer(settings))
@@ -138,7 +88,7 @@ def result_path(folder: Path, index: int) -> Path:
     return Path(folder) / f"relaxed-{index:05d}.json"
 
 
-def read_result(path: Path, structure: Structure, settings: RelaxSettings) -> RelaxResult | None:
+def read_result(path: Path, structure: Structure, settings: RelaxSettings) -> Relaxation | None:
     """The result in ``path`` when it is of this structure and setting, else None."""
     if not path.is_file():
         return None
@@ -149,7 +99,7 @@ def read_result(path: Path, structure: Structure, settings: RelaxSettings) -> Re
         return None
     if doc.get("setting") != settings.key or doc.get("fingerprint") != fingerprint(structure):
         return None
-    return RelaxResult.from_dict(doc["result"])
+    return Relaxation.from_dict(doc["result"])
 
 
 def relax_one(
@@ -158,8 +108,8 @@ def relax_one(
     cid: str,
     structure: Structure,
     settings: RelaxSettings,
-    run: Callable[[Structure], RelaxResult] | None = None,
-) -> RelaxResult:
+    run: Callable[[Structure], Relaxation] | None = None,
+) -> Relaxation:
     """Candidate ``index``'s relaxation: read when already done, else computed and written
     atomically (a kill loses only the structure in progress)."""
     path = result_path(folder, index)
@@ -186,11 +136,11 @@ def relax_one(
 
 def relax_all(
     folder: Path, items: list[tuple[int, str, Structure]], settings: RelaxSettings
-) -> dict[int, RelaxResult]:
+) -> dict[int, Relaxation]:
     """Relax every ``(index, id, structure)`` not yet done, one after another in this
     process (the potential loaded once) -> results by index."""
-    out: dict[int, RelaxResult] = {}
-    run: Callable[[Structure], RelaxResult] | None = None
+    out: dict[int, Relaxation] = {}
+    run: Callable[[Structure], Relaxation] | None = None
     for index, cid, structure in items:
         done = read_result(result_path(folder, index), structure, settings)
         if done is None and run is None:
@@ -215,7 +165,7 @@ def relax_processes(
     settings: RelaxSettings,
     jobs: int,
     threads: int = 1,
-) -> dict[int, RelaxResult]:
+) -> dict[int, Relaxation]:
     """:func:`relax_all` split over ``jobs`` processes (each loads the potential once and
     runs ``threads`` torch threads); in this process when ``jobs`` is 1."""
     if jobs <= 1 or len(items) <= 1:
@@ -227,10 +177,10 @@ def relax_processes(
     from concurrent.futures import ProcessPoolExecutor
 
     parts = [[(i, c, s.as_dict()) for i, c, s in items[k::jobs]] for k in range(jobs)]
-    out: dict[int, RelaxResult] = {}
+    out: dict[int, Relaxation] = {}
     context = multiprocessing.get_context("spawn")  # torch does not survive a fork
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
         futures = [pool.submit(_relax_part, folder, p, settings, threads) for p in parts if p]
         for future in futures:
-            out |= {i: RelaxResult.from_dict(d) for i, d in future.result().items()}
+            out |= {i: Relaxation.from_dict(d) for i, d in future.result().items()}
     return out

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from pymatgen.core import Composition, Element, Species, Structure
 
-from miscreen.verify.md_cell import right_handed
+from miscreen.potentials import right_handed
 from miscreen.verify.md_ordering import guess_oxidation_states, order_structure
 
 log = logging.getLogger(__name__)

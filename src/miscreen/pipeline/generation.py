@@ -33,7 +33,6 @@ from miscreen.fetch.sources import load_references
 from miscreen.generate import hull
 from miscreen.generate.duplicates import duplicates
 from miscreen.generate.relax import (
-    RelaxResult,
     RelaxSettings,
     read_result,
     relax_one,
@@ -50,6 +49,7 @@ from miscreen.generate.substitute import (
 )
 from miscreen.pipeline.stages import write_manifest
 from miscreen.pipeline.verification import candidate_records, ranked_candidates, top_ids
+from miscreen.potentials import Relaxation
 from miscreen.store.structures import SourceQuery, StructureStore
 from miscreen.verify import barrier_table
 from miscreen.verify.md_protocol import MDError
@@ -179,13 +179,13 @@ def _items(plan: dict) -> list[tuple[int, str, Structure]]:
 # ----------------------------------------------------------------------- relaxations
 
 
-def relax_task(cfg: Config, index: int) -> RelaxResult:
+def relax_task(cfg: Config, index: int) -> Relaxation:
     """Relax candidate ``index`` of the plan (read when done): one SLURM array task."""
     i, cid, structure = _items(read_plan(cfg))[index]
     return relax_one(cfg.run.generate_relaxed, i, cid, structure, settings(cfg))
 
 
-def relax_local(cfg: Config, plan: dict, jobs: int | None = None) -> dict[int, RelaxResult]:
+def relax_local(cfg: Config, plan: dict, jobs: int | None = None) -> dict[int, Relaxation]:
     """Relax every unfinished candidate here, in ``jobs`` processes (``generate.jobs``)."""
     folder = cfg.run.generate_relaxed
     folder.mkdir(parents=True, exist_ok=True)
@@ -237,7 +237,7 @@ def finish_generation(cfg: Config, predict: bool = True) -> pd.DataFrame:
     return table
 
 
-def _row(entry: dict, result: RelaxResult, e_hull: tuple[float, str, str, str]) -> dict:
+def _row(entry: dict, result: Relaxation, e_hull: tuple[float, str, str, str]) -> dict:
     values = (result.energy_ev_per_atom, result.max_force_ev_a, result.steps,
               result.converged, result.stopped, result.seconds)  # fmt: skip
     meta = {k: entry[k] for k in (PARENT_ID, SUBSTITUTION, PROBABILITY, IS_PARENT, DUPLICATE)}

@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Structure
 
+from miscreen.potentials import right_handed
 from miscreen.schema import MOBILE_ION
 from miscreen.store.structure_json import structure_from_dict
 from miscreen.verify.md_ordering import order_structure
@@ -49,23 +50,6 @@ def supercell_scaling(structure: Structure, protocol: MDProtocol) -> tuple[int, 
 def make_supercell(structure: Structure, protocol: MDProtocol) -> Structure:
     scaling = supercell_scaling(structure, protocol)
     return structure * scaling if scaling != (1, 1, 1) else structure.copy()
-
-
-def right_handed(structure: Structure) -> Structure:
-    """The same atoms in a right-handed cell (the third lattice vector and fractional
-    coordinate negated when the determinant is negative). CHGNet computes its stress with
-    the signed cell volume, so on a left-handed cell (pymatgen's own Li10GeP2S12.json is
-    one) the stress has the wrong sign and a cell relaxation collapses the crystal."""
-    m = structure.lattice.matrix
-    if np.linalg.det(m) > 0:
-        return structure.copy()
-    flip = np.array([1.0, 1.0, -1.0])
-    return Structure(
-        Lattice(m * flip[:, None]),
-        [site.species for site in structure],
-        structure.frac_coords * flip,
-        site_properties=structure.site_properties or None,
-    )
 
 
 @dataclass(frozen=True)
