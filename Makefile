@@ -12,7 +12,7 @@ export MISCREEN_MIRROR ?= $(abspath ../shared/data)
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help install screen test lint bench bench-obelix lgps lgps-family md-lgps clean
+.PHONY: help install screen test lint bench bench-obelix lgps lgps-family md-lgps md-validation clean
 
 help: ## List every target
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -41,7 +41,10 @@ lint: $(STAMP) ## ruff check, format check, private-name imports (PLC2701) and t
 	$(VENV)/bin/lint-imports
 
 bench: $(STAMP) ## Speed/accuracy benchmarks (writes results/bench/)
-	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in benchmarks/*.py; do [ $$b = benchmarks/md_validation.py ] && continue; echo "== $$b"; $(PY) $$b || exit 1; done
+
+md-validation: $(STAMP) ## The MD validation set: LGPS and five OBELiX materials per potential (results/bench/md_validation.json; hours: use a cluster)
+	$(PY) benchmarks/md_validation.py
 
 bench-obelix: $(STAMP) ## The OBELiX model benchmark (results/benchmark-obelix/)
 	$(VENV)/bin/miscreen benchmark obelix
