@@ -40,6 +40,15 @@ def test_the_generate_section_refuses_unknown_keys_and_bad_values(tmp_path):
         load_config(path)
 
 
+def test_an_unknown_potential_stops_generate_before_any_plan(tmp_path):
+    path = tmp_path / "pot.yaml"
+    path.write_text(CONFIG.format(root=tmp_path) + "  potential: mace\n")
+    result = CliRunner().invoke(app, ["generate", str(path), "--dry-run"])
+    assert result.exit_code == 1
+    assert "unknown potential 'mace'" in result.output and "sevennet-0" in result.output
+    assert not load_config(path).run.generate_plan.exists()
+
+
 STORE = """run_name: again
 results_dir: {root}/results
 candidates:

@@ -49,7 +49,7 @@ from miscreen.generate.substitute import (
 )
 from miscreen.pipeline.stages import write_manifest
 from miscreen.pipeline.verification import candidate_records, ranked_candidates, top_ids
-from miscreen.potentials import Relaxation
+from miscreen.potentials import Relaxation, get_potential
 from miscreen.store.structures import SourceQuery, StructureStore
 from miscreen.verify import barrier_table
 from miscreen.verify.md_protocol import MDError
@@ -120,7 +120,9 @@ def reference_table(cfg: Config) -> pd.DataFrame:
 
 def plan_generation(cfg: Config, given: list[tuple[str, Structure]] | None = None) -> dict:
     """Substitute every parent, check the candidates against known materials and write the
-    plan -> it (``candidates``: the ones to relax, ``dropped`` and ``skipped`` with reasons)."""
+    plan -> it (``candidates``: the ones to relax, ``dropped`` and ``skipped`` with reasons).
+    An unknown ``generate.potential`` stops it before any work, naming the potentials."""
+    get_potential(cfg.generate.potential)
     cands, skipped, as_given = [], [], {}
     for pid, structure in given or parents(cfg):
         as_given[pid] = structure.as_dict()

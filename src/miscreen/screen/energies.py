@@ -11,10 +11,11 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable
-from functools import lru_cache
 from pathlib import Path
 
 from pymatgen.core import Structure
+
+from miscreen.potentials import load_chgnet
 
 FILENAME = "energies.sqlite"
 
@@ -61,12 +62,10 @@ class EnergyCache:
         self._db.close()
 
 
-@lru_cache(maxsize=1)
 def chgnet_model() -> object:
-    """The CHGNet 0.3.0 model shipped in the wheel, on the CPU, loaded once per process."""
-    from chgnet.model import CHGNet
-
-    return CHGNet.load(model_name="0.3.0", use_device="cpu", verbose=False)
+    """The CHGNet 0.3.0 model shipped in the wheel, on the CPU, loaded once per process
+    (:func:`miscreen.potentials.load_chgnet`, shared with MD and generation)."""
+    return load_chgnet("cpu", "0.3.0")
 
 
 def chgnet_potential(relax_steps: int = 0, batch_size: int = 8) -> Potential:
