@@ -74,3 +74,33 @@ def test_generated_candidates_are_a_source_like_any_other(tmp_path):
     records = load_candidates(load_config(again)).records
     assert sorted(records["id"]) == ["gen:pymatgen:Li2O:O->S", "pymatgen:Li2O"]
     assert records["structure"].map(lambda s: isinstance(s, str) and len(s) > 0).all()
+
+
+@pytest.mark.parametrize(
+    ("config_text", "args", "where"),
+    [
+        ("", (None, None), "local"),
+        ("batch: {backend: dask}\n", (None, None), "dask"),  # as miscreen screen
+        ("batch: {backend: dask}\ngenerate: {backend: local}\n", (None, None), "local"),
+        ("generate: {backend: slurm}\n", (None, None), "slurm"),
+        ("generate: {backend: slurm}\n", (None, "tcp://127.0.0.1:8786"), "dask"),
+        ("batch: {backend: dask}\n", ("local", "tcp://127.0.0.1:8786"), "local"),
+    ],
+)
+def test_where_the_relaxations_run(tmp_path, config_text, args, where):
+    from miscreen.pipeline.generation import relax_backend
+
+    path = tmp_path / "where.yaml"
+    path.write_text(config_text)
+    assert relax_backend(load_config(path), *args) == where
+
+
+def test_bad_backend_options_are_refused(tmp_path):
+    path = tmp_path / "dry.yaml"
+    path.write_text(CONFIG.format(root=tmp_path))
+    result = CliRunner().invoke(app, ["generate", str(path), "--backend", "mpi"])
+    assert result.exit_code == 2 and "local, slurm or dask, got 'mpi'" in result.output
+    result = CliRunner().invoke(app, ["generate", str(path), "--backend", "dask", "--local"])
+    assert result.exit_code == 2 and "--backend dask contradicts --local" in result.output
+    result = CliRunner().invoke(app, ["generate", str(path), "--backend", "dask"])
+    assert result.exit_code == 1 and "--scheduler ADDRESS" in result.output

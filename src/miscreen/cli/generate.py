@@ -1,6 +1,6 @@
-"""``miscreen generate``: new candidates by substitution, relaxed and placed on the hull by a
-universal potential, then predicted and scored; ``generate-task`` and ``generate-finish``
-are what its SLURM array and finish job run."""
+"""``miscreen generate``: new candidates by substitution, relaxed (here, as a SLURM array or on
+a Dask cluster) and placed on the hull by a universal potential, then predicted and scored;
+``generate-task`` and ``generate-finish`` are what its SLURM array and finish job run."""
 
 from __future__ import annotations
 
@@ -19,7 +19,21 @@ def generate(
         typer.Option(
             "--slurm/--local",
             help="Submit a SLURM job array (one relaxation per task) instead of running here "
-            "(default: generate.backend).",
+            "(same as --backend slurm / --backend local).",
+        ),
+    ] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(
+            help="local (here, --jobs processes), slurm (a job array) or dask (one task per "
+            "relaxation); default generate.backend, else batch.backend of the config."
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (implies --backend dask; "
+            "default batch.dask)."
         ),
     ] = None,
     jobs: Annotated[
@@ -33,6 +47,12 @@ def generate(
     from miscreen.pipeline import generation
 
     cfg = load_config_or_exit(config)
+    flag = None if slurm is None else "slurm" if slurm else "local"
+    if backend not in (None, "local", "slurm", "dask"):
+        raise typer.BadParameter(f"--backend must be local, slurm or dask, got {backend!r}")
+    if backend and flag and backend != flag:
+        raise typer.BadParameter(f"--backend {backend} contradicts --{flag}")
+    where = generation.relax_backend(cfg, backend or flag, scheduler)
     with cli_errors(ctx):
         if dry_run:
             plan = generation.plan_generation(cfg)
@@ -45,14 +65,14 @@ def generate(
             for s in plan["skipped"]:
                 typer.echo(f"skipped {s['parent_id']} {s['substitution']}: {s['reason']}")
             return
-        if slurm if slurm is not None else cfg.generate.backend == "slurm":
+        if where == "slurm":
             sub = generation.submit_generation(cfg, config)
             typer.echo(
                 f"submitted generate array {sub.array_id} ({sub.tasks} tasks) and finish job "
                 f"{sub.then_id} (afterany:{sub.array_id}); scripts in {sub.array_script.parent}"
             )
             return
-        table = generation.generate_stage(cfg, jobs)
+        table = generation.generate_stage(cfg, jobs, backend=where, scheduler=scheduler)
     typer.echo("\n".join(generation.generated_lines(table)))
     typer.echo(f"wrote {cfg.run.generated_csv} and the store {cfg.run.generated_store}")
 

@@ -1,5 +1,5 @@
 """Wiring of ``miscreen generate``: parents -> substituted candidates (the plan) -> one
-relaxation each (here, in processes, or as a SLURM array) -> hull, known-material check,
+relaxation each (here, in processes, as a SLURM array or on Dask) -> hull, known-material check,
 prediction with interval, score and BVSE barrier -> ``generated.csv`` and a structure store.
 
 The plan (``generate/plan.json``) lists every candidate with its parent, substitution and
@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 import math
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from pymatgen.core import Structure
@@ -49,7 +51,8 @@ from miscreen.generate.substitute import (
 )
 from miscreen.pipeline.stages import write_manifest
 from miscreen.pipeline.verification import candidate_records, ranked_candidates, top_ids
-from miscreen.potentials import Relaxation, get_potential
+from miscreen.potentials import Relaxation, get_potential, set_threads
+from miscreen.progress import Progress
 from miscreen.store.structures import SourceQuery, StructureStore
 from miscreen.verify import barrier_table
 from miscreen.verify.md_protocol import MDError
@@ -181,8 +184,11 @@ def _items(plan: dict) -> list[tuple[int, str, Structure]]:
 # ----------------------------------------------------------------------- relaxations
 
 
-def relax_task(cfg: Config, index: int) -> Relaxation:
-    """Relax candidate ``index`` of the plan (read when done): one SLURM array task."""
+def relax_task(cfg: Config, index: int, threads: int | None = None) -> Relaxation:
+    """Relax candidate ``index`` of the plan (read when done): one SLURM array task or Dask
+    task (with ``threads`` torch threads when given)."""
+    if threads:
+        set_threads(threads)
     i, cid, structure = _items(read_plan(cfg))[index]
     return relax_one(cfg.run.generate_relaxed, i, cid, structure, settings(cfg))
 
@@ -194,12 +200,43 @@ def relax_local(cfg: Config, plan: dict, jobs: int | None = None) -> dict[int, R
     return relax_processes(folder, _items(plan), settings(cfg), jobs or cfg.generate.jobs)
 
 
+def relax_dask(cfg: Config, plan: dict, client: Any) -> tuple[int, dict[str, str]]:
+    """Relax every unfinished candidate on ``client``'s Dask cluster, one :func:`relax_task`
+    each with one torch thread (the workers read the plan and write the result files on a
+    filesystem they share) -> (tasks submitted, the failed candidates' reasons by id)."""
+    from distributed import as_completed
+
+    folder, relax = cfg.run.generate_relaxed, settings(cfg)  # the workers make the folder
+    todo = {i: cid for i, cid, s in _items(plan)
+            if read_result(result_path(folder, i), s, relax) is None}  # fmt: skip
+    shipped = cfg.model_copy(update={"results_dir": cfg.results_dir.resolve()})
+    futures = {
+        client.submit(relax_task, shipped, i, 1, key=f"miscreen-relax-{i}-{uuid.uuid4().hex}",
+                      pure=False): i
+        for i in todo
+    }  # fmt: skip
+    failed: dict[str, str] = {}
+    with Progress("generate: relaxations on dask", len(todo), "structures") as progress:
+        for future in as_completed(futures):
+            cid = todo[futures[future]]
+            try:
+                future.result()
+            except Exception as exc:  # a worker's error or a lost worker (KilledWorker)
+                failed[cid] = f"relaxation failed on dask: {type(exc).__name__}: {exc}"
+                log.warning("generate: %s: %s", cid, failed[cid])
+            progress.advance(1, int(cid in failed))
+    return len(todo), failed
+
+
 # ----------------------------------------------------------------------- the finish
 
 
-def finish_generation(cfg: Config, predict: bool = True) -> pd.DataFrame:
+def finish_generation(
+    cfg: Config, predict: bool = True, reasons: dict[str, str] | None = None
+) -> pd.DataFrame:
     """Hull, prediction, score and BVSE of every relaxed candidate; writes the outputs
-    (``predict`` False, or no trained models: no prediction columns) -> the table."""
+    (``predict`` False, or no trained models: no prediction columns; ``reasons``: why a
+    candidate is not relaxed, by id) -> the table."""
     plan, relax = read_plan(cfg), settings(cfg)
     refs = hull.reference_phases(reference_table(cfg), cfg.generate.hull_references)
     calc = hull.hull_calculator(relax, cfg.cache_path)
@@ -208,7 +245,8 @@ def finish_generation(cfg: Config, predict: bool = True) -> pd.DataFrame:
         entry = plan["candidates"][i]
         result = read_result(result_path(cfg.run.generate_relaxed, i), start, relax)
         if result is None:
-            why = "not relaxed (its array task failed or has not run); rerun to resume"
+            why = (reasons or {}).get(cid, "not relaxed (its array task failed or has not run)")
+            why += "; rerun to resume"
             failures.append(S.failure(cid, SOURCE, STAGE, why))
             continue
         e_hull = hull.e_above_hull(cid, result.structure, result.energy_ev_per_atom, refs, calc,
@@ -322,13 +360,32 @@ def with_barriers(
 # ----------------------------------------------------------------------- the stage
 
 
-def generate_stage(cfg: Config, jobs: int | None = None, predict: bool = True) -> pd.DataFrame:
-    """Plan, relax here (resuming whatever is done) and finish."""
+def relax_backend(cfg: Config, backend: str | None = None, scheduler: str | None = None) -> str:
+    """Where the relaxations run: ``backend`` when given (local, slurm or dask), dask when a
+    ``scheduler`` is given, ``generate.backend`` when the config sets it, else
+    ``batch.backend`` (local or dask, as ``miscreen screen``)."""
+    if backend or scheduler:
+        return backend or "dask"
+    return cfg.generate.backend if "backend" in cfg.generate.model_fields_set else cfg.batch.backend
+
+
+def generate_stage(
+    cfg: Config,
+    jobs: int | None = None,
+    predict: bool = True,
+    backend: str = "local",
+    scheduler: str | None = None,
+) -> pd.DataFrame:
+    """Plan, relax here or on Dask (``backend``; resuming whatever is done) and finish."""
     plan = plan_generation(cfg)
     if not plan["candidates"]:
         raise UserError("generate: every candidate is a known material or was skipped")
-    relax_local(cfg, plan, jobs)
-    return finish_generation(cfg, predict)
+    if backend != "dask":
+        relax_local(cfg, plan, jobs)
+        return finish_generation(cfg, predict)
+    with batch.dask_client(cfg.batch.dask, scheduler) as client:
+        _, failed = relax_dask(cfg, plan, client)
+    return finish_generation(cfg, predict, failed)
 
 
 @dataclass(frozen=True)
