@@ -128,3 +128,39 @@ def test_a_failing_relaxation_is_named_and_the_others_finish(cluster, tmp_path):
     failures = pd.read_parquet(cfg.run.stage_failures(generation.STAGE))
     assert failures["id"].tolist() == [SELENIDE]
     assert "the potential blew up; rerun to resume" in failures["reason"].iloc[0]
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    """The real single-node SLURM cluster of ``tests/batch/slurm_cluster.py`` (skipped when
+    SLURM is not installed, a failure with ``MISCREEN_REQUIRE_SLURM=1``)."""
+    from tests.batch.slurm_cluster import require_slurm, slurm_cluster
+
+    require_slurm()
+    with (
+        slurm_cluster(tmp_path_factory.mktemp("slurm")) as cluster,
+        pytest.MonkeyPatch.context() as mp,
+    ):
+        mp.setenv("SLURM_CONF", str(cluster.conf))
+        yield cluster
+
+
+def test_relaxations_on_a_slurm_cluster_through_dask_jobqueue(slurm, tmp_path):
+    """``batch.dask.jobqueue``: dask-jobqueue's SLURMCluster starts the worker as a SLURM
+    job; ``batch.backend: dask`` makes it where ``miscreen generate`` relaxes (about 25 s)."""
+    import sys
+
+    path = config(tmp_path, "jobqueue")
+    path.write_text(
+        path.read_text() + "batch:\n  backend: dask\n  dask:\n    jobqueue:\n"
+        "      cores: 1\n      processes: 1\n      memory: 2GB\n      walltime: '00:10:00'\n"
+        f"      python: {sys.executable}\n      log_directory: {tmp_path / 'dask-logs'}\n"
+        "      scheduler_options: {host: 127.0.0.1, dashboard_address: ':0'}\n"
+    )
+    result = CliRunner().invoke(app, ["generate", str(path)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    cfg = load_config(path)
+    assert len(results(cfg.run.generate_relaxed)) == 3
+    assert len(pd.read_csv(cfg.run.generated_csv)) == 3
+    logs = "".join(p.read_text() for p in (tmp_path / "dask-logs").glob("*.err"))
+    assert "Worker name:             SLURMCluster-0" in logs  # the only worker: a SLURM job
