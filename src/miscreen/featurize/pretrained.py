@@ -14,6 +14,12 @@ so a site half filled with Li starts as half a Li, as everywhere in ``miscreen.f
 The graph (bonds and angles) is built on the site positions as given, so no supercell is
 ever enumerated; the cost is that of the CIF's own cell. Structures with more than
 ``MAX_SITES`` sites are refused. ``torch`` and ``chgnet`` are imported on first use only.
+
+Speed (issue 23): the graph is built with numpy (:func:`crystal_graph`: the same bonds,
+angles and edge order as CHGNet's converter, whose Python loop over angles took a third of
+the time), and the forward pass stops at the block whose atom features are read
+(:func:`atom_features`). The features are identical to the last bit to those of CHGNet's own
+path (:func:`reference_atom_features`, kept for the tests and ``benchmarks/pretrained_speed.py``).
 """
 
 from __future__ import annotations
@@ -61,44 +67,191 @@ def occupancies(structure: Structure) -> np.ndarray:
     occ = np.zeros((len(structure), N_ELEMENTS))
     for i, site in enumerate(structure):
         for species, amount in site.species.items():
-            z = Element(species.symbol).Z
+            z = atomic_number(species.symbol)
             if z > N_ELEMENTS:
                 raise ValueError(f"CHGNet has no embedding for {species.symbol} (Z = {z})")
             occ[i, z - 1] += amount
     return occ
 
 
-def placeholder(structure: Structure, occ: np.ndarray) -> Structure:
-    """The same positions, each site holding its most abundant element: only the graph
-    (which atoms are bonded) is read from it; the element vectors are replaced."""
-    species = [Element.from_Z(int(z) + 1) for z in occ.argmax(axis=1)]
-    return Structure(structure.lattice, species, structure.frac_coords)
+@cache
+def atomic_number(symbol: str) -> int:
+    return Element(symbol).Z
 
 
 def site_inputs(occ: np.ndarray) -> np.ndarray:
     """(sites, 64) first-layer vectors: the occupancy-weighted sum of element embeddings."""
-    weights = model().atom_embedding.embedding.weight.detach().numpy().astype(np.float64)
-    return occ @ weights
+    return occ @ embedding_weights()
 
 
-@contextmanager
-def mixed_embedding(inputs: list[np.ndarray]) -> Iterator[None]:
-    """Within the block, CHGNet's element embedding returns ``inputs`` (one array per
-    structure of the next batch, concatenated in batch order) instead of pure elements."""
+@cache
+def embedding_weights() -> np.ndarray:
+    """(94, 64) CHGNet's element embedding (H to Pu), as float64."""
+    return model().atom_embedding.embedding.weight.detach().numpy().astype(np.float64)
+
+
+def crystal_graph(structure: Structure, occ: np.ndarray) -> Any:
+    """CHGNet's ``CrystalGraph`` of the site positions: the neighbour list CHGNet's converter
+    reads (6 A), the same bonds, angles (bonds up to 3 A) and edge order as its 'fast'
+    algorithm, built with numpy instead of a Python object per edge. ``atomic_number`` holds
+    each site's most abundant element (the element vectors are replaced anyway). A
+    ``ValueError`` for an isolated atom, as CHGNet's converter."""
     import torch
+    from chgnet.graph.crystalgraph import CrystalGraph
 
-    mixed = torch.as_tensor(np.concatenate(inputs), dtype=torch.float32)
+    converter = model().graph_converter
+    center, neighbor, image, distance = structure.get_neighbor_list(
+        r=converter.atom_graph_cutoff, sites=structure.sites, numerical_tol=1e-8
+    )
+    isolated = len(structure) - len(np.unique(center))
+    if isolated:
+        raise ValueError(
+            f"{isolated} isolated atom(s): no neighbour within {converter.atom_graph_cutoff} A"
+        )
+    image = np.rint(image).astype(np.int64)
+    undirected, first, second = undirected_edges(center, neighbor, image)
+    angles = angle_list(
+        center, neighbor, distance, (undirected, first, second), converter.bond_graph_cutoff
+    )
 
-    def replace(_module: Any, _args: Any, out: Any) -> Any:
-        if out.shape != mixed.shape:
-            raise RuntimeError(f"embedding of shape {tuple(out.shape)}, not {mixed.shape}")
-        return mixed
+    def ints(a: np.ndarray) -> Any:
+        return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.int32)
 
-    handle = model().atom_embedding.register_forward_hook(replace)
-    try:
-        yield
-    finally:
-        handle.remove()
+    return CrystalGraph(
+        atomic_number=ints(occ.argmax(axis=1) + 1),
+        atom_frac_coord=torch.tensor(structure.frac_coords, dtype=torch.float32),
+        atom_graph=ints(np.stack([center, neighbor], axis=1)),
+        atom_graph_cutoff=converter.atom_graph_cutoff,
+        neighbor_image=torch.tensor(image, dtype=torch.float32),
+        directed2undirected=ints(undirected),
+        undirected2directed=ints(first),
+        bond_graph=ints(angles),
+        bond_graph_cutoff=converter.bond_graph_cutoff,
+        lattice=torch.tensor(structure.lattice.matrix, dtype=torch.float32),
+    )
+
+
+def undirected_edges(
+    center: np.ndarray, neighbor: np.ndarray, image: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(undirected index of every directed edge, first and second directed edge of every
+    undirected one, -1 for a missing second), numbered as CHGNet's converter numbers them: a
+    directed edge (i -> j, image n) joins the bond of its reverse (j -> i, image -n) when
+    that came earlier in the neighbour list, else it opens a new bond (numbered in order of
+    opening)."""
+    n = len(center)
+    rows = np.concatenate(
+        [
+            np.column_stack([center, neighbor, image]),
+            np.column_stack([neighbor, center, -image]),
+        ]
+    )
+    _, ids = np.unique(rows, axis=0, return_inverse=True)
+    ids = ids.ravel()
+    forward, reverse = ids[:n], ids[n:]  # an edge's key, its reverse's key
+    order = np.argsort(forward, kind="stable")
+    at = np.minimum(np.searchsorted(forward, reverse, sorter=order), n - 1)
+    partner = np.where(forward[order[at]] == reverse, order[at], -1)
+    index = np.arange(n)
+    opens = (partner < 0) | (partner > index)
+    numbered = np.cumsum(opens) - 1
+    undirected = np.where(opens, numbered, numbered[np.where(opens, index, partner)])
+    return undirected, index[opens], partner[opens]
+
+
+def angle_list(
+    center: np.ndarray,
+    neighbor: np.ndarray,
+    distance: np.ndarray,
+    edges: tuple[np.ndarray, np.ndarray, np.ndarray],
+    cutoff: float,
+) -> np.ndarray:
+    """(angles, 5) CHGNet's bond graph: for every bond up to ``cutoff`` (in bond order), at
+    each of its two ends (the bond's directed edge from there), every other directed edge
+    from that atom shorter than ``cutoff``, in CHGNet's order (edges grouped by neighbour,
+    groups in order of first appearance). Rows: atom, bond, its directed edge, the other
+    bond, the other directed edge."""
+    undirected, first, second = edges
+    bonds = np.flatnonzero(distance[first] <= cutoff)
+    start, end = first[bonds], second[bonds]
+    if (end < 0).any():
+        raise ValueError("a bond without its reverse edge (the neighbour list is not symmetric)")
+    # every atom's outgoing short edges, grouped by neighbour as CHGNet's nodes hold them
+    pair = center * (neighbor.max(initial=0) + 1) + neighbor
+    _, first_seen, inverse = np.unique(pair, return_index=True, return_inverse=True)
+    short = np.flatnonzero(distance < cutoff)
+    short = short[np.lexsort((short, first_seen[inverse[short]], center[short]))]
+    ptr = np.searchsorted(center[short], np.arange(center.max(initial=0) + 2))
+    slot_bond = np.repeat(bonds, 2)
+    slot_edge = np.stack([start, end], axis=1).ravel()
+    slot_atom = center[slot_edge]
+    counts = ptr[slot_atom + 1] - ptr[slot_atom]
+    rows = np.repeat(np.arange(len(slot_edge)), counts)
+    offsets = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    other = short[ptr[slot_atom][rows] + offsets]
+    keep = other != slot_edge[rows]
+    rows, other = rows[keep], other[keep]
+    return np.stack(
+        [slot_atom[rows], slot_bond[rows], slot_edge[rows], undirected[other], other], axis=1
+    ).reshape(-1, 5)
+
+
+def atom_features(graphs: Sequence[Any], inputs: np.ndarray) -> list[np.ndarray]:
+    """The atom features CHGNet returns with ``return_atom_feas`` (the output of the atom
+    block before its last interaction block), one array per graph, from ``inputs`` (the
+    batch's first-layer vectors) instead of pure-element embeddings. The forward stops
+    there: the last block, the readout, the energy and the angle update that only feeds
+    the skipped bond update are never computed."""
+    import torch
+    from chgnet.model.model import BatchedGraph
+
+    with torch.no_grad():
+        atoms = truncated_forward(
+            BatchedGraph.from_graphs(
+                graphs,
+                bond_basis_expansion=model().bond_basis_expansion,
+                angle_basis_expansion=model().angle_basis_expansion,
+            ),
+            torch.as_tensor(inputs, dtype=torch.float32),
+        )
+    sizes = [len(graph.atomic_number) for graph in graphs]
+    return [a.numpy().astype(np.float64) for a in torch.split(atoms, sizes)]
+
+
+def truncated_forward(g: Any, atoms: Any) -> Any:
+    """CHGNet's ``_compute`` up to the atom output of block ``n_conv - 2``, from the batched
+    graph ``g`` and the first-layer atom vectors ``atoms``."""
+    net = model()
+    bonds = net.bond_embedding(g.bond_bases_ag)
+    weights_ag = net.bond_weights_ag(g.bond_bases_ag)
+    weights_bg = net.bond_weights_bg(g.bond_bases_bg)
+    has_angles = len(g.angle_bases) != 0
+    angles = net.angle_embedding(g.angle_bases) if has_angles else None
+    read = net.n_conv - 2  # the block whose atom output CHGNet returns as atom_fea
+    for idx in range(read + 1):
+        atoms = net.atom_conv_layers[idx](
+            atom_feas=atoms,
+            bond_feas=bonds,
+            bond_weights=weights_ag,
+            atom_graph=g.batched_atom_graph,
+            directed2undirected=g.directed2undirected,
+        )
+        bond_layer = net.bond_conv_layers[idx]
+        if idx == read or not has_angles or bond_layer is None:
+            continue
+        bonds = bond_layer(
+            atom_feas=atoms,
+            bond_feas=bonds,
+            bond_weights=weights_bg,
+            angle_feas=angles,
+            bond_graph=g.batched_bond_graph,
+        )
+        angle_layer = net.angle_layers[idx]
+        if angle_layer is not None and idx + 1 < read:
+            angles = angle_layer(
+                atom_feas=atoms, bond_feas=bonds, angle_feas=angles, bond_graph=g.batched_bond_graph
+            )
+    return atoms
 
 
 def pool(atom_fea: np.ndarray, occ: np.ndarray) -> np.ndarray:
@@ -115,25 +268,62 @@ def embed(structures: Sequence[Structure], batch_size: int = BATCH_SIZE) -> np.n
     """(structures, 128) pooled CHGNet features, ``batch_size`` structures per forward
     pass; a ``ValueError`` for a structure over the site cap, with an isolated atom (no
     neighbour within 6 A) or whose features are not finite."""
-    import torch
 
-    net = model()
     occs = [occupancies(s) for s in structures]
-    graphs = [
-        net.graph_converter(placeholder(s, o), graph_id=str(i))
-        for i, (s, o) in enumerate(zip(structures, occs, strict=True))
-    ]
+    graphs = [crystal_graph(s, o) for s, o in zip(structures, occs, strict=True)]
     out = np.empty((len(structures), 2 * DIM))
     for start in range(0, len(graphs), batch_size):
         stop = min(start + batch_size, len(graphs))
-        inputs = [site_inputs(o) for o in occs[start:stop]]
-        with torch.no_grad(), mixed_embedding(inputs):
-            pred = net(graphs[start:stop], task="e", return_atom_feas=True)
-        for k, fea in enumerate(pred["atom_fea"]):
-            out[start + k] = pool(fea.numpy().astype(np.float64), occs[start + k])
+        inputs = np.concatenate([site_inputs(o) for o in occs[start:stop]])
+        for k, fea in enumerate(atom_features(graphs[start:stop], inputs)):
+            out[start + k] = pool(fea, occs[start + k])
     if not np.isfinite(out[:, :DIM]).all():
         raise ValueError("CHGNet features are not finite (sites on top of each other?)")
     return out
+
+
+# ---------------------------------------------------------------- CHGNet's own path
+
+
+def placeholder(structure: Structure, occ: np.ndarray) -> Structure:
+    """The same positions, each site holding its most abundant element: only the graph
+    (which atoms are bonded) is read from it; the element vectors are replaced."""
+    species = [Element.from_Z(int(z) + 1) for z in occ.argmax(axis=1)]
+    return Structure(structure.lattice, species, structure.frac_coords)
+
+
+@contextmanager
+def mixed_embedding(inputs: np.ndarray) -> Iterator[None]:
+    """Within the block, CHGNet's element embedding returns ``inputs`` (the batch's
+    first-layer vectors, in batch order) instead of pure elements."""
+    import torch
+
+    mixed = torch.as_tensor(inputs, dtype=torch.float32)
+
+    def replace(_module: Any, _args: Any, out: Any) -> Any:
+        if out.shape != mixed.shape:
+            raise RuntimeError(f"embedding of shape {tuple(out.shape)}, not {mixed.shape}")
+        return mixed
+
+    handle = model().atom_embedding.register_forward_hook(replace)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def reference_atom_features(structure: Structure) -> np.ndarray:
+    """CHGNet's own path to what :func:`atom_features` computes, the reference it is tested
+    and timed against: CHGNet's graph converter on :func:`placeholder` and its full forward
+    pass (``task="e"``, ``return_atom_feas``) with the element embedding replaced."""
+    import torch
+
+    net = model()
+    occ = occupancies(structure)
+    graph = net.graph_converter(placeholder(structure, occ))
+    with torch.no_grad(), mixed_embedding(site_inputs(occ)):
+        pred = net([graph], task="e", return_atom_feas=True)
+    return pred["atom_fea"][0].numpy().astype(np.float64)
 
 
 class PretrainedFeaturizer(Featurizer):
