@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pymatgen.util
 import pytest
 from pymatgen.core import Composition, Element, Species, Structure
@@ -69,17 +70,35 @@ def test_the_lgps_map_gives_nine_balanced_analogues(lgps):
     assert volume["S->O"] < volume[""] < volume["S->Se"]
 
 
-def test_aliovalent_substitutions_remove_li_only_when_asked(lgps):
+def test_aliovalent_substitutions_remove_or_add_li_only_when_asked(lgps):
     plain = substitute.explicit(lgps, "lgps", {"Ge": ["P", "Al"]})
     reasons = dict(plain.skipped)
     assert "aliovalent not asked for" in reasons["Ge->P"]
     assert "changes the charge by -2" in reasons["Ge->Al"]
     asked = substitute.explicit(lgps, "lgps", {"Ge": ["P", "Al"]}, aliovalent=True)
-    assert "interstitial Li" in dict(asked.skipped)["Ge->Al"]
-    li3ps4 = next(c for c in asked.candidates if c.substitution)
-    assert li3ps4.substitution == "Ge->P,Li-2" and li3ps4.li_change == -2
+    assert not asked.skipped
+    by_sub = {c.substitution: c for c in asked.candidates}
+    assert set(by_sub) == {"", "Ge->P,Li-2", "Ge->Al,Li+2"}
+    li3ps4 = by_sub["Ge->P,Li-2"]
+    assert li3ps4.li_change == -2 and not li3ps4.added_li
     assert li3ps4.structure.composition == Composition("Li18P6S24")
     assert substitute.charge(li3ps4.structure, li3ps4.oxidation_states) == 0
+    li11 = by_sub["Ge->Al,Li+2"]  # Li11AlP2S12: two Li added to the 50-atom cell
+    assert li11.id == "gen:lgps:Ge->Al,Li+2" and li11.li_change == 2
+    assert li11.structure.composition == Composition("Li22Al2P4S24")
+    assert substitute.charge(li11.structure, li11.oxidation_states) == 0
+    assert li11.structure.frac_coords[:50] == pytest.approx(
+        substitute.explicit(lgps, "lgps", {"Ge": ["Al"]}, aliovalent=True)
+        .candidates[1]
+        .structure.frac_coords[:50]
+    )  # deterministic, the parent's sites kept as they are
+    added = li11.structure[50:]
+    assert [s.specie.symbol for s in added] == ["Li", "Li"]
+    assert [tuple(s.frac_coords) for s in added] == [a.frac_coords for a in li11.added_li]
+    distances = li11.structure.distance_matrix[50:]
+    distances[[0, 1], [50, 51]] = np.inf  # each added Li from itself
+    assert distances.min() >= 1.8
+    assert li11.added_li[0].site_energy_ev <= li11.added_li[1].site_energy_ev
 
 
 def test_data_mined_substitutions_keep_li_and_pass_the_threshold():

@@ -17,7 +17,9 @@ EXAMPLES = Path(pymatgen.util.__file__).parent / "structures"
 def test_species_map_reads_the_label_back() -> None:
     assert substitute.species_map("") == ({}, 0)
     assert substitute.species_map("Ge->Si,S->Se") == ({"Ge": "Si", "S": "Se"}, 0)
-    assert substitute.species_map("Ge->P,Li-1") == ({"Ge": "P"}, 1)
+    assert substitute.species_map("Ge->P,Li-1") == ({"Ge": "P"}, -1)
+    assert substitute.species_map("Ge->Al,S->Se,Li+2") == ({"Ge": "Al", "S": "Se"}, 2)
+    assert substitute.species_map(substitute.lithium_label(3)) == ({}, 3)
 
 
 def test_lgps_partial_sites_get_the_new_species_and_the_candidates_volume() -> None:
@@ -71,3 +73,31 @@ def test_li_removed_by_an_aliovalent_substitution_empties_li_sites_in_proportion
     assert [s.species["Li"] for s in out if "Li" in s.species.as_dict()] == pytest.approx(
         [0.75] * 4
     )
+
+
+def test_li_added_by_an_aliovalent_substitution_fills_the_partial_li_sites() -> None:
+    lattice = Lattice.cubic(6.0)
+    parent = Structure(lattice, [{"Li": 1.0}, {"Li": 0.5}, {"Li": 0.5}, {"Li": 0.5}, {"Li": 0.5},
+                                 "Ge", "S", "S", "S", "S"],
+                       [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5], [0.75, 0.75, 0.75],
+                        [0.25, 0.25, 0.25], [0.5, 0.5, 0.5], [0, 0, 0.5], [0, 0.5, 0],
+                        [0.5, 0, 0]])  # fmt: skip
+    assert parent.composition == Composition("Li3GeS4")
+    candidate = Structure(lattice, ["Li"] * 4 + ["Al"] + ["S"] * 4,
+                          parent.frac_coords[[0, 1, 2, 3, 5, 6, 7, 8, 9]])  # fmt: skip
+    out = substitute.substituted_parent(parent, candidate, "Ge->Al,Li+1")
+    assert out.composition == Composition("Li4AlS4")
+    li = [s.species["Li"] for s in out if "Li" in s.species.as_dict()]
+    assert li == pytest.approx([1.0, 0.75, 0.75, 0.75, 0.75])  # the full site stays full
+
+
+def test_added_li_beyond_the_partial_sites_room_fills_them_and_stops() -> None:
+    lattice = Lattice.cubic(6.0)
+    parent = Structure(lattice, [{"Li": 1.0}, {"Li": 0.9}, "Ge", "S", "S"],
+                       [[0, 0, 0], [0.5, 0.5, 0], [0.25, 0.25, 0.25], [0.5, 0.5, 0.5],
+                        [0, 0, 0.5]])  # fmt: skip
+    candidate = Structure(lattice, ["Li"] * 4 + ["Al", "S", "S"],
+                          [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5],
+                           [0.25, 0.25, 0.25], [0.5, 0.5, 0.5], [0, 0, 0.5]])  # fmt: skip
+    out = substitute.li_scaled(parent, candidate)
+    assert [s.species.num_atoms for s in out] == pytest.approx([1.0, 1.0, 1.0, 1.0, 1.0])

@@ -14,10 +14,11 @@ The parent's oxidation states are pymatgen's most likely charge-balanced guess (
 ordering guesses them). A disordered parent is ordered first by Ewald energy
 (:func:`miscreen.verify.md_ordering.order_structure`). A substitution is isovalent when the
 new element takes the replaced ion's oxidation state; otherwise the new element takes its
-most common state, and the charge that changes is made up by removing Li+ (the Li sites
-made partially occupied, then ordered by Ewald energy) when ``aliovalent`` is asked for.
-Adding Li (an aliovalent substitution that lowers the cation charge, Al3+ for Ge4+) needs
-interstitial sites and is not done: such a substitution is skipped with the reason.
+most common state, and the charge that changes is made up with Li+ when ``aliovalent`` is
+asked for: a substitution that raises the cation charge (P5+ for Ge4+) removes Li (the Li
+sites made partially occupied, then ordered by Ewald energy; label ``Ge->P,Li-2``), one that
+lowers it (Al3+ for Ge4+) adds Li at the interstitial sites of lowest BVSE site energy
+(:mod:`miscreen.generate.interstitial`; label ``Ge->Al,Li+2``, the sites recorded).
 
 The probability recorded with every candidate is pymatgen's: the product over the parent's
 ions of the conditional probability that the ion is replaced by its new one (the unchanged
@@ -32,8 +33,9 @@ import math
 import warnings
 from dataclasses import dataclass, field
 
-from pymatgen.core import Composition, Element, Species, Structure
+from pymatgen.core import Composition, Element, PeriodicSite, Species, Structure
 
+from miscreen.generate.interstitial import AddedLithium, with_lithium
 from miscreen.potentials import right_handed
 from miscreen.verify.md_ordering import guess_oxidation_states, order_structure
 
@@ -53,7 +55,8 @@ class Generated:
     substitution: str  # "Ge->Si,S->Se"; "" for the parent itself
     probability: float  # pymatgen's substitution probability (NaN: ions it does not cover)
     oxidation_states: dict[str, float] = field(default_factory=dict)  # one per element
-    li_change: int = 0  # Li atoms removed per cell (negative) for an aliovalent substitution
+    li_change: int = 0  # Li atoms per cell removed (negative) or added (positive)
+    added_li: tuple[AddedLithium, ...] = ()  # where the added Li went, lowest energy first
 
 
 @dataclass
@@ -139,8 +142,9 @@ def substituted(
 ) -> Generated:
     """The parent with ``mapping`` (old element -> new ion) applied, the volume scaled by
     the ionic radii (pymatgen's ``RLSVolumePredictor``, the parent as reference), and, for an
-    aliovalent substitution that raises the cation charge, Li+ removed to balance it.
-    Raises ``ValueError`` with the reason when the result cannot be charge-balanced."""
+    aliovalent substitution, Li+ removed (the cation charge raised) or added at interstitial
+    sites (lowered) to balance it. Raises ``ValueError`` with the reason when the result
+    cannot be charge-balanced or no interstitial site is far enough from every atom."""
     changes = {el: ion for el, ion in mapping.items() if ion.symbol != el}
     name = label({el: ion.symbol for el, ion in changes.items()})
     for el, ion in changes.items():
@@ -154,8 +158,6 @@ def substituted(
     excess = round(excess, 6)
     if excess and not aliovalent:
         raise ValueError(f"changes the charge by {excess:+g} per cell (aliovalent not asked for)")
-    if excess < 0:
-        raise ValueError(f"needs {-excess:g} more Li per cell (interstitial Li is not placed)")
     if excess and (not float(excess).is_integer() or excess > counts[LITHIUM]):
         raise ValueError(f"changes the charge by {excess:+g} per cell; no whole Li count balances")
     new_oxi = {el: s for el, s in oxi.items() if el not in changes}
@@ -164,12 +166,21 @@ def substituted(
     new.remove_oxidation_states()
     new.replace_species({Element(el): Element(ion.symbol) for el, ion in changes.items()})
     new = scaled_volume(new, new_oxi, parent, oxi)
-    if excess:
+    added: list[AddedLithium] = []
+    if excess > 0:
         new = without_lithium(new, int(excess))
-        name = f"{name},Li-{int(excess)}"
+    elif excess < 0:
+        new, added = with_lithium(new, new_oxi, int(-excess))
+    if excess:
+        name = f"{name},{lithium_label(-int(excess))}"
     p = probability(oxi, mapping)
     cid = candidate_id(parent_id, name)
-    return Generated(cid, parent_id, new, name, p, new_oxi, -int(excess))
+    return Generated(cid, parent_id, new, name, p, new_oxi, -int(excess), tuple(added))
+
+
+def lithium_label(change: int) -> str:
+    """The Li part of a substitution label: ``Li-2`` (removed), ``Li+1`` (added)."""
+    return f"{LITHIUM}{change:+d}"
 
 
 def scaled_volume(
@@ -298,32 +309,34 @@ def charge(structure: Structure, oxi: dict[str, float]) -> float:
 
 
 def species_map(substitution: str) -> tuple[dict[str, str], int]:
-    """A candidate's substitution label back as (old element -> new element, Li removed per
-    ordered cell): ``"Ge->Si,S->Se,Li-1"`` -> ``({"Ge": "Si", "S": "Se"}, 1)``."""
-    mapping, removed = {}, 0
+    """A candidate's substitution label back as (old element -> new element, Li per ordered
+    cell removed, negative, or added): ``"Ge->Si,S->Se,Li-1"`` -> ``({"Ge": "Si", "S":
+    "Se"}, -1)``, ``"Ge->Al,Li+2"`` -> ``({"Ge": "Al"}, 2)``."""
+    mapping, change = {}, 0
     for part in filter(None, substitution.split(",")):
-        if part.startswith(f"{LITHIUM}-") and "->" not in part:
-            removed = int(part[len(LITHIUM) + 1 :])
+        if part.startswith(LITHIUM) and "->" not in part:
+            change = int(part[len(LITHIUM) :])
         else:
             old, new = part.split("->")
             mapping[old] = new
-    return mapping, removed
+    return mapping, change
 
 
 def substituted_parent(parent: Structure, candidate: Structure, substitution: str) -> Structure:
     """The parent as its source gives it (partial occupancies kept) with the candidate's
     substitution applied to its species on every site, partial sites included, the Li
-    occupancies scaled to the candidate's Li per other atom where Li was removed, and the
-    lattice scaled isotropically to the candidate's volume per atom (atoms counted by
-    occupancy): the input the model learned on (mostly disordered experimental cells),
-    carrying what relaxing the ordered candidate says of its size."""
-    mapping, removed = species_map(substitution)
+    occupancies scaled to the candidate's Li per other atom where Li was removed or added
+    (added Li fills the partially occupied Li sites, none above full: see
+    :func:`li_scaled`), and the lattice scaled isotropically to the candidate's volume per
+    atom (atoms counted by occupancy): the input the model learned on (mostly disordered
+    experimental cells), carrying what relaxing the ordered candidate says of its size."""
+    mapping, change = species_map(substitution)
     out = parent.copy()
     out.remove_oxidation_states()
     if mapping:
         out.replace_species({Element(a): Element(b) for a, b in mapping.items()})
-    if removed:
-        out = _li_scaled(out, candidate)
+    if change:
+        out = li_scaled(out, candidate)
     comp = out.composition
     out.scale_lattice(candidate.volume / candidate.composition.num_atoms * comp.num_atoms)
     return out
@@ -333,12 +346,27 @@ def _li_ratio(comp: Composition) -> float:
     return comp[LITHIUM] / (comp.num_atoms - comp[LITHIUM])
 
 
-def _li_scaled(structure: Structure, candidate: Structure) -> Structure:
-    factor = _li_ratio(candidate.composition) / _li_ratio(structure.composition)
+def li_scaled(structure: Structure, candidate: Structure) -> Structure:
+    """``structure`` with its Li occupancies scaled to the candidate's Li per other atom.
+    Fewer Li: every Li occupancy scaled down. More Li: the Li of the sites not yet full
+    scaled up, each capped where its site is full (the parent's full Li sites, e.g. LGPS's
+    4d, stay as they are); where the partial sites cannot take it all, the Li they can."""
+    comp = structure.composition
+    want = _li_ratio(candidate.composition) * (comp.num_atoms - comp[LITHIUM])
+    full = [_li_on(site) if site.species.num_atoms >= 1 - 1e-6 else 0.0 for site in structure]
+    fixed = sum(full) if want > comp[LITHIUM] else 0.0
+    movable = comp[LITHIUM] - fixed
+    factor = (want - fixed) / movable if movable > 0 else 1.0
     out = structure.copy()
     for i, site in enumerate(out):
-        if LITHIUM in site.species.as_dict():
-            occ = {str(el): n * (factor if el.symbol == LITHIUM else 1.0)
-                   for el, n in site.species.items()}  # fmt: skip
-            out.replace(i, occ, coords=site.frac_coords)
+        li = _li_on(site)
+        if li <= 0 or (fixed and full[i]):
+            continue
+        room = 1.0 - (site.species.num_atoms - li)
+        occ = {str(el): n for el, n in site.species.items() if el.symbol != LITHIUM}
+        out.replace(i, occ | {LITHIUM: min(li * factor, room)}, coords=site.frac_coords)
     return out
+
+
+def _li_on(site: PeriodicSite) -> float:
+    return float(site.species[LITHIUM])
