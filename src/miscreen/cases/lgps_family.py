@@ -2,12 +2,18 @@
 generate Li10MP2X12 with M in {Ge, Si, Sn} and X in {S, Se, O}, relax each with a universal
 potential, place it on the hull of its chemical system, and predict its conductivity with a
 model trained with the LGPS family held out (the standard hold-out of ``miscreen case
-lgps``), as Ong et al. (Energy Environ. Sci. 6, 148 (2013)) did by DFT.
+lgps``), as Ong et al. (Energy Environ. Sci. 6, 148 (2013)) did by DFT. Beside them, the
+aliovalent analogues Li11AlP2X12 (Al3+ for Ge4+, one Li added per formula unit at the
+interstitial sites of lowest BVSE site energy) and Li9P3X12 (P5+ for Ge4+, one Li removed)
+when the config's map names Al and P with ``aliovalent: true``.
 
 ``case.json`` holds per composition the energy above the hull (``e_above_hull_ev``, with
 the reference phases used and what the hull lacks), the predicted log10 conductivity with
 its 80 % interval, the BVSE barrier, the measured conductivities OBELiX holds for it, and
-the issue's checks, each with whether it passed and by how much.
+the issue's checks on the nine isovalent analogues, each with whether it passed and by how
+much. The aliovalent analogues are listed apart (``aliovalent_analogues``, with the Li
+added or removed and where it went), outside the checks; OBELiX's measurements of their
+composition are any structure's, and some are training rows (``held_out`` false).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from miscreen.cases.lgps import matches_formula, training_data
 from miscreen.config import Config
 from miscreen.errors import UserError
 from miscreen.fetch.parsing import structure_from_json
+from miscreen.generate.substitute import Substitutions
 from miscreen.pipeline import generation
 from miscreen.pipeline.verification import candidate_records
 from miscreen.train.routing import save_models
@@ -32,6 +39,8 @@ log = logging.getLogger(__name__)
 
 PARENT_ID = "pymatgen:Li10GeP2S12"
 METALS, ANIONS = ("Ge", "Si", "Sn"), ("S", "Se", "O")
+# Ong et al.'s Li10+-1 analogues: Al3+ (one Li added per formula unit) and P5+ (one removed)
+ALIOVALENT = {"Al": "Li11AlP2{anion}12", "P": "Li9P3{anion}12"}
 SULFIDES, OXIDES = "S", "O"
 HULL_GAP_EV = 0.05  # oxides above every sulfide by at least this much (eV/atom)
 PARENT_WINDOW_EV = 0.03  # Si and Sn sulfides within this of the Ge parent (eV/atom)
@@ -46,13 +55,18 @@ def formula(metal: str, anion: str) -> str:
     return f"Li10{metal}P2{anion}12"
 
 
-def train_held_out(cfg: Config) -> pd.DataFrame:
+def aliovalent_formula(metal: str, anion: str) -> str:
+    return ALIOVALENT[metal].format(anion=anion)
+
+
+def train_held_out(cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train on OBELiX without the LGPS family (``lgps.training_data``), save the models
-    and the run's measured materials -> the held-out rows (with their measurements)."""
+    and the run's measured materials -> (the training rows, the held-out rows), with their
+    measurements."""
     train, heldout = training_data(cfg, strict=False)
     save_models(pipeline.train(cfg, train), cfg.models)
     atomic_io.write_table(pipeline.known_materials([train.records]), cfg.run.known_materials)
-    return heldout
+    return train.records, heldout
 
 
 def parent_records(cfg: Config) -> pd.DataFrame:
@@ -87,42 +101,92 @@ def measured(heldout: pd.DataFrame, target: str) -> list[dict]:
     ]  # fmt: skip
 
 
+def measured_anywhere(train: pd.DataFrame, heldout: pd.DataFrame, target: str) -> list[dict]:
+    """OBELiX's measurements of ``target``'s composition, any structure, training rows
+    (``held_out`` false: the model has seen them) and held-out rows alike."""
+    return [{**m, "held_out": False} for m in measured(train, target)] + [
+        {**m, "held_out": True} for m in measured(heldout, target)
+    ]
+
+
 def _value(row: pd.Series, column: str) -> float | None:
     v = row.get(column)
     return None if v is None or pd.isna(v) else float(v)
 
 
+def _generated_row(table: pd.DataFrame, target: str) -> pd.Series | None:
+    rows = table[table[S.COMPOSITION].map(lambda c: matches_formula(c, target))]
+    return None if rows.empty else rows.iloc[0]
+
+
 def compositions(table: pd.DataFrame, heldout: pd.DataFrame) -> dict[str, dict]:
-    """Per generated composition, the case's numbers."""
+    """Per generated isovalent composition, the case's numbers."""
     out = {}
     for metal in METALS:
         for anion in ANIONS:
             target = formula(metal, anion)
-            rows = table[table[S.COMPOSITION].map(lambda c, t=target: matches_formula(c, t))]
-            if rows.empty:
-                out[target] = {"generated": False}
-                continue
-            r = rows.iloc[0]
-            out[target] = {
-                "generated": True,
-                "id": r[S.ID],
-                "substitution": r[generation.SUBSTITUTION],
-                "substitution_probability": _value(r, generation.PROBABILITY),
-                "e_above_hull_ev": _value(r, S.E_HULL),
-                "hull_phases": r[S.HULL_PHASES].split(",") if r[S.HULL_PHASES] else [],
-                "hull_warning": r[S.HULL_WARNING],
-                "known_duplicate": r[generation.DUPLICATE],
-                "pred_log10_sigma": _value(r, S.PRED),
-                "interval_80": [_value(r, S.LOWER), _value(r, S.UPPER)],
-                "prediction_input": r.get(generation.PREDICTION_INPUT),
-                "bvse_barrier_ev": _value(r, S.BVSE_E3D),
-                "bvse_barrier_ev_by_input": barriers_by_input(r),
-                "relax_max_force_ev_a": _value(r, "relax_max_force_ev_a"),
-                "relax_steps": int(r["relax_steps"]),
-                "relax_converged": bool(r["relax_converged"]),
-                "measured": measured(heldout, target),
-            }
+            r = _generated_row(table, target)
+            out[target] = (
+                {"generated": False} if r is None else numbers(r, measured(heldout, target))
+            )
     return out
+
+
+def aliovalent_analogues(
+    table: pd.DataFrame, train: pd.DataFrame, heldout: pd.DataFrame, lithium: dict[str, dict]
+) -> dict[str, dict]:
+    """Per aliovalent composition the config generated (Al or P in the map), the case's
+    numbers and the Li added or removed (``lithium``: by candidate id, see
+    :func:`lithium_changes`)."""
+    out = {}
+    for metal in ALIOVALENT:
+        for anion in ANIONS:
+            target = aliovalent_formula(metal, anion)
+            r = _generated_row(table, target)
+            if r is not None:
+                found = measured_anywhere(train, heldout, target)
+                out[target] = {**numbers(r, found), **lithium.get(str(r[S.ID]), {})}
+    return out
+
+
+def lithium_changes(subs: Substitutions) -> dict[str, dict]:
+    """Per candidate id with a Li change: how many Li per cell were added (positive) or
+    removed, and for added Li where (fractional coordinates of the unrelaxed cell) and at
+    what BVSE site energy (eV above the landscape's minimum)."""
+    return {
+        c.id: {
+            "li_change_per_cell": c.li_change,
+            "li_added": [
+                {"frac_coords": list(a.frac_coords), "site_energy_ev": a.site_energy_ev}
+                for a in c.added_li
+            ],
+        }
+        for c in subs.candidates
+        if c.li_change
+    }
+
+
+def numbers(r: pd.Series, found: list[dict]) -> dict:
+    """One generated row's numbers in ``case.json``, with the measurements ``found``."""
+    return {
+        "generated": True,
+        "id": r[S.ID],
+        "substitution": r[generation.SUBSTITUTION],
+        "substitution_probability": _value(r, generation.PROBABILITY),
+        "e_above_hull_ev": _value(r, S.E_HULL),
+        "hull_phases": r[S.HULL_PHASES].split(",") if r[S.HULL_PHASES] else [],
+        "hull_warning": r[S.HULL_WARNING],
+        "known_duplicate": r[generation.DUPLICATE],
+        "pred_log10_sigma": _value(r, S.PRED),
+        "interval_80": [_value(r, S.LOWER), _value(r, S.UPPER)],
+        "prediction_input": r.get(generation.PREDICTION_INPUT),
+        "bvse_barrier_ev": _value(r, S.BVSE_E3D),
+        "bvse_barrier_ev_by_input": barriers_by_input(r),
+        "relax_max_force_ev_a": _value(r, "relax_max_force_ev_a"),
+        "relax_steps": int(r["relax_steps"]),
+        "relax_converged": bool(r["relax_converged"]),
+        "measured": found,
+    }
 
 
 def barriers_by_input(row: pd.Series) -> dict[str, float | None]:
@@ -213,7 +277,7 @@ def run_case(cfg: Config) -> dict:
     """Train with the family held out, generate, and write ``case.json``."""
     started = time.perf_counter()
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    heldout = train_held_out(cfg)
+    train, heldout = train_held_out(cfg)
     trained = time.perf_counter()
     rows = parent_records(cfg)
     given = [(PARENT_ID, structure_from_json(rows.iloc[0][S.STRUCTURE]))]
@@ -222,6 +286,7 @@ def run_case(cfg: Config) -> dict:
     relaxed = time.perf_counter()
     table = generation.finish_generation(cfg)
     comps = compositions(table, heldout)
+    lithium = lithium_changes(generation.substitutions(cfg, *given[0]))  # the plan's, again
     relax_s = table["relax_seconds"].to_numpy(float)
     summary = {
         "parent": PARENT_ID,
@@ -232,6 +297,7 @@ def run_case(cfg: Config) -> dict:
                   "seconds_per_structure": float(np.nanmean(relax_s)) if len(relax_s) else None},
         "heldout_rows": len(heldout),
         "compositions": comps,
+        "aliovalent_analogues": aliovalent_analogues(table, train, heldout, lithium),
         "parent_as_given": as_given(cfg, rows),
         "checks": checks(comps),
         "reference": SOURCE,
@@ -251,6 +317,6 @@ def headline(summary: dict) -> dict:
     rows = {
         f: {k: c.get(k) for k in ("e_above_hull_ev", "pred_log10_sigma", "interval_80",
                                   "bvse_barrier_ev")}
-        for f, c in summary["compositions"].items()
+        for f, c in {**summary["compositions"], **summary.get("aliovalent_analogues", {})}.items()
     }  # fmt: skip
     return {"compositions": rows, "checks": summary["checks"], "runtime_s": summary["runtime_s"]}
