@@ -189,8 +189,9 @@ def relax_task(cfg: Config, index: int, threads: int | None = None) -> Relaxatio
     task (with ``threads`` torch threads when given)."""
     if threads:
         set_threads(threads)
-    i, cid, structure = _items(read_plan(cfg))[index]
-    return relax_one(cfg.run.generate_relaxed, i, cid, structure, settings(cfg))
+    c = read_plan(cfg)["candidates"][index]  # only this one's structure is parsed
+    structure = Structure.from_dict(c[S.STRUCTURE])
+    return relax_one(cfg.run.generate_relaxed, index, c[S.ID], structure, settings(cfg))
 
 
 def relax_local(cfg: Config, plan: dict, jobs: int | None = None) -> dict[int, Relaxation]:
