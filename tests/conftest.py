@@ -76,3 +76,20 @@ def small_run(tmp_path_factory: pytest.TempPathFactory, _mirror) -> Path:
     result = CliRunner().invoke(app, ["run", str(cfg)])
     assert result.exit_code == 0, result.output + repr(result.exception)
     return root / "results" / "small"
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory: pytest.TempPathFactory):
+    """A real single-node SLURM cluster (``tests/batch/slurm_cluster.py``), one per test
+    session, that the client commands, ``miscreen`` and the jobs reach through
+    ``SLURM_CONF``; skipped when SLURM is not installed (a failure with
+    ``MISCREEN_REQUIRE_SLURM=1``)."""
+    from tests.batch.slurm_cluster import require_slurm, slurm_cluster
+
+    require_slurm()
+    with (
+        slurm_cluster(tmp_path_factory.mktemp("slurm")) as cluster,
+        pytest.MonkeyPatch.context() as mp,
+    ):
+        mp.setenv("SLURM_CONF", str(cluster.conf))
+        yield cluster

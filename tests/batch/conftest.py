@@ -4,7 +4,7 @@ Training: 150 OBELiX train rows (composition preset, 20 trees). Candidates: pyma
 examples, 120 Li structures of the mp-2018 snapshot (JSONL), a structure store of 60
 matbench-dielectric Li structures, and a CSV with bad rows and an id repeated from the JSONL.
 The reference is ``miscreen run``: train, then the unsharded screen, then the report.
-``slurm`` is a real single-node SLURM cluster (``slurm_cluster.py``) for the job-array tests.
+``slurm`` (a real single-node SLURM cluster, ``slurm_cluster.py``) is in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import gzip
 import json
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,6 @@ import pandas as pd
 import pytest
 
 from miscreen.config import Config, load_config
-from tests.batch.slurm_cluster import SlurmCluster, require_slurm, slurm_cluster
 from tests.conftest import SHARED
 
 CONFIG = """
@@ -125,17 +123,3 @@ def batch_run(tmp_path_factory: pytest.TempPathFactory) -> BatchRun:
     result = CliRunner().invoke(app, ["run", str(run.config("reference"))])
     assert result.exit_code == 0, result.output + repr(result.exception)
     return run
-
-
-@pytest.fixture(scope="session")
-def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
-    """A real single-node SLURM cluster (``tests/batch/slurm_cluster.py``) that the client
-    commands, ``miscreen`` and the jobs reach through ``SLURM_CONF``; skipped when SLURM is
-    not installed (a failure with ``MISCREEN_REQUIRE_SLURM=1``)."""
-    require_slurm()
-    with (
-        slurm_cluster(tmp_path_factory.mktemp("slurm")) as cluster,
-        pytest.MonkeyPatch.context() as mp,
-    ):
-        mp.setenv("SLURM_CONF", str(cluster.conf))
-        yield cluster

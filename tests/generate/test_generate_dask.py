@@ -130,21 +130,6 @@ def test_a_failing_relaxation_is_named_and_the_others_finish(cluster, tmp_path):
     assert "the potential blew up; rerun to resume" in failures["reason"].iloc[0]
 
 
-@pytest.fixture(scope="module")
-def slurm(tmp_path_factory):
-    """The real single-node SLURM cluster of ``tests/batch/slurm_cluster.py`` (skipped when
-    SLURM is not installed, a failure with ``MISCREEN_REQUIRE_SLURM=1``)."""
-    from tests.batch.slurm_cluster import require_slurm, slurm_cluster
-
-    require_slurm()
-    with (
-        slurm_cluster(tmp_path_factory.mktemp("slurm")) as cluster,
-        pytest.MonkeyPatch.context() as mp,
-    ):
-        mp.setenv("SLURM_CONF", str(cluster.conf))
-        yield cluster
-
-
 def test_relaxations_on_a_slurm_cluster_through_dask_jobqueue(slurm, tmp_path):
     """``batch.dask.jobqueue``: dask-jobqueue's SLURMCluster starts the worker as a SLURM
     job; ``batch.backend: dask`` makes it where ``miscreen generate`` relaxes (about 25 s)."""
