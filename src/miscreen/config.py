@@ -271,7 +271,7 @@ class GenerateConfig(_Strict):
     relax_time_limit_s: float = bounded(600.0, "seconds per structure", gt=0, le=DAY_S)
     hull_references: Literal["dft_hull", "all"] = "dft_hull"
     drop_known: bool = True  # leave out candidates that are known materials
-    backend: Literal["local", "slurm"] = "local"
+    backend: Literal["local", "slurm", "dask"] = "local"  # relaxations (unset: batch.backend)
     jobs: int = bounded(1, "relaxation processes on one machine", ge=1, le=1024)
     bvse: bool = True  # BVSE barriers of the generated candidates
     # the structure a candidate's features, prediction, score and BVSE barrier are taken

@@ -83,6 +83,7 @@ def test_generated_candidates_are_a_source_like_any_other(tmp_path):
         ("batch: {backend: dask}\n", (None, None), "dask"),  # as miscreen screen
         ("batch: {backend: dask}\ngenerate: {backend: local}\n", (None, None), "local"),
         ("generate: {backend: slurm}\n", (None, None), "slurm"),
+        ("generate: {backend: dask}\n", (None, None), "dask"),
         ("generate: {backend: slurm}\n", (None, "tcp://127.0.0.1:8786"), "dask"),
         ("batch: {backend: dask}\n", ("local", "tcp://127.0.0.1:8786"), "local"),
     ],
