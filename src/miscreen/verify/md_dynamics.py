@@ -1,7 +1,13 @@
 """The MD loop of one task: ASE's Bussi stochastic-velocity-rescaling thermostat
 (canonical, and a global thermostat that disturbs the dynamics, hence diffusion, far less
 than Langevin friction) driving the task's potential (:mod:`miscreen.potentials`),
-resumable from the task folder's checkpoint (:mod:`miscreen.verify.md_tasks`)."""
+resumable from the task folder's checkpoint (:mod:`miscreen.verify.md_tasks`).
+
+The centre of mass is held still (ASE's ``FixCom``), so the atoms have 3N - 3 kinetic degrees
+of freedom, and the thermostat and the recorded temperatures count exactly those. Without it
+ASE counts 3N: the thermostat then holds the kinetic energy at 3N/2 k_B T spread over the
+3N - 3 degrees of freedom that move, and the atoms run 3N / (3N - 3) too hot (2 % in a 50-atom
+cell, 3 % in 32 atoms), while the temperature recorded with the same 3N reads exactly T."""
 
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ import numpy as np
 from pymatgen.core import Structure
 
 from miscreen.potentials import get_potential, set_threads
-from miscreen.verify.md_protocol import MDError
+from miscreen.verify.md_protocol import MDError, MDProtocol
 from miscreen.verify.md_tasks import (
     MDTask,
     chunk_files,
@@ -75,6 +81,27 @@ def restore(
     return atoms, rng, step
 
 
+def thermostat(
+    atoms: Any, temperature_k: float, protocol: MDProtocol, rng: np.random.Generator
+) -> Any:
+    """ASE's Bussi NVT dynamics for the protocol's step and time constant, the centre of mass
+    held still so that the atoms' 3N - 3 degrees of freedom are thermostatted at
+    ``temperature_k`` (any momentum of the centre of mass is removed)."""
+    from ase import units
+    from ase.constraints import FixCom
+    from ase.md.bussi import Bussi
+
+    atoms.set_constraint(FixCom())
+    atoms.set_momenta(atoms.get_momenta())  # through the constraint: no centre-of-mass drift
+    return Bussi(
+        atoms,
+        timestep=protocol.time_step_fs * units.fs,
+        temperature_K=temperature_k,
+        taut=protocol.thermostat_tau_fs * units.fs,
+        rng=rng,
+    )
+
+
 def run_md_task(
     task_dir: Path,
     device: str = "cpu",
@@ -88,9 +115,6 @@ def run_md_task(
     jobs with a time limit: resubmit to continue). ``threads`` sets torch's threads (None:
     leave them).
     """
-    from ase import units
-    from ase.md.bussi import Bussi
-
     task_dir = Path(task_dir)
     task = read_task(task_dir)
     p = task.protocol
@@ -103,13 +127,7 @@ def run_md_task(
     structure = ensure_relaxed(task_dir.parent, p, device, task.potential, task.cell).structure
     atoms, rng, step = restore(task_dir, structure, task)
     atoms.calc = get_potential(task.potential).calculator(device)
-    dyn = Bussi(
-        atoms,
-        timestep=p.time_step_fs * units.fs,
-        temperature_K=task.temperature_k,
-        taut=p.thermostat_tau_fs * units.fs,
-        rng=rng,
-    )
+    dyn = thermostat(atoms, task.temperature_k, p, rng)
     start_step, t0 = step, time.perf_counter()
     frames: list[tuple] = []
     forces = None
