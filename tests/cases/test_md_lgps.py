@@ -82,3 +82,21 @@ def test_case_json_keeps_its_keys_and_adds_the_potential_cell_and_temperatures()
     assert 0 < summary["expected_ea_stderr_ev"] < 1
     html = case_section(summary)
     assert "LGPS, chgnet MD (this run)" in html and "experimental cell" in html
+
+
+def test_case_json_gives_the_mean_temperature_of_each_run_with_its_standard_error():
+    from miscreen.cases.md_lgps import material_summary
+    from miscreen.verify.md_analysis import TemperatureResult
+    from miscreen.verify.md_results import CandidateResult
+
+    def run(t: float, mean: float, se: float) -> TemperatureResult:
+        d = 1e-5
+        return TemperatureResult(
+            t, 7.0, 351, 20, 50, d, d / 10, 1.0, 0.1, False, d, mean, 0.5, False, se
+        )
+
+    temps = [run(600.0, 589.0, 9.5), run(750.0, 752.0, 12.0)]
+    lgps = CandidateResult("lgps", "X", 50, 20, "ewald", None, {}, temps, None, [], [])
+    summary = material_summary(lgps)
+    assert summary["mean_temperature_k"] == {"600": 589.0, "750": 752.0}
+    assert summary["mean_temperature_stderr_k"] == {"600": 9.5, "750": 12.0}

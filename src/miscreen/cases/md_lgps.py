@@ -105,6 +105,10 @@ def material_summary(result: CandidateResult) -> dict:
         "li_hops": result.li_hops,
         "li_hops_per_temperature": {f"{t.temperature_k:g}": t.li_hops for t in temps},
         "diffusivity_cm2_s": {f"{t.temperature_k:g}": t.diffusivity_cm2_s for t in temps},
+        "mean_temperature_k": {f"{t.temperature_k:g}": t.mean_temperature_k for t in temps},
+        "mean_temperature_stderr_k": {
+            f"{t.temperature_k:g}": t.mean_temperature_stderr_k for t in temps
+        },
         "upper_bound_temperatures_k": [t.temperature_k for t in temps if t.upper_bound],
         "notes": a.notes if a else [],
     }

@@ -16,6 +16,10 @@ Two things the package does not provide are added here, kept small:
 - The confidence interval of sigma(300 K): the ordinary least-squares fit of ln D against
   1/T that ``fit_arrhenius`` makes, its standard error at 1/300 K and Student's t with
   n - 2 degrees of freedom (n fitted temperatures); none with two temperatures.
+- The standard error of the mean temperature of the production frames, from the spread of
+  ``TEMPERATURE_BLOCKS`` block means (blocks of ~1 ps, several thermostat times, are nearly
+  independent). A 50-atom cell's temperature swings by ~12 % from frame to frame, so its
+  7 ps mean is known to ~2 %: a mean 2-5 % off the target is not by itself a fault.
 
 With fewer than two temperatures with enough hops there is no fit: sigma(300 K) is then an
 upper bound, the lowest temperature's upper-bound diffusivity converted at 300 K (valid
@@ -41,6 +45,7 @@ HOP_WINDOW_FS = 200.0
 # (one atom alone, e.g. a sulfur of a rotating PS4 group, can move 3 A at 1000 K)
 FRAMEWORK_MELT_A, FRAMEWORK_MELT_SHARE = 3.0, 0.1
 MIN_OBS = 30  # DiffusionAnalyzer's default
+TEMPERATURE_BLOCKS = 7  # block means for the standard error of the mean temperature
 
 # How sigma(300 K) was obtained (ArrheniusResult.status).
 STATUS_ESTIMATE = "estimate"
@@ -65,6 +70,7 @@ class TemperatureResult:
     mean_temperature_k: float
     framework_max_disp_a: float
     framework_melted: bool
+    mean_temperature_stderr_k: float = math.nan
     msd_dt_fs: list[float] = field(default_factory=list, repr=False)
     msd_a2: list[float] = field(default_factory=list, repr=False)
 
@@ -126,6 +132,20 @@ def detection_limit(
     return min_hops * hop_distance_a**2 / (6.0 * n_li * production_fs) * 0.1  # A^2/fs -> cm^2/s
 
 
+def mean_temperature(
+    temperatures_k: np.ndarray | None, blocks: int = TEMPERATURE_BLOCKS
+) -> tuple[float, float]:
+    """(mean, its standard error) of the frames' temperatures; the error from the spread of
+    ``blocks`` consecutive block means (NaN with fewer than two frames per block)."""
+    if temperatures_k is None or not len(temperatures_k):
+        return math.nan, math.nan
+    t = np.asarray(temperatures_k, dtype=float)
+    if len(t) < 2 * blocks:
+        return float(t.mean()), math.nan
+    means = np.array([b.mean() for b in np.array_split(t, blocks)])
+    return float(t.mean()), float(means.std(ddof=1) / math.sqrt(blocks))
+
+
 def analyze_trajectory(
     structure: Structure,
     positions: np.ndarray,
@@ -175,6 +195,7 @@ def analyze_trajectory(
         melted = float(np.mean(reach > FRAMEWORK_MELT_A)) > FRAMEWORK_MELT_SHARE
     else:
         melted = False
+    t_mean, t_stderr = mean_temperature(temperatures_k)
     return (
         TemperatureResult(
             temperature_k=float(temperature_k),
@@ -188,11 +209,10 @@ def analyze_trajectory(
             conductivity_std_ms_cm=float(da.conductivity_std_dev),
             upper_bound=bool(too_few),
             diffusivity_bound_cm2_s=bound,
-            mean_temperature_k=float(np.mean(temperatures_k))
-            if temperatures_k is not None and len(temperatures_k)
-            else float("nan"),
+            mean_temperature_k=t_mean,
             framework_max_disp_a=framework,
             framework_melted=melted,
+            mean_temperature_stderr_k=t_stderr,
             msd_dt_fs=[float(x) for x in da.dt],
             msd_a2=[float(x) for x in da.msd],
         ),
