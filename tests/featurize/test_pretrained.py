@@ -1,4 +1,5 @@
-"""The pretrained (CHGNet) featurizer: length, determinism, disorder mixing, the site cap."""
+"""The pretrained (CHGNet) featurizer: length, determinism, disorder mixing, the site cap, and
+the fast path (numpy graph, truncated forward) against CHGNet's own path."""
 
 from __future__ import annotations
 
@@ -90,3 +91,73 @@ def test_the_opt_in_preset_is_full_plus_the_pretrained_features(tmp_path):
     assert both.drop(columns=chgnet).equals(full)
     again, _, _ = featurize_records(records, "full_chgnet", opts)
     assert again.equals(both)
+
+
+def small_structures() -> dict[str, Structure]:
+    """Ordered, disordered (vacancies and a mixed anion site), a 2-site primitive cell (every
+    neighbour seen through many images) and a cell without bonds under 3 A (no angles)."""
+    return {
+        "ordered": rocksalt("Cl"),
+        "disordered": rocksalt({"Cl": 0.5, "Br": 0.5}, cation={"Li": 0.5}),
+        "primitive": rocksalt("Cl").get_primitive_structure(),
+        "no angles": Structure(Lattice.cubic(3.6), ["Li", "F"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+    }
+
+
+GRAPH_FIELDS = (
+    "atom_frac_coord",
+    "atom_graph",
+    "neighbor_image",
+    "directed2undirected",
+    "undirected2directed",
+    "bond_graph",
+    "lattice",
+)
+
+
+@pytest.mark.parametrize("name", list(small_structures()))
+def test_numpy_graph_is_chgnets_graph_edge_for_edge(name):
+    """Same bonds, angles and order as CHGNet's converter (order decides round-off)."""
+    structure = small_structures()[name]
+    occ = pretrained.occupancies(structure)
+    fast = pretrained.crystal_graph(structure, occ)
+    ref = pretrained.model().graph_converter(pretrained.placeholder(structure, occ))
+    for field in GRAPH_FIELDS:
+        a, b = getattr(fast, field), getattr(ref, field)
+        if field == "bond_graph" and len(b) == 0:  # CHGNet keeps an empty list as shape (0,)
+            assert len(a) == 0
+            continue
+        assert a.shape == b.shape and (a.to(b.dtype) == b).all(), field
+    assert (len(fast.bond_graph) == 0) == (name == "no angles")
+
+
+@pytest.mark.parametrize("name", list(small_structures()))
+def test_truncated_forward_reads_the_layer_chgnet_returns(name):
+    """The fast path's atom features are those of CHGNet's full forward
+    (``return_atom_feas``): a truncation one block early or late fails this."""
+    structure = small_structures()[name]
+    occ = pretrained.occupancies(structure)
+    graph = pretrained.crystal_graph(structure, occ)
+    fast = pretrained.atom_features([graph], pretrained.site_inputs(occ))[0]
+    ref = pretrained.reference_atom_features(structure)
+    assert fast.shape == ref.shape == (len(structure), DIM)
+    np.testing.assert_array_equal(fast, ref)
+
+
+def test_batched_fast_path_is_the_reference_row_by_row():
+    structures = list(small_structures().values())
+    batched = embed(structures, batch_size=len(structures))
+    for row, structure in zip(batched, structures, strict=True):
+        occ = pretrained.occupancies(structure)
+        expected = pretrained.pool(pretrained.reference_atom_features(structure), occ)
+        np.testing.assert_allclose(row, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_isolated_atom_fails_like_chgnet():
+    apart = Structure(Lattice.cubic(20.0), ["Li", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    with pytest.raises(ValueError, match="isolated atom"):
+        embed([apart])
+    with pytest.raises(ValueError, match="isolated atom"):
+        pretrained.reference_atom_features(apart)
+    lone = Structure(Lattice.cubic(5.0), ["Li"], [[0, 0, 0]])
+    assert np.isfinite(embed([lone])[0]).all()  # its own images are its neighbours
