@@ -15,6 +15,7 @@ from miscreen import schema as S
 from miscreen.cases import lgps_family as case
 from miscreen.config import load_config
 from miscreen.generate import substitute
+from miscreen.generate.hull import OrderedReferences
 from miscreen.pipeline import generation
 
 CONFIG = Path(__file__).parents[2] / "configs" / "lgps-family.yaml"
@@ -101,3 +102,30 @@ def test_the_aliovalent_analogues_are_reported_apart_from_the_checks() -> None:
         {"compositions": comps, "aliovalent_analogues": extra, "checks": {}, "runtime_s": 1.0}
     )
     assert shown["compositions"]["Li11AlP2S12"]["e_above_hull_ev"] == 0.9
+
+
+def test_a_hull_without_the_analogues_own_polymorphs_is_said() -> None:
+    refs = OrderedReferences(
+        pd.DataFrame(
+            {
+                S.ID: ["joc", "mp-1", "mp-2"],
+                S.COMPOSITION: ["Li6 P2 S8", "Li3 P1 S4", "Li2 S1"],
+                S.E_HULL: [float("nan"), 0.0, 0.0],
+                S.STRUCTURE: [None, None, None],
+            }
+        )
+    )
+    left_out = case.same_formula_left_out(refs, ["Li9P3S12", "Li11AlP2S12"])
+    assert left_out == {"Li9P3S12": ["joc"], "Li11AlP2S12": []}
+    table = pd.DataFrame(
+        [
+            row("gen:lgps:Ge->Al,Li+2", "Li22 Al2 P4 S24", 0.01, -3.0),
+            row("gen:lgps:Ge->P,Li-2", "Li18 P6 S24", 0.0, -4.0),
+        ]
+    )
+    empty = pd.DataFrame({S.ID: [], S.COMPOSITION: [], S.TARGET: []})
+    out = case.aliovalent_analogues(table, empty, empty, {}, left_out)
+    assert out["Li9P3S12"]["hull_left_out_same_formula"] == ["joc"]
+    assert "joc" in out["Li9P3S12"]["hull_note"]
+    assert out["Li11AlP2S12"]["hull_left_out_same_formula"] == []
+    assert "hull_note" not in out["Li11AlP2S12"]

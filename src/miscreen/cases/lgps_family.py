@@ -13,7 +13,10 @@ its 80 % interval, the BVSE barrier, the measured conductivities OBELiX holds fo
 the issue's checks on the nine isovalent analogues, each with whether it passed and by how
 much. The aliovalent analogues are listed apart (``aliovalent_analogues``, with the Li
 added or removed and where it went), outside the checks; OBELiX's measurements of their
-composition are any structure's, and some are training rows (``held_out`` false).
+composition are any structure's, and some are training rows (``held_out`` false). Where the
+references of an analogue's own formula carry no DFT energy (OBELiX's Li3PS4 and Li3PO4 for
+Li9P3S12 and Li9P3O12), its hull leaves them out, and ``hull_note`` says so: its
+``e_above_hull_ev`` then says nothing about its known polymorphs.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import time
 
 import numpy as np
 import pandas as pd
+from pymatgen.core import Composition
 
 from miscreen import atomic_io, batch, pipeline
 from miscreen import schema as S
@@ -30,6 +34,8 @@ from miscreen.cases.lgps import matches_formula, training_data
 from miscreen.config import Config
 from miscreen.errors import UserError
 from miscreen.fetch.parsing import structure_from_json
+from miscreen.generate import hull
+from miscreen.generate.hull import OrderedReferences
 from miscreen.generate.substitute import Substitutions
 from miscreen.pipeline import generation
 from miscreen.pipeline.verification import candidate_records
@@ -133,20 +139,42 @@ def compositions(table: pd.DataFrame, heldout: pd.DataFrame) -> dict[str, dict]:
 
 
 def aliovalent_analogues(
-    table: pd.DataFrame, train: pd.DataFrame, heldout: pd.DataFrame, lithium: dict[str, dict]
+    table: pd.DataFrame,
+    train: pd.DataFrame,
+    heldout: pd.DataFrame,
+    lithium: dict[str, dict],
+    polymorphs: dict[str, list[str]] | None = None,
 ) -> dict[str, dict]:
     """Per aliovalent composition the config generated (Al or P in the map), the case's
-    numbers and the Li added or removed (``lithium``: by candidate id, see
-    :func:`lithium_changes`)."""
+    numbers, the Li added or removed (``lithium``: by candidate id, see
+    :func:`lithium_changes`) and, by formula, the reference phases of its own reduced
+    formula that its hull leaves out (``polymorphs``: rows without a DFT energy, e.g.
+    OBELiX's Li3PS4 for Li9P3S12; see :func:`miscreen.generate.hull.e_above_hull`), with
+    what that means for its ``e_above_hull_ev``."""
     out = {}
     for metal in ALIOVALENT:
         for anion in ANIONS:
             target = aliovalent_formula(metal, anion)
             r = _generated_row(table, target)
-            if r is not None:
-                found = measured_anywhere(train, heldout, target)
-                out[target] = {**numbers(r, found), **lithium.get(str(r[S.ID]), {})}
+            if r is None:
+                continue
+            found = measured_anywhere(train, heldout, target)
+            out[target] = {**numbers(r, found), **lithium.get(str(r[S.ID]), {})}
+            left_out = (polymorphs or {}).get(target, [])
+            out[target]["hull_left_out_same_formula"] = left_out
+            if left_out:
+                out[target]["hull_note"] = (
+                    f"the references of its own formula ({', '.join(left_out)}) carry no DFT "
+                    "energy and are left out of its hull: e_above_hull_ev compares it with "
+                    "other compositions only, not with its known polymorphs"
+                )
     return out
+
+
+def same_formula_left_out(refs: OrderedReferences, formulas: list[str]) -> dict[str, list[str]]:
+    """Per formula, the ids of the references of its reduced formula without a DFT energy
+    (left out of a candidate's hull)."""
+    return {f: refs.same_formula_unranked(Composition(f).reduced_formula) for f in formulas}
 
 
 def lithium_changes(subs: Substitutions) -> dict[str, dict]:
@@ -287,6 +315,9 @@ def run_case(cfg: Config) -> dict:
     table = generation.finish_generation(cfg)
     comps = compositions(table, heldout)
     lithium = lithium_changes(generation.substitutions(cfg, *given[0]))  # the plan's, again
+    refs = hull.reference_phases(generation.reference_table(cfg), cfg.generate.hull_references)
+    formulas = [aliovalent_formula(m, x) for m in ALIOVALENT for x in ANIONS]
+    polymorphs = same_formula_left_out(refs, formulas)
     relax_s = table["relax_seconds"].to_numpy(float)
     summary = {
         "parent": PARENT_ID,
@@ -297,7 +328,7 @@ def run_case(cfg: Config) -> dict:
                   "seconds_per_structure": float(np.nanmean(relax_s)) if len(relax_s) else None},
         "heldout_rows": len(heldout),
         "compositions": comps,
-        "aliovalent_analogues": aliovalent_analogues(table, train, heldout, lithium),
+        "aliovalent_analogues": aliovalent_analogues(table, train, heldout, lithium, polymorphs),
         "parent_as_given": as_given(cfg, rows),
         "checks": checks(comps),
         "reference": SOURCE,
