@@ -161,3 +161,12 @@ def test_isolated_atom_fails_like_chgnet():
         pretrained.reference_atom_features(apart)
     lone = Structure(Lattice.cubic(5.0), ["Li"], [[0, 0, 0]])
     assert np.isfinite(embed([lone])[0]).all()  # its own images are its neighbours
+
+
+@pytest.mark.parametrize("shift", [1, 10**6])  # packed into one integer / too big to pack
+def test_edge_keys_pair_every_edge_with_its_reverse(shift):
+    center, neighbor = np.array([0, 1, 0, 1]), np.array([1, 0, 1, 0])
+    image = np.array([[shift, 0, 0], [-shift, 0, 0], [0, 0, 1], [0, 0, -1]])
+    forward, reverse = pretrained.edge_keys(center, neighbor, image)
+    assert list(reverse) == [forward[1], forward[0], forward[3], forward[2]]
+    assert len(set(forward)) == 4

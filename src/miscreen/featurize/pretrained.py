@@ -140,15 +140,7 @@ def undirected_edges(
     that came earlier in the neighbour list, else it opens a new bond (numbered in order of
     opening)."""
     n = len(center)
-    rows = np.concatenate(
-        [
-            np.column_stack([center, neighbor, image]),
-            np.column_stack([neighbor, center, -image]),
-        ]
-    )
-    _, ids = np.unique(rows, axis=0, return_inverse=True)
-    ids = ids.ravel()
-    forward, reverse = ids[:n], ids[n:]  # an edge's key, its reverse's key
+    forward, reverse = edge_keys(center, neighbor, image)
     order = np.argsort(forward, kind="stable")
     at = np.minimum(np.searchsorted(forward, reverse, sorter=order), n - 1)
     partner = np.where(forward[order[at]] == reverse, order[at], -1)
@@ -157,6 +149,32 @@ def undirected_edges(
     numbered = np.cumsum(opens) - 1
     undirected = np.where(opens, numbered, numbered[np.where(opens, index, partner)])
     return undirected, index[opens], partner[opens]
+
+
+def edge_keys(
+    center: np.ndarray, neighbor: np.ndarray, image: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """One integer per directed edge (i, j, image n) and one for its reverse (j, i, -n), equal
+    exactly when the edges are: the five numbers packed into one, or (for a cell whose images
+    would not fit in 64 bits) numbered by sorting the rows."""
+    sites = int(max(center.max(initial=0), neighbor.max(initial=0))) + 1
+    span = int(np.abs(image).max(initial=0))
+    reverse_image = -image
+    try:
+        dims = (sites, sites, *(2 * span + 1,) * 3)
+        return (
+            np.ravel_multi_index((center, neighbor, *(image + span).T), dims),
+            np.ravel_multi_index((neighbor, center, *(reverse_image + span).T), dims),
+        )
+    except ValueError:  # too many combinations for one int64
+        rows = np.concatenate(
+            [
+                np.column_stack([center, neighbor, image]),
+                np.column_stack([neighbor, center, reverse_image]),
+            ]
+        )
+        ids = np.unique(rows, axis=0, return_inverse=True)[1].ravel()
+        return ids[: len(center)], ids[len(center) :]
 
 
 def angle_list(
