@@ -4,6 +4,7 @@ Li added or removed, and stay out of the issue's checks."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -34,17 +35,16 @@ def test_the_config_generates_the_nine_and_the_six_aliovalent_analogues() -> Non
     aliovalent = [case.aliovalent_formula(m, x) for m in case.ALIOVALENT for x in case.ANIONS]
     want = sorted(Composition(f).reduced_formula for f in isovalent + aliovalent)
     assert got == want and len(got) == 15
-    changes = case.lithium_changes(out)
     by_formula = {c.structure.composition.reduced_formula: c for c in out.candidates}
     for anion in case.ANIONS:
         al = by_formula[Composition(case.aliovalent_formula("Al", anion)).reduced_formula]
         p = by_formula[Composition(case.aliovalent_formula("P", anion)).reduced_formula]
-        assert changes[al.id]["li_change_per_cell"] == 2 and len(changes[al.id]["li_added"]) == 2
-        assert changes[p.id] == {"li_change_per_cell": -2, "li_added": []}
-    assert all(c.id not in changes for c in out.candidates if not c.li_change)
+        assert al.li_change == 2 and len(al.added_li) == 2
+        assert p.li_change == -2 and not p.added_li
+    assert sum(1 for c in out.candidates if c.li_change) == 6
 
 
-def row(rid: str, formula: str, e_hull: float, pred: float) -> dict:
+def row(rid: str, formula: str, e_hull: float, pred: float, li: int = 0, added=()) -> dict:
     return {
         S.ID: rid,
         S.COMPOSITION: formula,
@@ -62,35 +62,33 @@ def row(rid: str, formula: str, e_hull: float, pred: float) -> dict:
         "relax_max_force_ev_a": 0.04,
         "relax_steps": 80,
         "relax_converged": True,
+        generation.LI_CHANGE: li,
+        generation.LI_ADDED: json.dumps(list(added)),
     }
 
 
 def test_the_aliovalent_analogues_are_reported_apart_from_the_checks() -> None:
+    added = [{"frac_coords": [0.0, 0.0, 0.77], "site_energy_ev": 0.27}]
     table = pd.DataFrame(
         [
             row("lgps", "Li20 Ge2 P4 S24", 0.01, -3.0),
             row("gen:lgps:Ge->Si", "Li20 Si2 P4 S24", 0.0, -3.1),
             row("gen:lgps:Ge->Sn", "Li20 Sn2 P4 S24", 0.02, -3.1),
-            row("gen:lgps:Ge->Al,Li+2", "Li22 Al2 P4 S24", 0.9, -1.0),
-            row("gen:lgps:Ge->P,Li-2", "Li18 P6 S24", 0.05, -4.0),
+            row("gen:lgps:Ge->Al,Li+2", "Li22 Al2 P4 S24", 0.9, -1.0, 2, added * 2),
+            row("gen:lgps:Ge->P,Li-2", "Li18 P6 S24", 0.05, -4.0, -2),
         ]
     )
     train = pd.DataFrame({S.ID: ["joc"], S.COMPOSITION: ["Li6 P2 S8"], S.TARGET: [-6.59]})
     heldout = pd.DataFrame({S.ID: ["x"], S.COMPOSITION: ["Li10 Si1 P2 S12"], S.TARGET: [-2.4]})
-    added = [{"frac_coords": [0.0, 0.0, 0.77], "site_energy_ev": 0.27}]
-    lithium = {
-        "gen:lgps:Ge->Al,Li+2": {"li_change_per_cell": 2, "li_added": added * 2},
-        "gen:lgps:Ge->P,Li-2": {"li_change_per_cell": -2, "li_added": []},
-    }
     comps = case.compositions(table, heldout)
     assert set(comps) == {case.formula(m, x) for m in case.METALS for x in case.ANIONS}
-    extra = case.aliovalent_analogues(table, train, heldout, lithium)
+    extra = case.aliovalent_analogues(table, train, heldout)
     assert set(extra) == {"Li11AlP2S12", "Li9P3S12"}  # the selenides and oxides not generated
     al, p = extra["Li11AlP2S12"], extra["Li9P3S12"]
     assert al["e_above_hull_ev"] == 0.9 and al["interval_80"] == [-2.0, 0.0]
     assert al["li_change_per_cell"] == 2 and al["li_added"] == added * 2
     assert al["measured"] == []
-    assert p["li_change_per_cell"] == -2
+    assert p["li_change_per_cell"] == -2 and p["li_added"] == []
     assert p["measured"] == [
         {"id": "joc", "log10_sigma": -6.59, "sigma_mS_cm": 1e3 * 10**-6.59, "held_out": False}
     ]
@@ -124,7 +122,7 @@ def test_a_hull_without_the_analogues_own_polymorphs_is_said() -> None:
         ]
     )
     empty = pd.DataFrame({S.ID: [], S.COMPOSITION: [], S.TARGET: []})
-    out = case.aliovalent_analogues(table, empty, empty, {}, left_out)
+    out = case.aliovalent_analogues(table, empty, empty, left_out)
     assert out["Li9P3S12"]["hull_left_out_same_formula"] == ["joc"]
     assert "joc" in out["Li9P3S12"]["hull_note"]
     assert out["Li11AlP2S12"]["hull_left_out_same_formula"] == []

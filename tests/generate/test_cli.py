@@ -105,3 +105,40 @@ def test_bad_backend_options_are_refused(tmp_path):
     assert result.exit_code == 2 and "--backend dask contradicts --local" in result.output
     result = CliRunner().invoke(app, ["generate", str(path), "--backend", "dask"])
     assert result.exit_code == 1 and "--scheduler ADDRESS" in result.output
+
+
+LI4GES4 = """run_name: alio
+results_dir: {root}/results
+candidates:
+  - kind: pymatgen
+    names: [Li2O]
+generate:
+  parents: {{files: ["{root}/li4ges4.json"]}}
+  substitutions: {{Ge: [Al]}}
+  aliovalent: true
+  relax_steps: 1
+  drop_known: false
+  bvse: false
+"""
+
+
+def test_generated_rows_say_how_many_li_were_added_and_where(tmp_path):
+    """An aliovalent candidate's Li change and interstitial sites reach ``generated.csv``."""
+    import json
+
+    import pandas as pd
+
+    from tests.generate.test_interstitial import li4ges4
+
+    li4ges4().to(filename=str(tmp_path / "li4ges4.json"))
+    path = tmp_path / "alio.yaml"
+    path.write_text(LI4GES4.format(root=tmp_path))
+    result = CliRunner().invoke(app, ["generate", str(path)])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    table = pd.read_csv(load_config(path).run.generated_csv).set_index("substitution")
+    al = table.loc["Ge->Al,Li+1"]
+    assert al["li_change"] == 1
+    (site,) = json.loads(al["li_added"])
+    assert len(site["frac_coords"]) == 3 and site["site_energy_ev"] >= 0
+    parent = table[table["is_parent"]].iloc[0]
+    assert parent["li_change"] == 0 and json.loads(parent["li_added"]) == []

@@ -21,6 +21,7 @@ Li9P3S12 and Li9P3O12), its hull leaves them out, and ``hull_note`` says so: its
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -36,7 +37,6 @@ from miscreen.errors import UserError
 from miscreen.fetch.parsing import structure_from_json
 from miscreen.generate import hull
 from miscreen.generate.hull import OrderedReferences
-from miscreen.generate.substitute import Substitutions
 from miscreen.pipeline import generation
 from miscreen.pipeline.verification import candidate_records
 from miscreen.train.routing import save_models
@@ -142,15 +142,14 @@ def aliovalent_analogues(
     table: pd.DataFrame,
     train: pd.DataFrame,
     heldout: pd.DataFrame,
-    lithium: dict[str, dict],
     polymorphs: dict[str, list[str]] | None = None,
 ) -> dict[str, dict]:
     """Per aliovalent composition the config generated (Al or P in the map), the case's
-    numbers, the Li added or removed (``lithium``: by candidate id, see
-    :func:`lithium_changes`) and, by formula, the reference phases of its own reduced
-    formula that its hull leaves out (``polymorphs``: rows without a DFT energy, e.g.
-    OBELiX's Li3PS4 for Li9P3S12; see :func:`miscreen.generate.hull.e_above_hull`), with
-    what that means for its ``e_above_hull_ev``."""
+    numbers, the Li added or removed (:func:`lithium`) and, by formula, the reference
+    phases of its own reduced formula that its hull leaves out (``polymorphs``: rows
+    without a DFT energy, e.g. OBELiX's Li3PS4 for Li9P3S12; see
+    :func:`miscreen.generate.hull.e_above_hull`), with what that means for its
+    ``e_above_hull_ev``."""
     out = {}
     for metal in ALIOVALENT:
         for anion in ANIONS:
@@ -159,7 +158,7 @@ def aliovalent_analogues(
             if r is None:
                 continue
             found = measured_anywhere(train, heldout, target)
-            out[target] = {**numbers(r, found), **lithium.get(str(r[S.ID]), {})}
+            out[target] = {**numbers(r, found), **lithium(r)}
             left_out = (polymorphs or {}).get(target, [])
             out[target]["hull_left_out_same_formula"] = left_out
             if left_out:
@@ -177,20 +176,14 @@ def same_formula_left_out(refs: OrderedReferences, formulas: list[str]) -> dict[
     return {f: refs.same_formula_unranked(Composition(f).reduced_formula) for f in formulas}
 
 
-def lithium_changes(subs: Substitutions) -> dict[str, dict]:
-    """Per candidate id with a Li change: how many Li per cell were added (positive) or
-    removed, and for added Li where (fractional coordinates of the unrelaxed cell) and at
-    what BVSE site energy (eV above the landscape's minimum)."""
+def lithium(r: pd.Series) -> dict:
+    """The Li per cell a generated row's substitution added (positive; where each went in
+    the unrelaxed cell and its BVSE site energy, eV above the landscape's minimum) or
+    removed, as ``generated.csv`` records them."""
+    added = r.get(generation.LI_ADDED)
     return {
-        c.id: {
-            "li_change_per_cell": c.li_change,
-            "li_added": [
-                {"frac_coords": list(a.frac_coords), "site_energy_ev": a.site_energy_ev}
-                for a in c.added_li
-            ],
-        }
-        for c in subs.candidates
-        if c.li_change
+        "li_change_per_cell": int(r.get(generation.LI_CHANGE, 0)),
+        "li_added": json.loads(added) if isinstance(added, str) else [],
     }
 
 
@@ -314,7 +307,6 @@ def run_case(cfg: Config) -> dict:
     relaxed = time.perf_counter()
     table = generation.finish_generation(cfg)
     comps = compositions(table, heldout)
-    lithium = lithium_changes(generation.substitutions(cfg, *given[0]))  # the plan's, again
     refs = hull.reference_phases(generation.reference_table(cfg), cfg.generate.hull_references)
     formulas = [aliovalent_formula(m, x) for m in ALIOVALENT for x in ANIONS]
     polymorphs = same_formula_left_out(refs, formulas)
@@ -328,7 +320,7 @@ def run_case(cfg: Config) -> dict:
                   "seconds_per_structure": float(np.nanmean(relax_s)) if len(relax_s) else None},
         "heldout_rows": len(heldout),
         "compositions": comps,
-        "aliovalent_analogues": aliovalent_analogues(table, train, heldout, lithium, polymorphs),
+        "aliovalent_analogues": aliovalent_analogues(table, train, heldout, polymorphs),
         "parent_as_given": as_given(cfg, rows),
         "checks": checks(comps),
         "reference": SOURCE,

@@ -14,10 +14,11 @@ can list as a ``store`` source, the stage's failures and its manifest entry.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ log = logging.getLogger(__name__)
 STAGE = "generate"
 SOURCE = "generated"
 PARENT_ID, SUBSTITUTION, PROBABILITY = "parent_id", "substitution", "substitution_probability"
-IS_PARENT, DUPLICATE = "is_parent", "known_duplicate"
+IS_PARENT, DUPLICATE, LI_CHANGE, LI_ADDED = "is_parent", "known_duplicate", "li_change", "li_added"
 RELAX_COLUMNS = ("relax_energy_ev_per_atom", "relax_max_force_ev_a", "relax_steps",
                  "relax_converged", "relax_stopped", "relax_seconds")  # fmt: skip
 E_ABOVE_HULL_EV = "e_above_hull_ev"  # the same value as e_above_hull, named with its unit
@@ -160,7 +161,8 @@ def _plan_entry(c: Generated, what: str, hits: list[str]) -> dict:
         PARENT_ID: c.parent_id,
         SUBSTITUTION: c.substitution,
         PROBABILITY: None if math.isnan(c.probability) else c.probability,
-        "li_change": c.li_change,
+        LI_CHANGE: c.li_change,
+        LI_ADDED: [asdict(a) for a in c.added_li],
         IS_PARENT: not c.substitution,
         DUPLICATE: what,
         "reference_matches": hits,
@@ -282,6 +284,7 @@ def _row(entry: dict, result: Relaxation, e_hull: tuple[float, str, str, str]) -
     values = (result.energy_ev_per_atom, result.max_force_ev_a, result.steps,
               result.converged, result.stopped, result.seconds)  # fmt: skip
     meta = {k: entry[k] for k in (PARENT_ID, SUBSTITUTION, PROBABILITY, IS_PARENT, DUPLICATE)}
+    meta |= {LI_CHANGE: entry.get(LI_CHANGE, 0), LI_ADDED: json.dumps(entry.get(LI_ADDED, []))}
     extra = {
         **meta,
         **dict(zip(RELAX_COLUMNS, values, strict=True)),
@@ -356,9 +359,6 @@ def with_barriers(
     barriers = barriers.reset_index() if S.ID not in barriers else barriers
     kept = table.drop(columns=[c for c in barriers.columns if c != S.ID], errors="ignore")
     return kept.merge(barriers, on=S.ID, how="left"), failures
-
-
-# ----------------------------------------------------------------------- the stage
 
 
 def relax_backend(cfg: Config, backend: str | None = None, scheduler: str | None = None) -> str:
