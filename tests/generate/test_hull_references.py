@@ -123,8 +123,9 @@ def test_a_candidate_is_not_placed_against_a_reference_that_is_itself():
     # the measured cell is lower than the candidate: against it, the candidate would sit
     # 0.05 eV/atom above the hull
     calc = EnergyCalculator(by_formula({"LiCl": -1.0, "NaCl": -1.0, "Li3NaCl4": -1.1}), "f")
-    value, method, phases, _ = hull.e_above_hull("cand", CANDIDATE, -1.05, refs, calc, "f")
+    value, method, phases, warning = hull.e_above_hull("cand", CANDIDATE, -1.05, refs, calc, "f")
     assert value == 0.0 and method == "f"
+    assert "own formula without a DFT energy left out (measured)" in warning
     assert "measured" not in phases.split(",")
     assert set(phases.split(",")) == {"licl", "nacl"}
     # a reference of the same formula with a DFT energy is a polymorph the DFT hull ranks:
@@ -134,8 +135,9 @@ def test_a_candidate_is_not_placed_against_a_reference_that_is_itself():
                ("polymorph", measured, 0.0)]),
         hull.ALL,
     )  # fmt: skip
-    value, _, phases, _ = hull.e_above_hull("cand", CANDIDATE, -1.05, ranked, calc, "f")
+    value, _, phases, warning = hull.e_above_hull("cand", CANDIDATE, -1.05, ranked, calc, "f")
     assert value == pytest.approx(0.05) and "polymorph" in phases.split(",")
+    assert "own formula" not in warning
 
 
 def test_all_prefers_an_ordered_cell_of_a_formula_then_the_fewest_atoms():

@@ -236,11 +236,14 @@ def e_above_hull(
     ``hull_warning``) of one relaxed candidate; ``exclude`` names reference phases left out
     (the known material a kept candidate is, so it is not placed against itself), and so are
     the references without a DFT energy that have the candidate's reduced formula. The
-    warning names the phases of the system that could not be ordered."""
+    warning names those (the value then compares the candidate with other compositions
+    only, not with its known polymorphs) and the phases of the system that could not be
+    ordered."""
     calc.memory[fingerprint(relaxed)] = float(energy_ev_per_atom)
-    skip = list(exclude)
+    skip, own = list(exclude), []
     if isinstance(refs, OrderedReferences):
-        skip += refs.same_formula_unranked(relaxed.composition.reduced_formula)
+        own = refs.same_formula_unranked(relaxed.composition.reduced_formula)
+        skip += own
     try:
         value, phases, warning = chgnet_e_above_hull(cid, relaxed, refs, calc, skip)
     except Exception as exc:  # one odd structure must not stop the table
@@ -250,4 +253,7 @@ def e_above_hull(
         elements = frozenset(e.symbol for e in relaxed.composition.elements)
         if left := refs.left_out_within(elements):
             warning = "; ".join(filter(None, [warning, "left out: " + ", ".join(left)]))
+    if own:
+        note = f"own formula without a DFT energy left out ({', '.join(own)}): no polymorph ranked"
+        warning = "; ".join(filter(None, [warning, note]))
     return value, method if np.isfinite(value) else "none: incomplete hull", phases, warning
