@@ -16,6 +16,8 @@ Two things the package does not provide are added here, kept small:
 - The confidence interval of sigma(300 K): the ordinary least-squares fit of ln D against
   1/T that ``fit_arrhenius`` makes, its standard error at 1/300 K and Student's t with
   n - 2 degrees of freedom (n fitted temperatures); none with two temperatures.
+- The Arrhenius fit is made against each run's mean kinetic temperature
+  (:func:`fit_temperature`), not its target.
 - The standard error of the mean temperature of the production frames, from the spread of
   ``TEMPERATURE_BLOCKS`` block means (blocks of ~1 ps, several thermostat times, are nearly
   independent). A 50-atom cell's temperature swings by ~12 % from frame to frame, so its
@@ -264,6 +266,15 @@ def _log_d_interval(
     return centre - t * se, centre + t * se
 
 
+def fit_temperature(result: TemperatureResult) -> float:
+    """The temperature a diffusivity is fitted at: the run's mean kinetic temperature where
+    it was recorded, else the thermostat's target. A run's mean is off its target by the
+    thermostat's random kicks (~2 % in 7 ps of a 50-atom cell; the same kicks for every
+    potential, since they come from the task's seed), and the atoms diffused at the mean."""
+    t = result.mean_temperature_k
+    return float(t) if math.isfinite(t) and t > 0 else float(result.temperature_k)
+
+
 def arrhenius(
     results: list[TemperatureResult],
     structure: Structure,
@@ -309,7 +320,7 @@ def arrhenius(
             bound,
             notes,
         )
-    temps = np.array([r.temperature_k for r in fit])
+    temps = np.array([fit_temperature(r) for r in fit])
     ds = np.array([r.diffusivity_cm2_s for r in fit])
     ea, c, ea_se = fit_arrhenius(temps, ds)
     sigma = float(get_extrapolated_conductivity(temps, ds, target_k, structure, MOBILE_ION))
@@ -321,11 +332,11 @@ def arrhenius(
         notes.append("Ea <= 0: no activated diffusion seen")
     # a bound below the fit's lowest temperature bounds sigma(300 K) too (D rises with T)
     upper = None
-    if bounded and bounded[0].temperature_k < temps.min():
+    if bounded and bounded[0].temperature_k < min(r.temperature_k for r in fit):
         upper = bounded[0].diffusivity_bound_cm2_s * conv
     return ArrheniusResult(
         status=STATUS_ESTIMATE,
-        temperatures_fit_k=[float(t) for t in temps],
+        temperatures_fit_k=[r.temperature_k for r in fit],
         ea_ev=float(ea),
         ea_stderr_ev=None if ea_se is None else float(ea_se),
         prefactor_cm2_s=float(c),
