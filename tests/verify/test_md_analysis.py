@@ -154,6 +154,10 @@ def test_arrhenius_is_fitted_at_the_mean_temperature_each_run_had():
     no_record = [TemperatureResult.from_dict({**r.to_dict(), "mean_temperature_k": math.nan})
                  for r in runs]  # fmt: skip
     assert arrhenius(no_record, s).ea_ev > ea + 0.04  # older results: fitted at the targets
+    from miscreen.verify.md_section import arrhenius_figure
+
+    fig = arrhenius_figure("test", runs, fit)  # the report's figure shows the same fit
+    assert [t.get_text() for t in fig.axes[0].texts] == ["E$_a$ = 0.25 eV"]  # at targets: 0.30
 
 
 def test_arrhenius_fit_recovers_ea_and_its_interval_covers_the_truth():

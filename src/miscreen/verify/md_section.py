@@ -16,7 +16,7 @@ import numpy as np
 
 from miscreen.formatting import ea_text, interval_text, save_figure, sigma_text, significant
 from miscreen.potentials import DEFAULT_POTENTIAL, get_potential
-from miscreen.verify.md_analysis import ArrheniusResult, TemperatureResult
+from miscreen.verify.md_analysis import ArrheniusResult, TemperatureResult, fit_temperature
 from miscreen.verify.md_protocol import MDProtocol, describe
 from miscreen.verify.md_results import CandidateResult
 from miscreen.verify.md_tasks import EXPERIMENTAL, RELAXED
@@ -32,7 +32,7 @@ def arrhenius_figure(
     fitted = [r for r in results if r.temperature_k in fit.temperatures_fit_k]
     bounded = [r for r in results if r.upper_bound]
     if len(fitted) >= 2:
-        temps = np.array([r.temperature_k for r in fitted])
+        temps = np.array([fit_temperature(r) for r in fitted])  # as the fit was made
         ds = np.array([r.diffusivity_cm2_s for r in fitted])
         errs = np.array([r.diffusivity_std_cm2_s for r in fitted])
         ax = get_arrhenius_plot(temps, ds, diffusivity_errors=errs, unit="eV")
