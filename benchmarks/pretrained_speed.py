@@ -19,6 +19,10 @@ pass of each path, the speed-up, and the largest absolute difference between the
 pooled features (0 when they agree to the last bit). The sets: the OBELiX training CIFs
 (254) and ``--candidates`` structures drawn (``--seed``) from the default configuration's
 candidate snapshots.
+
+Result (2 shared cores, load 5-7, niced): the 254 training CIFs 110.7 -> 40.1 s of CPU
+(2.76x; graph 46.0 -> 1.1 s, forward 64.6 -> 39.0 s), the 500 candidates 17.1 -> 7.8 s
+(2.20x); the pooled features agree to the last bit (max abs difference 0).
 """
 
 from __future__ import annotations
