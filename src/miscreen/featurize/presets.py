@@ -6,8 +6,9 @@ lattice, as OBELiX gives for every row),
 ``structure`` (comp + cell + struct: positions give density, packing, disorder,
 coordination), ``li_conductor`` (comp + cell + ion + li: Li-transport descriptors),
 ``full`` (comp, cell, struct, ion, li; the default for structures), ``full_chgnet`` (full +
-chgnet: pooled CHGNet atom features, opt-in; about 0.35 s of CPU per OBELiX CIF). Rows without a
-structure get NaN in the groups that need positions; the model imputes them.
+chgnet: pooled CHGNet atom features, opt-in; about 0.16 s of CPU per OBELiX CIF on average,
+0.016 s per candidate). Rows without a structure get NaN in the groups that need positions;
+the model imputes them.
 
 Which groups earn a place was decided by ``benchmarks/model_research.py`` (training split,
 mean of DOI-grouped, leave-cluster-out and chemical-system CV, 5 seeds): ``oxi`` lowers that
