@@ -82,6 +82,7 @@ def test_case_json_keeps_its_keys_and_adds_the_potential_cell_and_temperatures()
     assert 0 < summary["expected_ea_stderr_ev"] < 1
     html = case_section(summary)
     assert "LGPS, chgnet MD (this run)" in html and "experimental cell" in html
+    assert "Extrapolating 600-900 K to 300 K" in html
 
 
 def test_case_json_gives_the_mean_temperature_of_each_run_with_its_standard_error():

@@ -228,7 +228,8 @@ def case_section(summary: dict) -> str:
         f"temperature: <b>{verdict}</b>. {_verdict(summary['lgps_vs_measured'], pot)}</p>"
         "<table><tr><th></th><th>σ(300 K) (mS/cm) [95% interval]</th><th>Ea (eV)</th>"
         f"<th>Li hops</th></tr>{body}</table>"
-        '<p class="note">Extrapolating 800-1200 K to 300 K assumes one Arrhenius regime; '
+        f'<p class="note">Extrapolating {min(temps):g}-{max(temps):g} K to 300 K assumes one '
+        "Arrhenius regime; "
         "LGPS has a reported Li-sublattice change near 400 K. Choice of the poor conductor: "
         "see <code>miscreen.cases.md_lgps</code>.</p>"
     )
