@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sqlite3
 import time
 from collections.abc import Callable
@@ -50,7 +51,7 @@ class EnergyCache:
                 f"SELECT fp, energy FROM energies WHERE setting=? AND fp IN ({marks})",
                 [setting, *batch],
             )
-            out.update({fp: float(e) for fp, e in rows})
+            out.update({fp: math.nan if e is None else float(e) for fp, e in rows})  # NaN: NULL
         return out
 
     def put_many(self, items: list[tuple[str, str, float, float]]) -> None:

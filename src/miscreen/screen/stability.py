@@ -60,6 +60,9 @@ ANCHORS = 3  # binary compounds that fix an element's energy when its system can
 OUTSIDE = "outside what the known compounds span"
 UNBOUND = "unbound"  # a placeholder elemental phase that never takes part in a hull
 UNBOUND_EV_PER_ATOM = 50.0  # how far above every phase it sits
+# below this a potential's energy means nothing (no Materials Project phase is below about
+# -14 eV/atom; a collapsed relaxation gave -8,400): such a phase is left out of the hull
+LOWEST_EV_PER_ATOM = -25.0
 HULL_MAX_E_ABOVE_HULL = 0.1  # eV/atom: reference phases farther above the DFT hull stay out
 ARITY = {2: "binary", 3: "ternary", 4: "quaternary", 5: "quinary"}
 
@@ -248,8 +251,10 @@ def anchored_elemental_energies(
             comp = Composition(refs.table.at[i, S.COMPOSITION]).fractional_composition
             mu_other = energies[refs.ids[elemental[other]]]
             ef = refs.value(i, FORMATION_ENERGY)
-            values.append((energies[refs.ids[i]] - ef - comp[other] * mu_other) / comp[el])
-        out[el] = (float(np.median(values)), [refs.ids[i] for i in anchors])
+            if plausible(mu_other) and plausible(energies[refs.ids[i]]):
+                values.append((energies[refs.ids[i]] - ef - comp[other] * mu_other) / comp[el])
+        if values:
+            out[el] = (float(np.median(values)), [refs.ids[i] for i in anchors])
     return out
 
 
@@ -257,6 +262,11 @@ def with_note(warning: str, element: str, note: str) -> str:
     """``warning`` with its "no elemental <element>" entry replaced by ``note`` (and no
     other: "no elemental S" must not touch "no elemental Se")."""
     return re.sub(rf"no elemental {element}(?=;|$)", note, warning)
+
+
+def plausible(energy_ev_per_atom: float) -> bool:
+    """Whether a potential's energy per atom can enter a hull (finite, not absurdly low)."""
+    return bool(np.isfinite(energy_ev_per_atom) and energy_ev_per_atom > LOWEST_EV_PER_ATOM)
 
 
 def chgnet_e_above_hull(
@@ -277,13 +287,23 @@ def chgnet_e_above_hull(
     placeholder far above every phase (id ``unbound:<el>``), so the hull is that of the
     compounds alone: exact for a structure that decomposes into compounds only (a polymorph
     of a known compound, or a mix of known compounds), NaN when its decomposition needs the
-    placeholder (it lies outside what the compounds span)."""
+    placeholder (it lies outside what the compounds span). A phase without a plausible
+    energy (NaN, or below ``LOWEST_EV_PER_ATOM``: a failed or collapsed relaxation) is left
+    out and named in the warning; so is the structure's own: NaN."""
     elements = frozenset(e.symbol for e in structure.composition.elements)
     rows = [i for i in refs.within(elements, exclude) if refs.ids[i] != rid and refs.on_hull(i)]
     rows = [i for i in rows if (s := refs.structure(i)) is not None and s.is_ordered]
+    energies = calc.energies(
+        {**{refs.ids[i]: refs.structure(i) for i in rows}, rid: structure}  # type: ignore[dict-item]
+    )
+    if not plausible(energies[rid]):
+        return float("nan"), "", f"no plausible energy ({energies[rid]:.4g} eV/atom)"
+    bad = [refs.ids[i] for i in rows if not plausible(energies[refs.ids[i]])]
+    rows = [i for i in rows if refs.ids[i] not in bad]
     warning = hull_warning(elements, [refs.elements[i] for i in rows])
+    if bad:
+        warning = "; ".join(filter(None, [warning, "no plausible energy: " + ", ".join(bad)]))
     structures = {refs.ids[i]: refs.structure(i) for i in rows}
-    energies = calc.energies({**structures, rid: structure})  # type: ignore[dict-item]
     entries = [
         ComputedEntry(s.composition, energies[i] * len(s), entry_id=i)  # type: ignore[union-attr]
         for i, s in structures.items()
@@ -302,7 +322,7 @@ def chgnet_e_above_hull(
             note = f"no elemental {el} (fitted to the DFT formation energies of {', '.join(ids)})"
             warning = with_note(warning, el, note)
         fitted |= {el: (mu, len(ids)) for el, (mu, ids) in anchored.items()}
-        ceiling = max(energies.values()) + UNBOUND_EV_PER_ATOM
+        ceiling = max(energies[i] for i in [*structures, rid]) + UNBOUND_EV_PER_ATOM
         for el in sorted(missing - fitted.keys()):
             entries.append(ComputedEntry(Composition(el), ceiling, entry_id=f"{UNBOUND}:{el}"))
     mine = ComputedEntry(structure.composition, energies[rid] * len(structure), entry_id=rid)
