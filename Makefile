@@ -55,7 +55,7 @@ lgps: $(STAMP) ## The LGPS rediscovery case study (results/lgps/)
 lgps-family: $(STAMP) ## The LGPS family generated from its parent: hull, sigma, BVSE (results/lgps-family/, 7-20 min)
 	$(VENV)/bin/miscreen case lgps-family
 
-md-lgps: $(STAMP) ## MD of LGPS vs gamma-Li3PO4 at the measured cell, quick protocol (results/md-lgps/, about 30-40 min)
+md-lgps: $(STAMP) ## MD of LGPS vs gamma-Li3PO4 at the measured cell, quick protocol (results/md-lgps/, about 60-90 min)
 	$(VENV)/bin/miscreen case md-lgps
 
 clean: ## Remove results, trained models and caches (keeps .venv)
