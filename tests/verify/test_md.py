@@ -61,6 +61,8 @@ def test_lgps_is_ordered_by_ewald_energy_into_a_right_handed_50_atom_cell(lgps):
 def test_orderings_above_the_cap_are_sampled_at_random(lgps):
     ordered = order_structure(lgps, max_orderings=10, random_orderings=4)
     assert ordered.method == "ewald (best of 4 random)" and ordered.orderings > 1e6
+    again = order_structure(lgps, max_orderings=10, random_orderings=4)
+    assert again.structure == ordered.structure  # the same seed, the same sample
     assert ordered.structure.is_ordered
     assert ordered.structure.composition == order_structure(lgps).structure.composition
 

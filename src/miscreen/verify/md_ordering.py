@@ -5,7 +5,11 @@ composition, the enumeration capped (a random sample of orderings above the cap)
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
+from unittest import mock
 
 import numpy as np
 from pymatgen.core import Composition, Structure
@@ -88,6 +92,18 @@ def guess_oxidation_states(composition: Composition) -> dict[str, float]:
     return {el: float(v) for el, v in guesses[0].items()}
 
 
+@contextmanager
+def seeded_random_orderings(seed: int) -> Iterator[None]:
+    """pymatgen's random orderings drawn from ``seed``: its transformation calls
+    ``get_randomly_manipulated_structures`` without a seed (a fresh ``default_rng()``, so
+    every run ordered a cell differently); this passes one for the duration."""
+    import pymatgen.transformations.standard_transformations as st
+
+    sample = st.get_randomly_manipulated_structures
+    with mock.patch.object(st, "get_randomly_manipulated_structures", partial(sample, seed=seed)):
+        yield
+
+
 def order_structure(
     structure: Structure,
     max_orderings: float = MAX_ORDERINGS,
@@ -132,10 +148,10 @@ def order_structure(
         best = Order(algo=Order.ALGO_FAST).apply_transformation(decorated)
         method = "ewald"
     else:
-        np.random.seed(seed)  # pymatgen's random manipulations draw from numpy's global RNG
-        sampled = Order(algo=Order.ALGO_RANDOM).apply_transformation(
-            decorated, return_ranked_list=random_orderings
-        )
+        with seeded_random_orderings(seed):
+            sampled = Order(algo=Order.ALGO_RANDOM).apply_transformation(
+                decorated, return_ranked_list=random_orderings
+            )
         energies = [EwaldSummation(s["structure"]).total_energy for s in sampled]
         best = sampled[int(np.argmin(energies))]["structure"]
         method = f"ewald (best of {len(sampled)} random)"
