@@ -52,7 +52,7 @@ bench-obelix: $(STAMP) ## The OBELiX model benchmark (results/benchmark-obelix/)
 lgps: $(STAMP) ## The LGPS rediscovery case study (results/lgps/)
 	$(VENV)/bin/miscreen case lgps
 
-lgps-family: $(STAMP) ## The LGPS family generated from its parent: hull, sigma, BVSE (results/lgps-family/, 7-20 min)
+lgps-family: $(STAMP) ## The LGPS family generated from its parent: hull, sigma, BVSE (results/lgps-family/, SevenNet-0: 10-35 min)
 	$(VENV)/bin/miscreen case lgps-family
 
 md-lgps: $(STAMP) ## MD of LGPS vs gamma-Li3PO4 at the measured cell, quick protocol (results/md-lgps/, about 60-90 min)
