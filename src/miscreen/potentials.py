@@ -164,6 +164,7 @@ def default_threads() -> int:
 # ------------------------------------------------------------------ relaxation
 
 CONVERGED, STEP_LIMIT, TIME_LIMIT = "converged", "step limit", "time limit"
+MIN_DISTANCE_A = 0.5  # closer than any bond (H2: 0.74 A): the relaxation collapsed
 
 
 def right_handed(structure: Structure) -> Structure:
@@ -192,7 +193,7 @@ class Relaxation:
     max_force_ev_a: float
     steps: int
     converged: bool
-    stopped: str  # converged | step limit | time limit
+    stopped: str  # converged | step limit | time limit | collapsed (d A)
     seconds: float
 
     def to_dict(self) -> dict[str, Any]:
@@ -201,6 +202,14 @@ class Relaxation:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Relaxation:
         return cls(**{**d, "structure": structure_from_dict(d["structure"])})
+
+
+def closest_distance(structure: Structure) -> float:
+    """The shortest distance between two sites (periodic images included), in Å."""
+    if len(structure) < 2:
+        return min(structure.lattice.abc)
+    d = structure.distance_matrix
+    return float(d[~np.eye(len(structure), dtype=bool)].min())
 
 
 def minimize(
@@ -214,7 +223,10 @@ def minimize(
     """Relax ``structure`` with the ASE calculator ``calc``: FIRE on a ``FrechetCellFilter``
     (positions and cell; the criterion ``fmax`` covers forces and stress), or on the atoms
     alone with ``relax_cell=False``; stopped at ``fmax``, after ``steps`` steps or after
-    ``time_limit_s`` seconds. A left-handed cell is made right-handed first."""
+    ``time_limit_s`` seconds. A left-handed cell is made right-handed first. A relaxation
+    that collapsed (two atoms closer than ``MIN_DISTANCE_A``, where a universal potential's
+    energy means nothing: SevenNet-0 gave -8,400 eV/atom for one such Li4GeSe4 cell) keeps no
+    energy (NaN) and says so in ``stopped``."""
     from ase.filters import FrechetCellFilter
     from ase.optimize import FIRE
     from pymatgen.io.ase import AseAtomsAdaptor
@@ -237,6 +249,9 @@ def minimize(
     final = AseAtomsAdaptor.get_structure(atoms)
     for key in list(final.site_properties):
         final.remove_site_property(key)
+    closest = closest_distance(final)
+    if closest < MIN_DISTANCE_A:
+        energy, stopped = float("nan"), f"collapsed ({closest:.2f} A)"
     return Relaxation(
         structure=final,
         energy_ev_per_atom=energy / len(final),

@@ -11,7 +11,7 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from miscreen.generate import hull
-from miscreen.generate.relax import MIN_DISTANCE_A, closest_distance
+from miscreen.potentials import MIN_DISTANCE_A, closest_distance
 from miscreen.screen.energies import EnergyCache, EnergyCalculator
 from tests.generate.test_hull_references import CANDIDATE, by_formula, primitive, rocksalt, table
 

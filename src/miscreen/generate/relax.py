@@ -15,13 +15,11 @@ structure or setting is never taken for this one.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pymatgen.core import Structure
 
 from miscreen import atomic_io
@@ -32,7 +30,6 @@ from miscreen.store.structure_json import structure_from_dict
 log = logging.getLogger(__name__)
 
 PROTOCOL = "fire-frechet-rh"  # FIRE on a Frechet cell filter, right-handed cells
-MIN_DISTANCE_A = 0.5  # closer than any bond (H2: 0.74 A): the relaxation collapsed
 
 
 @dataclass(frozen=True)
@@ -52,26 +49,11 @@ class RelaxSettings:
 
 
 def relax_structure(structure: Structure, settings: RelaxSettings, calc: Any) -> Relaxation:
-    """Relax ``structure`` with the ASE calculator ``calc`` under ``settings``; a relaxation
-    that collapsed (two atoms closer than ``MIN_DISTANCE_A``, where a universal potential's
-    energy means nothing: SevenNet-0 gave -8,400 eV/atom for one such Li4GeSe4 cell) keeps
-    no energy (NaN) and says so in ``stopped``."""
-    r = minimize(
+    """Relax ``structure`` with the ASE calculator ``calc`` under ``settings`` (a collapsed
+    relaxation keeps no energy: :func:`miscreen.potentials.minimize`)."""
+    return minimize(
         structure, calc, settings.fmax, settings.steps, settings.time_limit_s, relax_cell=True
     )
-    closest = closest_distance(r.structure)
-    if closest < MIN_DISTANCE_A:
-        log.warning("relaxation collapsed: two atoms %.2f A apart; no energy", closest)
-        return replace(r, energy_ev_per_atom=math.nan, stopped=f"collapsed ({closest:.2f} A)")
-    return r
-
-
-def closest_distance(structure: Structure) -> float:
-    """The shortest distance between two sites (periodic images included), in Å."""
-    if len(structure) < 2:
-        return min(structure.lattice.abc)
-    d = structure.distance_matrix
-    return float(d[~np.eye(len(structure), dtype=bool)].min())
 
 
 def relaxer(settings: RelaxSettings) -> Callable[[Structure], Relaxation]:

@@ -8,6 +8,7 @@ given cell (the experimental lattice).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from pymatgen.core import Structure
 
 from miscreen.potentials import DEFAULT_POTENTIAL, get_potential, minimize
 from miscreen.store.structure_json import structure_from_dict
+from miscreen.verify.md_protocol import MDError
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ def relax(
     (:func:`miscreen.potentials.minimize`: FIRE, Frechet cell filter when the cell moves)."""
     pot = get_potential(potential)
     done = minimize(structure, pot.calculator(device), fmax, steps, relax_cell=relax_cell)
+    if math.isnan(done.energy_ev_per_atom):
+        raise MDError(f"the {pot.name} relaxation {done.stopped}: no cell to run MD in")
     return Relaxed(
         structure=done.structure,
         energy_ev_per_atom=done.energy_ev_per_atom,
