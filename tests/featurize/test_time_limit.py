@@ -139,3 +139,26 @@ def test_run_task_on_a_thread_finishes_within_a_generous_limit() -> None:
         out = pool.submit(engine.run_task, big_task(), 120.0).result(timeout=180)
     assert out.reason is None
     assert sorted(out.values) == sorted(presets.groups("full"))
+
+
+def test_limits_off_the_main_thread_start_no_thread_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Dask worker featurizes hundreds of structures a second under the limit: one
+    watchdog thread serves them all (a thread per limit cost a quarter of its time)."""
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def counting_start(self: threading.Thread) -> None:
+        started.append(self.name)
+        real_start(self)
+
+    def many_blocks() -> str:
+        for _ in range(200):
+            with time_limit(5.0):
+                sum(range(100))
+        return "done"
+
+    assert in_thread(many_blocks) == "done"  # the watchdog may start here, outside the count
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+    assert in_thread(many_blocks) == "done"
+    assert len(started) == 1  # the thread in_thread itself starts
+    assert in_thread(lambda: limited(slow_loop)).startswith("timeout: ")  # and it still fires

@@ -2,19 +2,23 @@
 
 :func:`time_limit` raises :class:`StructureTimeout` in the calling thread once the time is
 up: on the main thread through a ``SIGALRM`` timer, on other threads (joblib threads, Dask
-workers) through a watchdog thread and ``PyThreadState_SetAsyncExc``. The timeout is raised
-again every ``REFIRE_S`` in case the block swallowed it, and never arrives once the block
-has been left.
+workers) through the process's one watchdog thread and ``PyThreadState_SetAsyncExc``. The
+timeout is raised again every ``REFIRE_S`` in case the block swallowed it, and never
+arrives once the block has been left.
 """
 
 from __future__ import annotations
 
 import ctypes
+import heapq
+import itertools
+import os
 import signal
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 REFIRE_S = 1.0  # a timeout is raised again this often, in case code swallowed it
 
@@ -73,39 +77,95 @@ def _alarm_limit(seconds: float, message: str) -> Iterator[None]:
             signal.setitimer(signal.ITIMER_REAL, left, outer_interval)
 
 
+@dataclass(eq=False)
+class _Limit:
+    """One thread's limit on the watchdog: its thread id, whether it is still wanted and
+    whether a timeout has been delivered to it."""
+
+    tid: int
+    active: bool = True
+    fired: bool = False
+
+
 class _Watchdog:
-    """Raises :class:`StructureTimeout` in thread ``tid`` after ``seconds`` (then every
-    ``REFIRE_S``) until :meth:`stop`; a lock makes stopping and firing mutually exclusive."""
+    """One daemon thread per process that delivers every other thread's timeouts.
 
-    def __init__(self, tid: int, seconds: float) -> None:
-        self.tid = tid
-        self.fired = False
-        self._active = True
-        self._lock = threading.Lock()
-        self._timer = self._start(seconds)
+    A heap holds each active limit's next deadline; the thread sleeps until the earliest,
+    raises :class:`StructureTimeout` in its thread and schedules it again ``REFIRE_S`` later.
+    Starting and stopping a limit only touch the heap under the condition's lock (which makes
+    stopping and firing mutually exclusive), so a Dask worker featurizing hundreds of
+    structures a second starts no thread per structure (a thread per limit cost a quarter of
+    the featurizing time there). Stopped limits leave the heap when they reach its top, or
+    when stale entries outnumber the live ones (:meth:`_compact`).
+    """
 
-    def _start(self, delay: float) -> threading.Timer:
-        timer = threading.Timer(delay, self._fire)
-        timer.daemon = True
-        timer.start()
-        return timer
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Limit]] = []
+        self._order = itertools.count()
+        self._live = 0
+        self._thread: threading.Thread | None = None
 
-    def _fire(self) -> None:
-        with self._lock:
-            if not self._active:
-                return
-            _set_async_exc(self.tid, StructureTimeout)
-            self.fired = True
-            self._timer = self._start(REFIRE_S)
+    def start(self, seconds: float) -> _Limit:
+        """A limit on the calling thread, firing ``seconds`` from now."""
+        limit = _Limit(threading.get_ident())
+        with self._cond:
+            self._live += 1
+            self._push(limit, time.monotonic() + seconds)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="miscreen-time-limit", daemon=True
+                )
+                self._thread.start()
+            elif self._heap[0][2] is limit:  # the new limit ends first: wake the thread early
+                self._cond.notify()
+        return limit
 
-    def stop(self) -> bool:
+    def stop(self, limit: _Limit) -> bool:
         """Stop firing and drop an exception not yet delivered; True if the limit fired."""
-        with self._lock:
-            self._active = False
-            self._timer.cancel()
-        if self.fired:
-            _set_async_exc(self.tid, None)
-        return self.fired
+        with self._cond:
+            if limit.active:
+                limit.active = False
+                self._live -= 1
+                self._compact()
+        if limit.fired:
+            _set_async_exc(limit.tid, None)
+        return limit.fired
+
+    def _push(self, limit: _Limit, deadline: float) -> None:
+        heapq.heappush(self._heap, (deadline, next(self._order), limit))
+
+    def _compact(self) -> None:
+        if len(self._heap) > 64 and len(self._heap) > 4 * self._live:
+            self._heap = [entry for entry in self._heap if entry[2].active]
+            heapq.heapify(self._heap)
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                while self._heap and not self._heap[0][2].active:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                deadline, _, limit = self._heap[0]
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                _set_async_exc(limit.tid, StructureTimeout)
+                limit.fired = True
+                self._push(limit, time.monotonic() + REFIRE_S)
+
+    def after_fork(self) -> None:
+        """A forked child has no watchdog thread and a lock in unknown state: start afresh."""
+        self.__init__()  # type: ignore[misc]
+
+
+_WATCHDOG = _Watchdog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_WATCHDOG.after_fork)
 
 
 def _set_async_exc(tid: int, exc: type[BaseException] | None) -> None:
@@ -116,19 +176,19 @@ def _set_async_exc(tid: int, exc: type[BaseException] | None) -> None:
         raise SystemError(f"PyThreadState_SetAsyncExc hit more than one thread for id {tid}")
 
 
-def _stop(dog: _Watchdog) -> bool:
-    """Stop ``dog`` even if its last timeout lands during the call (the next one is
+def _stop(limit: _Limit) -> bool:
+    """Stop ``limit`` even if its last timeout lands during the call (the next one is
     ``REFIRE_S`` away, so the second call completes)."""
     try:
-        return dog.stop()
+        return _WATCHDOG.stop(limit)
     except StructureTimeout:
-        return dog.stop()
+        return _WATCHDOG.stop(limit)
 
 
 @contextmanager
 def _watchdog_limit(seconds: float, message: str) -> Iterator[None]:
-    """Any-thread limit: a watchdog timer raises the timeout asynchronously in this thread."""
-    dog = _Watchdog(threading.get_ident(), seconds)
+    """Any-thread limit: the process's watchdog raises the timeout asynchronously here."""
+    dog = _WATCHDOG.start(seconds)
     try:
         yield
     except Exception as exc:
