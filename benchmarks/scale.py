@@ -243,8 +243,12 @@ class PeakRSS:
 
 
 def _warm(client: object) -> None:
-    """Import the pipeline on every worker, as on a cluster that is already running."""
-    client.run(__import__, "miscreen.batch")  # type: ignore[attr-defined]
+    """Import the pipeline and the libraries it imports on first use on every worker, as
+    on a cluster that is already running (or whose workers start with ``--preload
+    miscreen.batch.preload``)."""
+    from miscreen.batch.preload import warm_imports
+
+    client.run(warm_imports)  # type: ignore[attr-defined]
 
 
 def fresh_run(work: Path, name: str, n: int, chunk: int, preset: str) -> object:

@@ -109,3 +109,29 @@ def _featurize_with_one_slow(records: pd.DataFrame, options) -> tuple:
         StructureFeaturizer.featurize = original
     on_main = threading.current_thread() is threading.main_thread()
     return features, failures, time.perf_counter() - start, on_main
+
+
+def _imported(names: list[str]) -> dict[str, bool]:
+    import sys
+
+    return {n: n in sys.modules for n in names}
+
+
+def test_worker_preload_imports_what_a_chunk_needs():
+    """``dask worker --preload miscreen.batch.preload``: the first chunk finds scikit-learn,
+    skops, matminer and pyarrow's Parquet reader already imported."""
+    from distributed import LocalCluster
+
+    names = ["skops.io", "sklearn.ensemble", "matminer.featurizers.composition", "pyarrow.parquet"]
+    with (
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            preload=["miscreen.batch.preload"],
+        ) as c,
+        c.get_client() as client,
+    ):
+        found = next(iter(client.run(_imported, names).values()))
+    assert found == dict.fromkeys(names, True)
