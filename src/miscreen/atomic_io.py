@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 TRACKED_PACKAGES = (
@@ -79,10 +80,30 @@ def write_table(df: pd.DataFrame, path: Path) -> Path:
         if path.suffix == ".parquet":
             df.to_parquet(tmp, index=False)
         elif path.suffix == ".csv":
-            df.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
+            text = _floats_as_text(df)
+            text.to_csv(tmp, index=False, float_format=CSV_FLOAT, lineterminator="\n")
         else:
             raise ValueError(f"cannot write table to {path}: use .parquet or .csv")
     return path
+
+
+CSV_FLOAT = "%.6g"
+
+
+def _floats_as_text(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its float columns as the text pandas writes for ``float_format=CSV_FLOAT``
+    (NaN as an empty field), formatted twice as fast as pandas does it value by value: a
+    million-row ``candidates.csv`` is written by one process after the merge."""
+    floats = [c for c, t in df.dtypes.items() if isinstance(t, np.dtype) and t.kind == "f"]
+    if not floats or df.columns.has_duplicates:  # left to pandas' float_format
+        return df
+    out = df.copy(deep=False)
+    for col in floats:
+        values = df[col].to_numpy()
+        text = np.array([CSV_FLOAT % v for v in values.tolist()], dtype=object)
+        text[np.isnan(values)] = ""
+        out[col] = text
+    return out
 
 
 def read_table(path: Path) -> pd.DataFrame:

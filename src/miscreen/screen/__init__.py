@@ -171,7 +171,7 @@ def duplicate_of(frame: pd.DataFrame) -> pd.Series:
     duplicates different snapshots of one database hold under different ids. The row kept
     is the one whose energy above hull is known, then the smallest id, so the choice does
     not depend on the order of the rows (shards, chunks)."""
-    out = pd.Series("", index=frame.index, dtype=str)
+    twins: dict[object, str] = {}
     cols = [S.ID, S.FORMULA, S.SPACEGROUP, NSITES, *S.LATTICE]
     e_hull = frame[S.E_HULL] if S.E_HULL in frame else pd.Series(math.nan, index=frame.index)
     order = pd.DataFrame({"unknown": e_hull.isna(), "id": frame[S.ID].astype(str)})
@@ -185,10 +185,10 @@ def duplicate_of(frame: pd.DataFrame) -> pd.Series:
         group = seen.setdefault((str(row[S.FORMULA]), spg), [])
         twin = next((i for v, i in group if abs(per_atom - v) <= VOLUME_TOL * v), "")
         if twin:
-            out[idx] = twin
+            twins[idx] = twin
         else:
             group.append((per_atom, str(row[S.ID])))
-    return out
+    return pd.Series([twins.get(i, "") for i in frame.index], index=frame.index, dtype=str)
 
 
 def barrier_penalty(barriers: pd.Series) -> pd.Series:
