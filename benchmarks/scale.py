@@ -16,7 +16,9 @@ Writes ``results/bench/scale.json`` (a run of one preset keeps the other's keys)
 - ``scaling_100k_over_10k``: throughput at 100k over throughput at 10k (linear: >= 0.8);
 - ``peak_rss_gb``: peak resident memory of the whole process tree (client, scheduler and
   workers, sampled) while screening the largest pool; ``peak_rss_gb_by_size`` per size;
-- ``dask_speedup_2_workers``: time on one worker over time on two, same pool and run;
+- ``dask_speedup_2_workers``: time on one worker over time on two, same pool: the median
+  of ``--speedup-repeats`` pairs run back to back (each pair's ratio in
+  ``dask_speedup_2_workers_each``; one run of the same pair varies by about 0.1 here);
   ``dask_speedup_2_workers_over_in_process``: the in-process (``LocalBackend``) time over
   the two-worker time;
 - with ``--preset full``, the same numbers under ``full_`` keys: ``full_throughput`` per
@@ -339,6 +341,9 @@ def _cpu(proc: object) -> float:
 
 def summarise(runs: dict[int, dict], speed: dict, args: argparse.Namespace, routing: dict) -> dict:
     """This preset's numbers, under ``full_`` keys for the ``full`` preset."""
+    from statistics import median
+
+    pairs = [one["seconds"] / two["seconds"] for one, two in zip(*speed_pairs(speed))]
     tput = {str(n): n / r["seconds"] for n, r in runs.items()}
     largest = max(runs) if runs else None
     out = {
@@ -351,11 +356,12 @@ def summarise(runs: dict[int, dict], speed: dict, args: argparse.Namespace, rout
         "scaling_100k_over_10k": (
             tput["100000"] / tput["10000"] if {"100000", "10000"} <= set(tput) else None
         ),
-        "dask_speedup_2_workers": (
-            speed[1]["seconds"] / speed[2]["seconds"] if {1, 2} <= set(speed) else None
-        ),
+        "dask_speedup_2_workers": median(pairs) if pairs else None,
+        "dask_speedup_2_workers_each": pairs,
         "dask_speedup_2_workers_over_in_process": (
-            speed["local"]["seconds"] / speed[2]["seconds"] if {"local", 2} <= set(speed) else None
+            speed["local"]["seconds"] / median([r["seconds"] for r in speed[2]])
+            if {"local", 2} <= set(speed)
+            else None
         ),
         "dask_speedup_pool": args.speedup_pool,
         "dask_runs": {str(w): r for w, r in speed.items()},
@@ -373,6 +379,11 @@ def summarise(runs: dict[int, dict], speed: dict, args: argparse.Namespace, rout
     return {f"full_{k}": v for k, v in out.items()} if args.preset == "full" else out
 
 
+def speed_pairs(speed: dict) -> tuple[list[dict], list[dict]]:
+    """The 1-worker and 2-worker runs, in the order they ran (pairs ran back to back)."""
+    return speed.get(1, []), speed.get(2, [])
+
+
 def earlier_runs(previous: Path, preset: str) -> tuple[dict[int, dict], dict]:
     """The runs of ``preset`` already in the file (a later run of a size replaces them), so
     that ``--sizes 100000`` adds the largest pool to an earlier 1k and 10k run."""
@@ -385,6 +396,9 @@ def earlier_runs(previous: Path, preset: str) -> tuple[dict[int, dict], dict]:
         return {}, {}
     runs = {int(n): r for n, r in old.get(f"{prefix}runs", {}).items()}
     speed = {int(w) if w.isdigit() else w: r for w, r in old.get(f"{prefix}dask_runs", {}).items()}
+    for w in (1, 2):  # a file from before the repeats holds one run per worker count
+        if isinstance(speed.get(w), dict):
+            speed[w] = [speed[w]]
     return runs, speed
 
 
@@ -435,6 +449,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--speedup-size", type=int, default=10_000, help="pool for 1 vs 2 workers (0: none)"
     )
+    parser.add_argument(
+        "--speedup-repeats", type=int, default=3, help="1-vs-2-worker pairs (median reported)"
+    )
     parser.add_argument("--chunk-size", type=int, default=500)
     parser.add_argument("--skip-local", action="store_true", help="no in-process run")
     parser.add_argument(
@@ -471,10 +488,12 @@ def main(argv: list[str] | None = None) -> dict:
     for n in sizes:
         runs[n] = screen_pool(work, n, args.workers, args.chunk_size, args.preset)
         write()
-    for w in (1, 2) if args.speedup_size > 0 else ():
-        reuse = runs.get(args.speedup_size) if w == args.workers else None
-        speed[w] = reuse or screen_pool(work, args.speedup_size, w, args.chunk_size, args.preset)
-        write()
+    if args.speedup_size > 0:
+        speed[1], speed[2] = [], []
+    for _ in range(args.speedup_repeats if args.speedup_size > 0 else 0):
+        for w in (1, 2):  # interleaved, so a change in the machine's load hits both
+            speed[w].append(screen_pool(work, args.speedup_size, w, args.chunk_size, args.preset))
+            write()
     if args.speedup_size > 0 and not args.skip_local:
         speed["local"] = screen_pool_local(work, args.speedup_size, args.chunk_size, args.preset)
     result = write()
