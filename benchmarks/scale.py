@@ -343,7 +343,7 @@ def summarise(runs: dict[int, dict], speed: dict, args: argparse.Namespace, rout
     """This preset's numbers, under ``full_`` keys for the ``full`` preset."""
     from statistics import median
 
-    pairs = [one["seconds"] / two["seconds"] for one, two in zip(*speed_pairs(speed))]
+    pairs = [one["seconds"] / two["seconds"] for one, two in zip(*speed_pairs(speed), strict=False)]
     tput = {str(n): n / r["seconds"] for n, r in runs.items()}
     largest = max(runs) if runs else None
     out = {
