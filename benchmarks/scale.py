@@ -360,7 +360,7 @@ def summarise(runs: dict[int, dict], speed: dict, args: argparse.Namespace, rout
         "dask_speedup_2_workers_each": pairs,
         "dask_speedup_2_workers_over_in_process": (
             speed["local"]["seconds"] / median([r["seconds"] for r in speed[2]])
-            if {"local", 2} <= set(speed)
+            if "local" in speed and speed.get(2)
             else None
         ),
         "dask_speedup_pool": args.speedup_pool,
@@ -488,8 +488,8 @@ def main(argv: list[str] | None = None) -> dict:
     for n in sizes:
         runs[n] = screen_pool(work, n, args.workers, args.chunk_size, args.preset)
         write()
-    if args.speedup_size > 0:
-        speed[1], speed[2] = [], []
+    if args.speedup_size > 0:  # new pairs: the file's earlier speed-up runs are replaced
+        speed = {1: [], 2: []}
     for _ in range(args.speedup_repeats if args.speedup_size > 0 else 0):
         for w in (1, 2):  # interleaved, so a change in the machine's load hits both
             speed[w].append(screen_pool(work, args.speedup_size, w, args.chunk_size, args.preset))
