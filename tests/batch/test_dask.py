@@ -135,3 +135,14 @@ def test_worker_preload_imports_what_a_chunk_needs():
     ):
         found = next(iter(client.run(_imported, names).values()))
     assert found == dict.fromkeys(names, True)
+
+
+def test_jobqueue_workers_get_the_preload_once():
+    from miscreen.batch.backends import with_preload
+
+    assert with_preload({"cores": 1})["worker_extra_args"] == [
+        "--preload",
+        "miscreen.batch.preload",
+    ]
+    own = {"worker_extra_args": ["--lifetime", "1h", "--preload", "miscreen.batch.preload"]}
+    assert with_preload(own)["worker_extra_args"] == own["worker_extra_args"]

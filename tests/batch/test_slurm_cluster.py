@@ -170,6 +170,8 @@ def test_dask_on_a_slurm_cluster_gives_the_local_run_bytes(batch_run, slurm, tmp
     assert got.read_bytes() == (batch_run.reference / "candidates.csv").read_bytes()
     logs = sorted((tmp_path / "dask-logs").glob("*.err"))
     assert len(logs) >= 1  # the workers ran as SLURM jobs
+    text = "".join(p.read_text() for p in logs)
+    assert "Run preload setup: miscreen.batch.preload" in text  # and were preloaded
 
 
 MD_CONFIG = """run_name: md-slurm

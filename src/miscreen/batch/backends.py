@@ -179,10 +179,23 @@ class DaskBackend:
             yield done
 
 
+PRELOAD = "miscreen.batch.preload"
+
+
+def with_preload(jobqueue: dict[str, Any]) -> dict[str, Any]:
+    """SLURMCluster arguments whose workers start with :mod:`miscreen.batch.preload` (added
+    to ``worker_extra_args`` unless it is there already)."""
+    extra = list(jobqueue.get("worker_extra_args") or [])
+    if PRELOAD not in extra:
+        extra += ["--preload", PRELOAD]
+    return {**jobqueue, "worker_extra_args": extra}
+
+
 @contextmanager
 def dask_client(settings: DaskConfig, scheduler: str | None = None) -> Iterator[Any]:
     """A Dask client: ``scheduler`` (or ``batch.dask.scheduler``), else a dask-jobqueue
-    SLURMCluster built from ``batch.dask.jobqueue``; the cluster is closed afterwards."""
+    SLURMCluster built from ``batch.dask.jobqueue`` (its workers preloaded); the cluster is
+    closed afterwards."""
     from distributed import Client
 
     address = scheduler or settings.scheduler
@@ -201,7 +214,7 @@ def dask_client(settings: DaskConfig, scheduler: str | None = None) -> Iterator[
         raise ImportError(
             "batch.dask.jobqueue needs dask-jobqueue: pip install dask-jobqueue==0.9.0"
         ) from None
-    with SLURMCluster(**settings.jobqueue) as cluster:
+    with SLURMCluster(**with_preload(settings.jobqueue)) as cluster:
         cluster.scale(jobs=settings.jobs)
         with Client(cluster) as client:
             log.info("dask-jobqueue SLURMCluster: %d job(s) asked for; %s", settings.jobs, cluster)
