@@ -4,8 +4,8 @@ worker starts rather than inside its first chunk.
 Start workers with ``dask worker SCHEDULER --preload miscreen.batch.preload`` (with
 dask-jobqueue: ``worker_extra_args: ["--preload", "miscreen.batch.preload"]`` under
 ``batch.dask.jobqueue``). Without it, each worker's first chunk also imports scikit-learn,
-skops, matminer, pymatgen's analysis modules and pyarrow's Parquet reader, about 3 s of CPU
-here: on a short run, time that no number of workers shortens.
+skops, matminer, pymatgen's analysis modules and pyarrow's Parquet reader (about 0.7 s of
+CPU here): time that every worker spends once, which more workers do not shorten.
 """
 
 from __future__ import annotations

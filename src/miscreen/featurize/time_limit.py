@@ -94,8 +94,8 @@ class _Watchdog:
     raises :class:`StructureTimeout` in its thread and schedules it again ``REFIRE_S`` later.
     Starting and stopping a limit only touch the heap under the condition's lock (which makes
     stopping and firing mutually exclusive), so a Dask worker featurizing hundreds of
-    structures a second starts no thread per structure (a thread per limit cost a quarter of
-    the featurizing time there). Stopped limits leave the heap when they reach its top, or
+    structures a second starts no thread per structure (a thread per limit cost about a
+    tenth of a worker's screening time). Stopped limits leave the heap when they reach its top, or
     when stale entries outnumber the live ones (:meth:`_compact`).
     """
 
