@@ -18,7 +18,7 @@ Writes ``results/bench/scale.json`` (a run of one preset keeps the other's keys)
   workers, sampled) while screening the largest pool; ``peak_rss_gb_by_size`` per size;
 - ``dask_speedup_2_workers``: time on one worker over time on two, same pool: the median
   of ``--speedup-repeats`` pairs run back to back (each pair's ratio in
-  ``dask_speedup_2_workers_each``; one run of the same pair varies by about 0.1 here);
+  ``dask_speedup_2_workers_each``; one pair moved by up to 0.08 between runs here);
   ``dask_speedup_2_workers_over_in_process``: the in-process (``LocalBackend``) time over
   the two-worker time;
 - with ``--preset full``, the same numbers under ``full_`` keys: ``full_throughput`` per
@@ -343,7 +343,8 @@ def summarise(runs: dict[int, dict], speed: dict, args: argparse.Namespace, rout
     """This preset's numbers, under ``full_`` keys for the ``full`` preset."""
     from statistics import median
 
-    pairs = [one["seconds"] / two["seconds"] for one, two in zip(*speed_pairs(speed), strict=False)]
+    ones, twos = speed.get(1, []), speed.get(2, [])  # pairs ran back to back, 1 then 2
+    pairs = [one["seconds"] / two["seconds"] for one, two in zip(ones, twos, strict=False)]
     tput = {str(n): n / r["seconds"] for n, r in runs.items()}
     largest = max(runs) if runs else None
     out = {
@@ -377,11 +378,6 @@ def summarise(runs: dict[int, dict], speed: dict, args: argparse.Namespace, rout
         "note": "the machine may be shared: see load_average_1min_after per run",
     }
     return {f"full_{k}": v for k, v in out.items()} if args.preset == "full" else out
-
-
-def speed_pairs(speed: dict) -> tuple[list[dict], list[dict]]:
-    """The 1-worker and 2-worker runs, in the order they ran (pairs ran back to back)."""
-    return speed.get(1, []), speed.get(2, [])
 
 
 def earlier_runs(previous: Path, preset: str) -> tuple[dict[int, dict], dict]:

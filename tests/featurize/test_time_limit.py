@@ -143,7 +143,7 @@ def test_run_task_on_a_thread_finishes_within_a_generous_limit() -> None:
 
 def test_limits_off_the_main_thread_start_no_thread_each(monkeypatch: pytest.MonkeyPatch) -> None:
     """A Dask worker featurizes hundreds of structures a second under the limit: one
-    watchdog thread serves them all (a thread per limit cost a quarter of its time)."""
+    watchdog thread serves them all (a thread per limit cost a tenth of its time)."""
     started: list[str] = []
     real_start = threading.Thread.start
 

@@ -158,14 +158,18 @@ class _Watchdog:
                 limit.fired = True
                 self._push(limit, time.monotonic() + REFIRE_S)
 
-    def after_fork(self) -> None:
-        """A forked child has no watchdog thread and a lock in unknown state: start afresh."""
-        self.__init__()  # type: ignore[misc]
-
 
 _WATCHDOG = _Watchdog()
+
+
+def _fresh_watchdog() -> None:
+    """A forked child has no watchdog thread and a lock in unknown state: start afresh."""
+    global _WATCHDOG
+    _WATCHDOG = _Watchdog()
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_WATCHDOG.after_fork)
+    os.register_at_fork(after_in_child=_fresh_watchdog)
 
 
 def _set_async_exc(tid: int, exc: type[BaseException] | None) -> None:
