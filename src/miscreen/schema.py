@@ -117,6 +117,23 @@ def as_float(value: object) -> float:
         return math.nan
 
 
+def records(frame: pd.DataFrame) -> list[dict]:
+    """The rows as dicts of Python values, as ``frame.to_dict("records")`` gives them (pd.NA
+    as None), faster: each column is converted at once, not each cell."""
+    names = list(frame.columns)
+    if not names:
+        return [{} for _ in range(len(frame))]
+    columns = [_python_values(frame.iloc[:, j]) for j in range(len(names))]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _python_values(column: pd.Series) -> list:
+    values = column.tolist()
+    if column.dtype == object or isinstance(column.dtype, pd.api.extensions.ExtensionDtype):
+        return [None if v is pd.NA else v for v in values]
+    return values
+
+
 def concat(*frames: pd.DataFrame) -> pd.DataFrame:
     """Concatenate the non-empty frames; all empty: the first (so its columns survive)."""
     parts = [df for df in frames if not df.empty]

@@ -156,13 +156,15 @@ def p_band_gap(frame: pd.DataFrame, minimum: float) -> pd.Series:
 VOLUME_TOL = 0.02  # relative, per atom
 
 
-def cell_volume(row: Mapping) -> float:
-    """Cell volume from the lattice parameters (NaN when any is missing)."""
-    a, b, c = (S.as_float(row.get(k)) for k in ("a", "b", "c"))
-    cosines = [math.cos(math.radians(S.as_float(row.get(k)))) for k in ("alpha", "beta", "gamma")]
-    ca, cb, cg = cosines
+def cell_volumes(frame: pd.DataFrame) -> np.ndarray:
+    """Cell volumes from the lattice parameters, row by row (NaN where any is missing)."""
+    a, b, c, alpha, beta, gamma = (
+        pd.to_numeric(frame.get(k), errors="coerce").to_numpy(float) for k in S.LATTICE
+    )
+    ca, cb, cg = (np.cos(np.radians(angle)) for angle in (alpha, beta, gamma))
     root = 1 - ca * ca - cb * cb - cg * cg + 2 * ca * cb * cg
-    return a * b * c * math.sqrt(root) if root > 0 else math.nan
+    with np.errstate(invalid="ignore"):
+        return np.where(root > 0, a * b * c * np.sqrt(np.where(root > 0, root, 0.0)), np.nan)
 
 
 def duplicate_of(frame: pd.DataFrame) -> pd.Series:
@@ -171,23 +173,28 @@ def duplicate_of(frame: pd.DataFrame) -> pd.Series:
     duplicates different snapshots of one database hold under different ids. The row kept
     is the one whose energy above hull is known, then the smallest id, so the choice does
     not depend on the order of the rows (shards, chunks)."""
-    twins: dict[object, str] = {}
     cols = [S.ID, S.FORMULA, S.SPACEGROUP, NSITES, *S.LATTICE]
     e_hull = frame[S.E_HULL] if S.E_HULL in frame else pd.Series(math.nan, index=frame.index)
     order = pd.DataFrame({"unknown": e_hull.isna(), "id": frame[S.ID].astype(str)})
     rows = frame.reindex(columns=cols).loc[order.sort_values(["unknown", "id"]).index]
+    spg = pd.to_numeric(rows[S.SPACEGROUP], errors="coerce").to_numpy(float)
+    n = pd.to_numeric(rows[NSITES], errors="coerce").to_numpy(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_atom = np.where(n > 0, cell_volumes(rows) / n, np.nan)
+    usable = np.isfinite(per_atom) & np.isfinite(spg) & rows[S.FORMULA].map(bool).to_numpy(bool)
+    key = pd.Series(list(zip(rows[S.FORMULA].astype(str), spg, strict=True)), index=rows.index)
+    shared = usable & key.duplicated(keep=False).to_numpy(bool)  # a row alone cannot be a twin
+    twins: dict[object, str] = {}
     seen: dict[tuple[str, float], list[tuple[float, str]]] = {}
-    for idx, row in zip(rows.index, rows.to_dict("records"), strict=True):
-        spg, n = S.as_float(row[S.SPACEGROUP]), S.as_float(row[NSITES])
-        per_atom = cell_volume(row) / n if n > 0 else math.nan
-        if not math.isfinite(per_atom) or not math.isfinite(spg) or not row[S.FORMULA]:
-            continue
-        group = seen.setdefault((str(row[S.FORMULA]), spg), [])
-        twin = next((i for v, i in group if abs(per_atom - v) <= VOLUME_TOL * v), "")
+    for idx, k, v, id_ in zip(
+        rows.index[shared], key[shared], per_atom[shared], rows[S.ID][shared], strict=True
+    ):
+        group = seen.setdefault(k, [])
+        twin = next((i for w, i in group if abs(v - w) <= VOLUME_TOL * w), "")
         if twin:
             twins[idx] = twin
         else:
-            group.append((per_atom, str(row[S.ID])))
+            group.append((v, str(id_)))
     return pd.Series([twins.get(i, "") for i in frame.index], index=frame.index, dtype=str)
 
 
@@ -264,7 +271,7 @@ def rank_candidates(
     out[STABILITY_KNOWN] = out[S.E_HULL].notna() if S.E_HULL in out else False
     rows = out.reindex(columns=FILTER_COLUMNS)
     reasons = pd.Series(
-        [exclusion_reason(r, filters) for r in rows.to_dict("records")], index=out.index, dtype=str
+        [exclusion_reason(r, filters) for r in S.records(rows)], index=out.index, dtype=str
     )
     twins = duplicate_of(out)
     twin_reason = "same material as " + twins + " (formula, space group, volume per atom)"
@@ -282,7 +289,7 @@ def rank_candidates(
             out[col] = math.nan
     out.loc[eligible, PARETO] = pareto_front(out.loc[eligible], PARETO_OBJECTIVES)
     n_ranked = len(order)
-    shown = out.reindex(columns=WHY_COLUMNS).to_dict("records")
+    shown = S.records(out.reindex(columns=WHY_COLUMNS))
     terms = [f"{supply_risk_weight:g} x supply risk"] if supply_risk_weight else []
     if S.P_BAND_GAP in out:
         terms.insert(0, f"x P(gap >= {filters.min_band_gap:g} eV)")
