@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import shutil
@@ -117,6 +118,32 @@ def test_jsonl_snapshot_li_filter():
     assert len(records) == 443 and failures.empty
     assert records[S.ID].str.startswith("mp-").all()
     assert records[S.COMPOSITION].str.contains(r"\bLi\d", regex=True).all()
+
+
+def test_jsonl_element_filter_comes_before_the_structure_is_built(tmp_path):
+    """A row without the required elements is left out from what its sites list, so its
+    structure is never built: not even a broken one becomes a failure. A row with them is
+    built and checked as before; an object whose sites cannot be read simply is decided by
+    the full parse."""
+    good = json.loads(gzip.open(SHARED / "mp-2018" / "mp_2018_matminer.jsonl.gz", "rt").readline())[
+        "structure"
+    ]
+    broken_li = {**good, "lattice": {"matrix": [[0, 0, 0], [0, 0, 0], [0, 0, 0]]}}
+    broken_li["sites"] = [{**s, "species": [{"element": "Li", "occu": 1}]} for s in good["sites"]]
+    broken_na = {
+        **broken_li,
+        "sites": [{**s, "species": [{"element": "Na", "occu": 1}]} for s in broken_li["sites"]],
+    }
+    lines = [
+        {"material_id": "na-broken", "structure": broken_na},
+        {"material_id": "li-broken", "structure": broken_li},
+        {"material_id": "odd", "structure": {"sites": "not a list"}},
+    ]
+    path = tmp_path / "c.jsonl"
+    path.write_text("\n".join(json.dumps(o) for o in lines) + "\n")
+    records, failures = load_jsonl(path, require_elements=("Li",))
+    assert records.empty
+    assert sorted(failures[S.ID]) == ["li-broken", "odd"]
 
 
 def test_pymatgen_examples_roundtrip():
