@@ -19,8 +19,10 @@ cells (on every seed) but only 0.04 for structures (within the noise), where ``i
 descriptors (+0.00) did not earn a place; their featurizers live in ``benchmarks/research/``
 (not shipped) for the study to rerun. CHGNet features (``benchmarks/pretrained_features.py``,
 254 CIF rows, 5 seeds) lower the mean by 0.10 (every seed) but only through leave-cluster-out
-CV (3.57 -> 3.30; DOI and chemical-system CV -0.01 each) and would take a cold ``make screen``
-past its 180 s, so they are the opt-in ``full_chgnet``, not part of ``full``.
+CV (3.57 -> 3.30; DOI and chemical-system CV -0.01 each); the run's own DOI-grouped CV on
+the structure rows gets worse with them (1.248 -> 1.324), and at 15.5 ms per candidate they
+would cap the default preset near 130 structures/s on 2 cores, so they are the opt-in
+``full_chgnet``, not part of ``full``.
 """
 
 from __future__ import annotations
