@@ -68,7 +68,11 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from threadpoolctl import threadpool_limits
 
 from benchmarks.research.anion_framework import AnionFrameworkFeaturizer
-from benchmarks.research.embeddings import Mat2VecEmbeddingFeaturizer, MegnetEmbeddingFeaturizer
+from benchmarks.research.embeddings import (
+    ChgnetEmbeddingFeaturizer,
+    Mat2VecEmbeddingFeaturizer,
+    MegnetEmbeddingFeaturizer,
+)
 from miscreen import schema as S
 from miscreen.benchmark import reference_model
 from miscreen.featurize import FeatureOptions, featurize_records
@@ -91,6 +95,7 @@ ENSEMBLE_PARAMS = {"model__et__max_features": 0.5}
 CANDIDATES: dict[str, type[Featurizer]] = {
     "megnet": MegnetEmbeddingFeaturizer,
     "mat2vec": Mat2VecEmbeddingFeaturizer,
+    "chgnet_el": ChgnetEmbeddingFeaturizer,
     "oxi": OxidationCompositionFeaturizer,
     "ion": IonicFeaturizer,
     "anion": AnionFrameworkFeaturizer,
@@ -385,8 +390,9 @@ def study(name: str) -> list[Variant]:
         for est in (noknn, "extra_trees"):
             vs += [Variant(kind, (), est, pol) for pol in ("floor", "bound", "drop")]
         vs.append(Variant(kind, ("oxi",), noknn, "bound"))
+    embeddings = ("megnet", "mat2vec", "chgnet_el")
     for kind in ("composition", "cell"):
-        vs += [Variant(kind, (g,), noknn, "drop") for g in ("oxi", "ion", "megnet", "mat2vec")]
+        vs += [Variant(kind, (g,), noknn, "drop") for g in ("oxi", "ion", *embeddings)]
     vs += [Variant("structure", (g,), noknn) for g in ("anion", "oxi")]
     return vs
 

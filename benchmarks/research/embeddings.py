@@ -1,20 +1,29 @@
-"""Learned element embeddings averaged over a composition (the embeddings ship with matminer).
+"""Learned element embeddings averaged over a composition (the embeddings ship with matminer
+and chgnet).
 
-Two tables, read once per process from ``matminer/utils/data_files/``:
+Three tables, read once per process (the first two from ``matminer/utils/data_files/``):
 
 - ``megnet``: the 16-dimensional element embedding of MEGNet trained on Materials Project
   formation energies (Chen et al. 2019);
 - ``mat2vec``: the 200-dimensional word embeddings of elements learned from 3 million
   abstracts (Tshitoyan et al. 2019), reduced to ``MAT2VEC_COMPONENTS`` principal components
   of the element table itself (every element in the file, not the training rows, so the
-  projection never sees a label and never changes with the data set).
+  projection never sees a label and never changes with the data set);
+- ``chgnet_el``: the 64-dimensional element embedding of CHGNet 0.3.0 trained on Materials
+  Project energies, forces, stresses and magnetic moments (Deng et al. 2023): the weight of
+  its first layer (``CHGNet.atom_embedding.embedding``, 94 rows, H to Pu; row Z - 1, as
+  CHGNet's forward pass indexes it), loaded offline from the weights in the chgnet wheel.
+  All 64 dimensions are kept: the table has no small leading subspace to keep instead (its
+  first 16 principal components carry 78 % of the variance, 28 are needed for 90 %), and a
+  cut would be one more choice tuned by the study itself. The group name is not ``chgnet``,
+  which the package's pooled structure features (``miscreen.featurize.pretrained``) use.
 
 Per composition: the atom-fraction-weighted mean and standard deviation of every component.
 Because similar elements sit close in these spaces (Ge, Si and Sn; S and Se; Zr and Hf), a
 model can carry what it learned about one family to a chemical analogue it has not seen,
 which the element-fraction columns cannot do. Partial occupancies need no special case: a
 disordered composition is just fractional amounts. An element missing from a table (MEGNet
-stops at Pu) gets the table's mean vector, as matminer's ``impute_nan`` does.
+and CHGNet stop at Pu) gets the table's mean vector, as matminer's ``impute_nan`` does.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import numpy as np
 from pymatgen.core import Composition
 
 from miscreen.featurize.base import Entry, Featurizer
+from miscreen.featurize.pretrained import CHGNET, DIM, N_ELEMENTS, model
 
 MAT2VEC_COMPONENTS = 12
 MEGNET = (
@@ -37,6 +47,7 @@ MAT2VEC = (
     "V. Tshitoyan et al., Unsupervised word embeddings capture latent knowledge from "
     "materials science literature, Nature 571 (2019) 95-98"
 )
+CHGNET_EL_DIMS = DIM  # CHGNet's atom feature width
 
 
 def _data_file(name: str) -> str:
@@ -65,6 +76,17 @@ def mat2vec_table() -> dict[str, np.ndarray]:
     axes *= np.sign(axes[np.arange(len(axes)), np.abs(axes).argmax(axis=1)])[:, None]
     proj = m @ axes.T
     return {s: proj[i] for i, s in enumerate(symbols)}
+
+
+@cache
+def chgnet_table() -> dict[str, np.ndarray]:
+    """Element symbol -> CHGNet 0.3.0 element embedding (row Z - 1 of the embedding weight)."""
+    from pymatgen.core import Element
+
+    weight = model().atom_embedding.embedding.weight.detach().cpu().numpy().astype(float)
+    if weight.shape != (N_ELEMENTS, CHGNET_EL_DIMS):
+        raise ValueError(f"unexpected CHGNet element embedding shape {weight.shape}")
+    return {Element.from_Z(z).symbol: weight[z - 1] for z in range(1, N_ELEMENTS + 1)}
 
 
 def weighted_mean_std(
@@ -138,3 +160,21 @@ class Mat2VecEmbeddingFeaturizer(_EmbeddingFeaturizer):
 
     def implementors(self) -> list[str]:
         return ["miscreen (embedding table from matminer)"]
+
+
+class ChgnetEmbeddingFeaturizer(_EmbeddingFeaturizer):
+    """Weighted mean and spread of CHGNet 0.3.0's 64-dimensional element embedding."""
+
+    name = "chgnet_el"
+
+    def _table(self) -> dict[str, np.ndarray]:
+        return chgnet_table()
+
+    def _dims(self) -> int:
+        return CHGNET_EL_DIMS
+
+    def citations(self) -> list[str]:
+        return [CHGNET]
+
+    def implementors(self) -> list[str]:
+        return ["miscreen (embedding table from the chgnet 0.3.0 weights)"]
