@@ -89,7 +89,7 @@ def test_generated_candidates_are_a_source_like_any_other(tmp_path):
     ],
 )
 def test_where_the_relaxations_run(tmp_path, config_text, args, where):
-    from miscreen.pipeline.generation import relax_backend
+    from miscreen.pipeline.generation_jobs import relax_backend
 
     path = tmp_path / "where.yaml"
     path.write_text(config_text)

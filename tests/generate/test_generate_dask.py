@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from miscreen.cli import app
 from miscreen.config import load_config
 from miscreen.generate import relax
-from miscreen.pipeline import generation
+from miscreen.pipeline import generation, generation_jobs
 
 CONFIG = """run_name: {name}
 results_dir: {root}/results
@@ -77,13 +77,13 @@ def test_dask_relaxes_like_a_local_run_and_a_rerun_submits_nothing(cluster, tmp_
     assert (table["relax_steps"] == 3).all()
 
     local = load_config(config(tmp_path, "local"))
-    generation.relax_local(local, generation.plan_generation(local), jobs=1)
+    generation_jobs.relax_local(local, generation.plan_generation(local), jobs=1)
     got, want = results(cfg.run.generate_relaxed), results(local.run.generate_relaxed)
     assert len(got) == 3 and got == want
 
     stamps = [p.stat().st_mtime_ns for p in sorted(cfg.run.generate_relaxed.iterdir())]
     with cluster.get_client() as client:
-        submitted, failed = generation.relax_dask(cfg, generation.read_plan(cfg), client)
+        submitted, failed = generation_jobs.relax_dask(cfg, generation.read_plan(cfg), client)
     assert (submitted, failed) == (0, {})
     assert [p.stat().st_mtime_ns for p in sorted(cfg.run.generate_relaxed.iterdir())] == stamps
 
@@ -112,7 +112,7 @@ def test_a_failing_relaxation_is_named_and_the_others_finish(cluster, tmp_path):
     with cluster.get_client() as client:
         client.run(_fail_on_selenides)
         try:
-            submitted, failed = generation.relax_dask(cfg, plan, client)
+            submitted, failed = generation_jobs.relax_dask(cfg, plan, client)
         finally:
             client.run(_fail_on_selenides, True)
     assert submitted == 3

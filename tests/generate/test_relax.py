@@ -17,7 +17,7 @@ from pymatgen.core import Structure
 from miscreen import potentials
 from miscreen.config import load_config
 from miscreen.generate import relax
-from miscreen.pipeline import generation
+from miscreen.pipeline import generation, generation_jobs
 
 EXAMPLES = Path(pymatgen.util.__file__).parent / "structures"
 
@@ -86,8 +86,9 @@ generate:
 
 RELAX = (
     "import sys; from miscreen.config import load_config; "
-    "from miscreen.pipeline import generation as g; "
-    "cfg = load_config(sys.argv[1]); g.relax_local(cfg, g.read_plan(cfg))"
+    "from miscreen.pipeline import generation, generation_jobs; "
+    "cfg = load_config(sys.argv[1]); "
+    "generation_jobs.relax_local(cfg, generation.read_plan(cfg))"
 )
 
 
@@ -113,12 +114,12 @@ def test_a_killed_batch_resumes_skipping_what_is_done(tmp_path):
     done = sorted(p.name for p in folder.glob("relaxed-*.json"))
     assert done[0] == "relaxed-00000.json" and len(done) < 3  # killed halfway
     kept = relax.result_path(folder, 0).read_bytes()
-    resumed = generation.relax_local(cfg, generation.read_plan(cfg), jobs=2)  # two processes
+    resumed = generation_jobs.relax_local(cfg, generation.read_plan(cfg), jobs=2)  # two processes
     assert relax.result_path(folder, 0).read_bytes() == kept
     assert sorted(resumed) == [0, 1, 2]
     settings = generation.settings(cfg)
     fresh = relax.relax_all(
-        tmp_path / "fresh", generation._items(generation.read_plan(cfg)), settings
+        tmp_path / "fresh", generation.plan_items(generation.read_plan(cfg)), settings
     )
     for i in range(3):
         assert resumed[i].energy_ev_per_atom == pytest.approx(fresh[i].energy_ev_per_atom, abs=1e-6)

@@ -37,7 +37,7 @@ from miscreen.errors import UserError
 from miscreen.fetch.parsing import structure_from_json
 from miscreen.generate import hull
 from miscreen.generate.hull import OrderedReferences
-from miscreen.pipeline import generation
+from miscreen.pipeline import generation, generation_jobs
 from miscreen.pipeline.verification import candidate_records
 from miscreen.train.routing import save_models
 
@@ -303,7 +303,7 @@ def run_case(cfg: Config) -> dict:
     rows = parent_records(cfg)
     given = [(PARENT_ID, structure_from_json(rows.iloc[0][S.STRUCTURE]))]
     plan = generation.plan_generation(cfg, given)
-    generation.relax_local(cfg, plan)
+    generation_jobs.relax_local(cfg, plan)
     relaxed = time.perf_counter()
     table = generation.finish_generation(cfg)
     comps = compositions(table, heldout)

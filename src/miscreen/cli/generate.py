@@ -44,7 +44,7 @@ def generate(
     ] = False,
 ) -> None:
     """Generate candidates from the configured parents (results/<run>/generated.csv)."""
-    from miscreen.pipeline import generation
+    from miscreen.pipeline import generation, generation_jobs
 
     cfg = load_config_or_exit(config)
     flag = None if slurm is None else "slurm" if slurm else "local"
@@ -52,7 +52,7 @@ def generate(
         raise typer.BadParameter(f"--backend must be local, slurm or dask, got {backend!r}")
     if backend and flag and backend != flag:
         raise typer.BadParameter(f"--backend {backend} contradicts --{flag}")
-    where = generation.relax_backend(cfg, backend or flag, scheduler)
+    where = generation_jobs.relax_backend(cfg, backend or flag, scheduler)
     with cli_errors(ctx):
         if dry_run:
             plan = generation.plan_generation(cfg)
@@ -66,13 +66,13 @@ def generate(
                 typer.echo(f"skipped {s['parent_id']} {s['substitution']}: {s['reason']}")
             return
         if where == "slurm":
-            sub = generation.submit_generation(cfg, config)
+            sub = generation_jobs.submit_generation(cfg, config)
             typer.echo(
                 f"submitted generate array {sub.array_id} ({sub.tasks} tasks) and finish job "
                 f"{sub.then_id} (afterany:{sub.array_id}); scripts in {sub.array_script.parent}"
             )
             return
-        table = generation.generate_stage(cfg, jobs, backend=where, scheduler=scheduler)
+        table = generation_jobs.generate_stage(cfg, jobs, backend=where, scheduler=scheduler)
     typer.echo("\n".join(generation.generated_lines(table)))
     typer.echo(f"wrote {cfg.run.generated_csv} and the store {cfg.run.generated_store}")
 
@@ -83,7 +83,7 @@ def generate_task(
     index: Annotated[int, typer.Option(min=0, help="candidate of the plan (the array task)")],
 ) -> None:
     """Relax one candidate of the plan (a SLURM array task; skipped when done)."""
-    from miscreen.pipeline.generation import relax_task
+    from miscreen.pipeline.generation_jobs import relax_task
 
     cfg = load_config_or_exit(config)
     with cli_errors(ctx):

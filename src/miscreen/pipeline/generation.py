@@ -1,6 +1,7 @@
 """Wiring of ``miscreen generate``: parents -> substituted candidates (the plan) -> one
-relaxation each (here, in processes, as a SLURM array or on Dask) -> hull, known-material check,
-prediction with interval, score and BVSE barrier -> ``generated.csv`` and a structure store.
+relaxation each (run by :mod:`miscreen.pipeline.generation_jobs`: here, in processes, as a
+SLURM array or on Dask) -> hull, known-material check, prediction with interval, score and
+BVSE barrier -> ``generated.csv`` and a structure store.
 
 The plan (``generate/plan.json``) lists every candidate with its parent, substitution and
 probability, and the known material it is where it is one; candidates that are known
@@ -17,17 +18,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from pymatgen.core import Structure
 
 from miscreen import atomic_io, batch
 from miscreen import schema as S
-from miscreen.batch import slurm
 from miscreen.config import Config
 from miscreen.errors import UserError
 from miscreen.fetch.parsing import structure_from_json
@@ -38,8 +36,6 @@ from miscreen.generate.duplicates import duplicates
 from miscreen.generate.relax import (
     RelaxSettings,
     read_result,
-    relax_one,
-    relax_processes,
     result_path,
 )
 from miscreen.generate.substitute import (
@@ -52,8 +48,7 @@ from miscreen.generate.substitute import (
 )
 from miscreen.pipeline.stages import write_manifest
 from miscreen.pipeline.verification import candidate_records, ranked_candidates, top_ids
-from miscreen.potentials import Relaxation, get_potential, set_threads
-from miscreen.progress import Progress
+from miscreen.potentials import Relaxation, get_potential
 from miscreen.store.structures import SourceQuery, StructureStore
 from miscreen.verify import barrier_table
 from miscreen.verify.md_protocol import MDError
@@ -177,58 +172,11 @@ def read_plan(cfg: Config) -> dict:
     return atomic_io.read_json(path)
 
 
-def _items(plan: dict) -> list[tuple[int, str, Structure]]:
+def plan_items(plan: dict) -> list[tuple[int, str, Structure]]:
+    """(index, id, structure) of every candidate of a plan."""
     return [
         (i, c[S.ID], Structure.from_dict(c[S.STRUCTURE])) for i, c in enumerate(plan["candidates"])
     ]
-
-
-# ----------------------------------------------------------------------- relaxations
-
-
-def relax_task(cfg: Config, index: int, threads: int | None = None) -> Relaxation:
-    """Relax candidate ``index`` of the plan (read when done): one SLURM array task or Dask
-    task (with ``threads`` torch threads when given)."""
-    if threads:
-        set_threads(threads)
-    c = read_plan(cfg)["candidates"][index]  # only this one's structure is parsed
-    structure = Structure.from_dict(c[S.STRUCTURE])
-    return relax_one(cfg.run.generate_relaxed, index, c[S.ID], structure, settings(cfg))
-
-
-def relax_local(cfg: Config, plan: dict, jobs: int | None = None) -> dict[int, Relaxation]:
-    """Relax every unfinished candidate here, in ``jobs`` processes (``generate.jobs``)."""
-    folder = cfg.run.generate_relaxed
-    folder.mkdir(parents=True, exist_ok=True)
-    return relax_processes(folder, _items(plan), settings(cfg), jobs or cfg.generate.jobs)
-
-
-def relax_dask(cfg: Config, plan: dict, client: Any) -> tuple[int, dict[str, str]]:
-    """Relax every unfinished candidate on ``client``'s Dask cluster, one :func:`relax_task`
-    each with one torch thread (the workers read the plan and write the result files on a
-    filesystem they share) -> (tasks submitted, the failed candidates' reasons by id)."""
-    from distributed import as_completed
-
-    folder, relax = cfg.run.generate_relaxed, settings(cfg)  # the workers make the folder
-    todo = {i: cid for i, cid, s in _items(plan)
-            if read_result(result_path(folder, i), s, relax) is None}  # fmt: skip
-    shipped = cfg.model_copy(update={"results_dir": cfg.results_dir.resolve()})
-    futures = {
-        client.submit(relax_task, shipped, i, 1, key=f"miscreen-relax-{i}-{uuid.uuid4().hex}",
-                      pure=False): i
-        for i in todo
-    }  # fmt: skip
-    failed: dict[str, str] = {}
-    with Progress("generate: relaxations on dask", len(todo), "structures") as progress:
-        for future in as_completed(futures):
-            cid = todo[futures[future]]
-            try:
-                future.result()
-            except Exception as exc:  # a worker's error or a lost worker (KilledWorker)
-                failed[cid] = f"relaxation failed on dask: {type(exc).__name__}: {exc}"
-                log.warning("generate: %s: %s", cid, failed[cid])
-            progress.advance(1, int(cid in failed))
-    return len(todo), failed
 
 
 # ----------------------------------------------------------------------- the finish
@@ -244,7 +192,7 @@ def finish_generation(
     refs = hull.reference_phases(reference_table(cfg), cfg.generate.hull_references)
     calc = hull.hull_calculator(relax, cfg.cache_path)
     rows, failures = [], []
-    for i, cid, start in _items(plan):
+    for i, cid, start in plan_items(plan):
         entry = plan["candidates"][i]
         result = read_result(result_path(cfg.run.generate_relaxed, i), start, relax)
         if result is None:
@@ -359,80 +307,6 @@ def with_barriers(
     barriers = barriers.reset_index() if S.ID not in barriers else barriers
     kept = table.drop(columns=[c for c in barriers.columns if c != S.ID], errors="ignore")
     return kept.merge(barriers, on=S.ID, how="left"), failures
-
-
-def relax_backend(cfg: Config, backend: str | None = None, scheduler: str | None = None) -> str:
-    """Where the relaxations run: ``backend`` when given (local, slurm or dask), dask when a
-    ``scheduler`` is given, ``generate.backend`` when the config sets it, else
-    ``batch.backend`` (local or dask, as ``miscreen screen``)."""
-    if backend or scheduler:
-        return backend or "dask"
-    return cfg.generate.backend if "backend" in cfg.generate.model_fields_set else cfg.batch.backend
-
-
-def generate_stage(
-    cfg: Config,
-    jobs: int | None = None,
-    predict: bool = True,
-    backend: str = "local",
-    scheduler: str | None = None,
-) -> pd.DataFrame:
-    """Plan, relax here or on Dask (``backend``; resuming whatever is done) and finish."""
-    plan = plan_generation(cfg)
-    if not plan["candidates"]:
-        raise UserError("generate: every candidate is a known material or was skipped")
-    if backend != "dask":
-        relax_local(cfg, plan, jobs)
-        return finish_generation(cfg, predict)
-    with batch.dask_client(cfg.batch.dask, scheduler) as client:
-        _, failed = relax_dask(cfg, plan, client)
-    return finish_generation(cfg, predict, failed)
-
-
-@dataclass(frozen=True)
-class Submitted:
-    """Where the scripts went and the job ids ``sbatch`` gave."""
-
-    array_script: Path
-    then_script: Path
-    array_id: str
-    then_id: str
-    tasks: int
-
-
-def generate_job(cfg: Config, config_path: Path, tasks: int) -> slurm.ArrayJob:
-    """One array task per candidate, then the finish once every task ended (an unrelaxed
-    candidate is listed as a failure; submitting again resumes)."""
-    exe, config = slurm.miscreen_command(), slurm.quoted_path(config_path)
-    return slurm.ArrayJob(
-        name=f"generate-{cfg.run_name}",
-        tasks=tasks,
-        command=f"{exe} generate-task {config} --index $SLURM_ARRAY_TASK_ID",
-        then=f"{exe} generate-finish {config}",
-        then_name="finish",
-        log="generate",
-        then_log="generate-finish",
-        notes=(
-            "candidate i of the plan (results/<run>/generate/plan.json); a finished",
-            "relaxation is skipped when the array is submitted again",
-        ),
-        threads="${SLURM_CPUS_PER_TASK:-1}",
-    )
-
-
-def submit_generation(cfg: Config, config_path: Path) -> Submitted:
-    """Plan, write the array and finish scripts into the run's ``slurm/`` folder and submit
-    them (the finish ``afterany``)."""
-    plan = plan_generation(cfg)
-    tasks = len(plan["candidates"])
-    if not tasks:
-        raise UserError("generate: every candidate is a known material or was skipped")
-    scripts = slurm.render(cfg, generate_job(cfg, config_path, tasks))
-    array, then = slurm.write_scripts(
-        scripts, cfg.run.generate_array_script, cfg.run.generate_finish_script
-    )
-    array_id, then_id = slurm.submit(array, then, dependency="afterany")
-    return Submitted(array, then, array_id, then_id, tasks)
 
 
 def generated_lines(table: pd.DataFrame) -> list[str]:
