@@ -17,6 +17,11 @@ Three tables, read once per process (the first two from ``matminer/utils/data_fi
   first 16 principal components carry 78 % of the variance, 28 are needed for 90 %), and a
   cut would be one more choice tuned by the study itself. The group name is not ``chgnet``,
   which the package's pooled structure features (``miscreen.featurize.pretrained``) use.
+  Result (``model_research.py``, 5 seeds, 100 trees, ensemble without neighbours): worse or
+  noise everywhere, never lower on more than 1 of 5 seeds. On top of today's default (+oxi,
+  censored at the bound) the mean of the three CVs rises by 0.13 for compositions (noise
+  0.04, higher on every seed) and 0.15 with cells (noise 0.03, every seed), nearly all of it
+  in leave-cluster-out CV (+0.37, +0.38; DOI -0.03, +0.02). Not adopted.
 
 Per composition: the atom-fraction-weighted mean and standard deviation of every component.
 Because similar elements sit close in these spaces (Ge, Si and Sn; S and Se; Zr and Hf), a
