@@ -15,7 +15,8 @@ mean of DOI-grouped, leave-cluster-out and chemical-system CV, 5 seeds): ``oxi``
 MAE by 0.10 for compositions (on 4 of 5 seeds, mean beyond twice its noise) and 0.06 with
 cells (on every seed) but only 0.04 for structures (within the noise), where ``ion`` and
 ``li`` already carry the oxidation states, so ``full`` goes without it. Element embeddings
-(MEGNet: +0.10, higher on 4 of 5 seeds; mat2vec: -0.02, noise) and anion-framework
+(MEGNet: +0.10, higher on 4 of 5 seeds; mat2vec: -0.02, noise; CHGNet's element embedding:
++0.13 compositions / +0.15 cells on top of oxi, higher on every seed) and anion-framework
 descriptors (+0.00) did not earn a place; their featurizers live in ``benchmarks/research/``
 (not shipped) for the study to rerun. CHGNet features (``benchmarks/pretrained_features.py``,
 254 CIF rows, 5 seeds) lower the mean by 0.10 (every seed) but only through leave-cluster-out
