@@ -80,6 +80,14 @@ def relax_dask(cfg: Config, plan: dict, client: Any) -> tuple[int, dict[str, str
     return len(todo), failed
 
 
+def planned(cfg: Config) -> dict:
+    """The generation plan, or a :class:`UserError` when it holds nothing to relax."""
+    plan = plan_generation(cfg)
+    if not plan["candidates"]:
+        raise UserError("generate: every candidate is a known material or was skipped")
+    return plan
+
+
 def relax_backend(cfg: Config, backend: str | None = None, scheduler: str | None = None) -> str:
     """Where the relaxations run: ``backend`` when given (local, slurm or dask), dask when a
     ``scheduler`` is given, ``generate.backend`` when the config sets it, else
@@ -97,9 +105,7 @@ def generate_stage(
     scheduler: str | None = None,
 ) -> pd.DataFrame:
     """Plan, relax here or on Dask (``backend``; resuming whatever is done) and finish."""
-    plan = plan_generation(cfg)
-    if not plan["candidates"]:
-        raise UserError("generate: every candidate is a known material or was skipped")
+    plan = planned(cfg)
     if backend != "dask":
         relax_local(cfg, plan, jobs)
         return finish_generation(cfg, predict)
@@ -142,10 +148,7 @@ def generate_job(cfg: Config, config_path: Path, tasks: int) -> slurm.ArrayJob:
 def submit_generation(cfg: Config, config_path: Path) -> Submitted:
     """Plan, write the array and finish scripts into the run's ``slurm/`` folder and submit
     them (the finish ``afterany``)."""
-    plan = plan_generation(cfg)
-    tasks = len(plan["candidates"])
-    if not tasks:
-        raise UserError("generate: every candidate is a known material or was skipped")
+    tasks = len(planned(cfg)["candidates"])
     scripts = slurm.render(cfg, generate_job(cfg, config_path, tasks))
     array, then = slurm.write_scripts(
         scripts, cfg.run.generate_array_script, cfg.run.generate_finish_script
