@@ -57,6 +57,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -65,6 +66,7 @@ sys.path.insert(0, str(REPO))  # for benchmarks.model_research
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from pymatgen.core import Structure  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from benchmarks import model_research as mr  # noqa: E402
@@ -74,6 +76,8 @@ from miscreen import schema as S  # noqa: E402
 OUT = REPO / "results" / "bench" / "pretrained_features.json"
 BVSE = REPO / "results" / "bench" / "barrier_weight_bvse.parquet"
 EMB_CACHE = Path("/tmp/miscreen-pretrained/chgnet_obelix_train.parquet")
+SEVENNET_CACHE = Path("/tmp/miscreen-pretrained/sevennet_obelix_train.parquet")
+COST_COLUMNS = ["seconds", "cpu_seconds", "n_sites", "failure", "model_load_s"]
 KIND = "structure"
 ESTIMATOR, POLICY = "ensemble_noknn", "bound"  # the default config's model and censoring
 
@@ -120,9 +124,16 @@ SPECS = (
     spec(("chgnet",), cif_only=True),
     spec(("bvse",)),
     spec(("chgnet", "bvse")),
+    spec(("sevennet",)),
+    spec(("sevennet",), alone=True),
+    spec(("sevennet",), cif_only=True),
 )
 # the fitting-rows control: the same variants against today's features on the CIF rows
-AGAINST_CIF = (spec(("chgnet",), alone=True), spec(("chgnet",), cif_only=True))
+AGAINST_CIF = tuple(
+    spec((name,), **kw)
+    for name in ("chgnet", "sevennet")
+    for kw in ({"alone": True}, {"cif_only": True})
+)
 
 
 # ---------------------------------------------------------------------------- features
@@ -131,30 +142,59 @@ AGAINST_CIF = (spec(("chgnet",), alone=True), spec(("chgnet",), cif_only=True))
 def chgnet_table(records: pd.DataFrame, cache: Path, refresh: bool) -> pd.DataFrame:
     """Pooled CHGNet features of every row with a CIF (NaN elsewhere and where the
     featurizer fails), plus ``seconds`` and ``n_sites`` per structure; cached in ``cache``."""
+    from miscreen.featurize.pretrained import PretrainedFeaturizer, embed, model
+
+    labels = PretrainedFeaturizer().feature_labels()
+    return embedding_table(
+        records, cache, refresh, "chgnet", labels, model, lambda s: embed([s])[0]
+    )
+
+
+def sevennet_table(records: pd.DataFrame, cache: Path, refresh: bool) -> pd.DataFrame:
+    """Pooled SevenNet-0 features (``benchmarks/research/sevennet_embeddings.py``) of every
+    row with a CIF, as :func:`chgnet_table`."""
+    from benchmarks.research import sevennet_embeddings as se
+
+    return embedding_table(
+        records, cache, refresh, "sevennet", se.feature_labels(), se.model, se.embed
+    )
+
+
+def embedding_table(
+    records: pd.DataFrame,
+    cache: Path,
+    refresh: bool,
+    name: str,
+    labels: list[str],
+    load: Callable[[], object],
+    embed_one: Callable[[Structure], np.ndarray],
+) -> pd.DataFrame:
+    """``embed_one`` of every row with a CIF (NaN elsewhere and where it raises a
+    ``ValueError``), one structure per call on one torch thread, plus ``seconds``,
+    ``cpu_seconds``, ``n_sites``, ``failure`` and ``model_load_s`` (``load``'s time) per
+    structure; cached in ``cache`` (recomputed with ``refresh``)."""
     if cache.exists() and not refresh:
         table = pd.read_parquet(cache)
         if set(records.index[S.has_structure(records)]) <= set(table.index):
             return table.reindex(records.index)
     import torch
 
-    from miscreen.featurize.pretrained import PretrainedFeaturizer, embed, model
     from miscreen.fetch.parsing import structure_from_json
 
     torch.set_num_threads(1)
-    labels = PretrainedFeaturizer().feature_labels()
     start = time.perf_counter()
-    model()
+    load()
     load_s = time.perf_counter() - start
     rows: dict[str, dict] = {}
     for rid, js in records.loc[S.has_structure(records), S.STRUCTURE].items():
         t, cpu = time.perf_counter(), time.process_time()
         structure = structure_from_json(js)
         try:
-            values = embed([structure])[0]
+            values = embed_one(structure)
             reason = ""
         except ValueError as exc:  # a failure is a NaN row, counted and reported
             values, reason = np.full(len(labels), np.nan), str(exc)
-            print(f"  chgnet: {rid}: {exc}")
+            print(f"  {name}: {rid}: {exc}")
         rows[str(rid)] = {
             **dict(zip(labels, values, strict=True)),
             "seconds": time.perf_counter() - t,
@@ -264,7 +304,7 @@ def print_table(results: list[dict]) -> None:
 
 
 def cost(table: pd.DataFrame) -> dict:
-    """Per-structure seconds (wall and CPU) of the CHGNet features (one structure per call,
+    """Per-structure seconds (wall and CPU) of pooled features (one structure per call,
     one thread; wall time depends on the machine's load, CPU time much less)."""
     done = table.dropna(subset=["seconds"])
     return {
@@ -289,16 +329,17 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--cache-dir", type=Path, default=Path("/tmp/miscreen-pretrained/features"))
     ap.add_argument("--emb-cache", type=Path, default=EMB_CACHE)
     ap.add_argument("--pred-cache", type=Path, default=Path("/tmp/miscreen-pretrained/preds"))
-    ap.add_argument("--refresh", action="store_true", help="recompute the CHGNet embeddings")
+    ap.add_argument("--sevennet-cache", type=Path, default=SEVENNET_CACHE)
+    ap.add_argument("--refresh", action="store_true", help="recompute both embeddings")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
     os.environ.setdefault("MISCREEN_DATA_DIR", str(args.cache_dir / "data"))
     t0 = time.perf_counter()
     data = mr.load(args.cache_dir)
     emb = chgnet_table(data.records, args.emb_cache, args.refresh)
-    data.extra[("chgnet", True)] = emb.drop(
-        columns=["seconds", "cpu_seconds", "n_sites", "failure", "model_load_s"]
-    )
+    data.extra[("chgnet", True)] = emb.drop(columns=COST_COLUMNS)
+    seven = sevennet_table(data.records, args.sevennet_cache, args.refresh)
+    data.extra[("sevennet", True)] = seven.drop(columns=COST_COLUMNS)
     data.extra[("bvse", True)] = bvse_table(data.records)
     n_bvse = int(data.extra[("bvse", True)].notna().sum().iloc[0])
     seeds = list(range(args.seeds))
@@ -306,19 +347,26 @@ def main(argv: list[str] | None = None) -> dict:
           f"BVSE barrier); {args.trees} trees, {args.seeds} seeds")  # fmt: skip
     results = evaluate(data, seeds, args.trees, args.pred_cache)
     print_table(results)
-    chg = cost(emb)
-    print(f"\nCHGNet features: {chg['structures']} structures, {chg['failures']} failures, "
-          f"median {chg['seconds_median']:.3f} s, max {chg['seconds_max']:.2f} s "
-          f"({chg['n_sites_max']} sites), total {chg['seconds_total']:.0f} s wall, "
-          f"{chg['cpu_seconds_total']:.0f} s CPU on one thread "
-          f"(+ {chg['model_load_s']:.1f} s to load the model)")  # fmt: skip
+    costs = {name: cost(table) for name, table in (("CHGNet", emb), ("SevenNet-0", seven))}
+    for name, c in costs.items():
+        print(f"\n{name} features: {c['structures']} structures, {c['failures']} failures, "
+              f"median {c['seconds_median']:.3f} s, max {c['seconds_max']:.2f} s "
+              f"({c['n_sites_max']} sites), total {c['seconds_total']:.0f} s wall, "
+              f"{c['cpu_seconds_total']:.0f} s CPU on one thread, median "
+              f"{c['cpu_seconds_median']:.3f} s CPU per CIF "
+              f"(+ {c['model_load_s']:.1f} s to load the model)")  # fmt: skip
     out = {
-        "question": "issue 23: pretrained (CHGNet) features and BVSE barriers for the "
+        "question": "issue 23: pretrained (CHGNet, SevenNet-0) features and BVSE barriers for the "
         "structure model, by new-chemistry CV on the OBELiX training split",
         "data": "OBELiX train split (Therrien et al. 2025, CC BY 4.0); the test split is not read",
         "model": "CHGNet 0.3.0 weights (chgnet package), atom features before the last "
         "interaction block; occupancy-weighted element embeddings on disordered sites",
         "citation": "B. Deng et al., Nat. Mach. Intell. 5, 1031 (2023)",
+        "sevennet_model": "SevenNet-0 (7net-0 weights in the sevenn package), the 128 scalar "
+        "node features after the fifth (last) interaction block; the one-hot element input "
+        "replaced by the occupancy vector on disordered sites "
+        "(benchmarks/research/sevennet_embeddings.py)",
+        "sevennet_citation": "Y. Park et al., J. Chem. Theory Comput. 20, 4857 (2024)",
         "schemes": "doi, cluster, chemsys (miscreen.train.splits.new_chemistry_folds, "
         "shuffled by seed), 5 folds each",
         "estimator": f"{ESTIMATOR} (median extra trees + gradient boosting, "
@@ -330,7 +378,8 @@ def main(argv: list[str] | None = None) -> dict:
         "cell_kind": "not run: a cell without positions gives no structure to embed",
         "seeds": seeds,
         "trees": args.trees,
-        "chgnet_cost": chg,
+        "chgnet_cost": costs["CHGNet"],
+        "sevennet_cost": costs["SevenNet-0"],
         "seconds": time.perf_counter() - t0,
         "results": results,
     }
