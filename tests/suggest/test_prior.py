@@ -17,6 +17,7 @@ from miscreen.suggest.prior import (
     polarizability,
     prior_components,
     prior_score,
+    weight_by_prior,
 )
 from miscreen.suggest.selection import suggest_batch
 
@@ -120,3 +121,43 @@ def test_a_campaign_round_says_it_was_ranked_by_the_prior() -> None:
         ranked, measured, [], {}, 2, "mli", "chemsys", 0.8, seed=0, physics_prior=False
     )
     assert off.round.acquisition == "mli"
+
+
+def test_weighting_multiplies_mli_and_ei_by_the_prior_only() -> None:
+    values = np.array([0.5, 0.2, 0.0])
+    prior = np.array([0.2, 1.0, 0.7])
+    assert weight_by_prior("mli", values, prior).tolist() == pytest.approx([0.1, 0.2, 0.0])
+    assert weight_by_prior("ei", values, prior).tolist() == pytest.approx([0.1, 0.2, 0.0])
+    for name in ("mei", "ucb", "mu", "random"):  # scores that may be < 0 or mean no belief
+        assert weight_by_prior(name, values, prior).tolist() == values.tolist()
+    with pytest.raises(ValueError, match="scores >= 0"):
+        weight_by_prior("mli", np.array([-0.1]), np.array([0.5]))
+    with pytest.raises(ValueError, match=r"\(2,\) scores for \(3,\) prior"):
+        weight_by_prior("mli", values[:2], prior)
+
+
+# Model tie after the cold start: the same mean and spread for an oxide and a sulfide.
+TIED_POOL = pd.DataFrame(
+    {
+        "id": ["llzo", "lps"],
+        "composition": ["Li7La3Zr2O12", "Li3PS4"],
+        "predicted_log10_sigma": [-3.0, -3.0],
+        "predicted_sd": [0.5, 0.5],
+    }
+)
+
+
+def test_after_the_cold_start_the_prior_weighs_mli() -> None:
+    on = suggest_batch(TIED_POOL, 2, "mli", best_measured=-2.5, physics_prior=True)
+    assert on["id"].tolist() == ["lps", "llzo"]  # physics prefers the sulfide
+    assert (on["acquisition"] == "mli").all()
+    raw = on["acquisition_value_without_prior"]
+    assert raw.iloc[0] == pytest.approx(raw.iloc[1])  # the model alone cannot tell them apart
+    assert on["acquisition_value"].tolist() == pytest.approx((raw * on["prior_score"]).tolist())
+    assert "x physics prior" in on["why"].iloc[0]
+    off = suggest_batch(TIED_POOL, 2, "mli", best_measured=-2.5, physics_prior=False)
+    assert off["id"].tolist() == ["llzo", "lps"]  # a tie: the earlier row
+    assert "acquisition_value_without_prior" not in off.columns
+    assert "prior" not in off["why"].iloc[0]
+    mei = suggest_batch(TIED_POOL, 2, "mei", best_measured=-2.5, physics_prior=True)
+    assert mei["id"].tolist() == ["llzo", "lps"]  # mei is not weighted
