@@ -22,6 +22,19 @@ network's own forward pass with another first input. The graph is SevenNet's own
 ``unlabeled_atoms_to_graph``, 5 A cutoff) on the site positions as given; no supercell is
 enumerated. Structures with more than ``MAX_SITES`` sites are refused, as are elements the
 model has no one-hot for (it stops at Pu and misses a few, e.g. Po).
+
+Caveat (measured on the 254 OBELiX training CIFs): where a CIF splits a species over
+positions a fraction of an angstrom apart, every partial site is a neighbour of the others,
+closer and more crowded than anything in MPtrj, and the network's output runs away. The
+pooled features are of order 1 to 10 for most CIFs, 100 to 300 for two and 1e7 to 5e7 for
+three (9yt, ckw, yab: 144 to 148 sites, partial sites 0.33 to 0.64 A apart). CHGNet's stay
+below 41 on the same CIFs. They are kept as they are (finite); the study's signed-log
+variant shows they do not matter to its trees.
+
+Result (``benchmarks/pretrained_features.py``, 5 seeds): on top of preset ``full`` -0.038 +-
+0.032 in the mean of the three CVs (noise), leave-cluster-out -0.13 (noise), DOI and
+chemical system unchanged; by themselves worse than today's features under DOI and
+chemical-system CV. Not adopted; 0.46 s of CPU per OBELiX CIF (median, one thread).
 """
 
 from __future__ import annotations

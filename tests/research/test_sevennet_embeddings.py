@@ -79,3 +79,16 @@ def test_refuses_elements_outside_the_model_and_oversized_cells() -> None:
                     np.random.default_rng(0).random((se.MAX_SITES + 1, 3)))  # fmt: skip
     with pytest.raises(ValueError, match="cap"):
         se.occupancies(big)
+
+
+def test_signed_log_keeps_the_order_and_pulls_in_the_tails() -> None:
+    import pandas as pd
+
+    from benchmarks.pretrained_features import signed_log
+
+    raw = pd.DataFrame({"sevennet:site_000": [-5e7, -1.0, 0.0, 0.5, 3e7, np.nan]})
+    out = signed_log(raw)
+    assert list(out.columns) == ["sevennet_slog:site_000"]
+    values = out.iloc[:5, 0].to_numpy()
+    assert np.all(np.diff(values) > 0) and values[2] == 0.0 and np.abs(values).max() < 18
+    assert np.isnan(out.iloc[5, 0])
