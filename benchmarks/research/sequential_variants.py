@@ -7,13 +7,47 @@ features, the same initial 10 rows per seed, batches of 5, at most one per chemi
 unless the variant says otherwise, the cold start ranked by the label-free physics prior)
 and is summarised like it: the median number of measurements to find 5 of the top 5 %
 over the seeds, and the ratio of random's median to it with a bootstrap interval. The
-loop here reproduces :func:`benchmarks.research.simulate.simulate_campaign` exactly for
-the ``base`` variant (checked by ``--check``), then lets a variant replace the scores, the
-spread or the features.
+loop here gives the same campaigns as :func:`benchmarks.research.simulate.simulate_campaign`
+for the ``base`` variant (same per-seed counts: 57.5 median on all rows), then lets a
+variant replace the scores, the spread, the model or the features. After each variant it
+tallies where the measurements went between the first fast row and the fifth top row, by
+OBELiX family (read for the tally only).
 
 Run ``.venv/bin/python benchmarks/research/sequential_variants.py --half A base ts ...``
-(``--half A`` chooses, ``--half B`` checks on the disjoint rows, ``--half all`` reports);
-``--trace SEED`` prints every batch of one campaign. Writes nothing unless ``--out``.
+(``--half A`` chooses, ``--half B`` checks on the disjoint rows, ``--half all`` reports;
+``--seeds 40`` for steadier means); ``--trace SEED`` prints every batch of one campaign.
+Writes nothing unless ``--out``.
+
+Findings (2026-12-05; mean measurements to 5 of the top 5 % over 40 seeds, all rows /
+half A / half B; random's median 87.5 / 102.5 / 95):
+
+- ``base`` (the cold-start method): 61.6 / 72.0 / 52.6. Between the first fast row
+  (always at 15) and the fifth top row (tally over 20 seeds, all rows), 33 % of the
+  picks are argyrodites (fast, but only 2 of them in the top 5 %), 38 % oxides and other
+  hard-anion rows, 17 % LGPS and thio-LISICON (86 of the 127 top rows found); the first
+  LGPS-family pick comes at 37 measurements on average. The forest (15-40 rows, censored
+  rows at -10 among them) predicts the LGPS family at about -4.2 with a tree spread of
+  about 2 decades, like the garnets, so ``mli`` is close to a ranking by a poor mean; no
+  tree can predict above the best measured value, so ``mli`` lives on the Gaussian tail
+  of that spread.
+- ``mli_x_prior`` (adopted: ``mli`` times the prior): 53.2 / 55.9 / 40.4; oxides and
+  other hard-anion rows fall to 13 % of that phase, the first LGPS-family pick comes at
+  29. ``ei_x_prior`` 58.8 / 57.2 / 47.1 against ``ei`` 78.0 / 73.4 / 67.5;
+  ``mli_blend`` (rank sum) 53.2 / 53.9 / 39.5; the argyrodites now take half the phase.
+- Not adopted (no gain on every set, or noise): per-system mean and spread for rows whose
+  chemical system is measured (``sysmodel_x_prior`` 50.1 / 52.6 / 37.2, about 3 fewer on
+  each, a bigger change to the product for little), a per-system decay (41.9 / 58.0 /
+  39.6: worse on A, where the top rows share few systems), P(beat the 2nd/3rd/5th best)
+  (51-53 / 50-54 / 40-42), the prior with unknown components at 0.5 (44.8 / 53.5 / 42.9),
+  a forest trying all features at every split (53.8 / 51.6 / 40.2), rank-transformed
+  labels, median and IQR of the trees, extra trees, batch Thompson sampling, no
+  diversity, CHGNet element embeddings as features, a Gaussian process on element
+  fractions, scaled or raw (20 seeds on A: medians 55-170).
+
+None comes near the 3x target (a median of about 28, i.e. 5 top rows within about 13
+measurements of the first fast one): the LGPS family, where most of the top 5 % lie,
+looks no better than the argyrodites to a label-free prior or to a model that has seen
+only argyrodites.
 """
 
 from __future__ import annotations
@@ -80,6 +114,7 @@ class Variant:
     diversity: bool = True
     batch_picker: str = "rank"  # "rank": top of the scores; "ts": one tree per pick
     fit: str = "random_forest"
+    prior: str = "score"  # "score": prior_score; "half": an unknown component counts 0.5
 
 
 def fit_trees(
@@ -88,6 +123,9 @@ def fit_trees(
     """(per-tree predictions or None, mean, sd, labels as the model saw them)."""
     if model == "gp":
         mu, sd = fit_gp(X_train, y_train, X_pool, seed)
+        return mu[None, :], mu, sd, y_train
+    if model == "gp_raw":
+        mu, sd = fit_gp_raw(X_train, y_train, X_pool, seed)
         return mu[None, :], mu, sd, y_train
     if model.startswith("median_"):
         per_tree, _, _, seen = fit_trees(
@@ -119,6 +157,20 @@ def normal_scores(y: np.ndarray) -> np.ndarray:
     from scipy.stats import rankdata
 
     return norm.ppf((rankdata(y) - 0.5) / len(y))
+
+
+def fit_gp_raw(
+    X_train: np.ndarray, y_train: np.ndarray, X_pool: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A Gaussian process (RBF + noise, hyperparameters by marginal likelihood) on raw
+    element fractions (no scaling: a rare element must not dominate the distance)."""
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+    kernel = ConstantKernel(1.0) * RBF(0.2, (0.02, 5.0)) + WhiteKernel(0.1, (1e-3, 10.0))
+    gp = GaussianProcessRegressor(kernel, normalize_y=True, random_state=seed)
+    gp.fit(X_train, y_train)
+    return gp.predict(X_pool, return_std=True)
 
 
 def fit_gp(
@@ -333,6 +385,17 @@ def system_model(base: str, pooled: bool, min_n: int = 2, floor: float = 0.05) -
     return f
 
 
+def kth_best(k: int, base: str = "mli") -> Scorer:
+    """``base`` against the k-th best measured value instead of the best (the campaign
+    wants several top rows, not one record)."""
+
+    def f(st: State) -> np.ndarray:
+        level = float(np.sort(st.y_measured)[::-1][min(k, len(st.y_measured)) - 1])
+        return score(base, st.mu, st.sd, level, st.rng)
+
+    return f
+
+
 VARIANTS: dict[str, Variant] = {
     "base": Variant(s_mli),
     "nodiv": Variant(s_mli, diversity=False),
@@ -350,6 +413,8 @@ VARIANTS: dict[str, Variant] = {
     "gp_frac": Variant(s_mli, features="frac", fit="gp"),
     "gp_frac_ei": Variant(s_ei, features="frac", fit="gp"),
     "rf_frac": Variant(s_mli, features="frac"),
+    "gp_raw_x_prior": Variant(mli_times_prior, features="frac_raw", fit="gp_raw"),
+    "gp_raw": Variant(s_mli, features="frac_raw", fit="gp_raw"),
     "ei_x_prior": Variant(times_prior(s_ei)),
     "mei_x_prior": Variant(times_prior(lambda st: st.mu - st.mu.min())),
     "mli_x_prior2": Variant(times_prior(s_mli, 2.0)),
@@ -373,22 +438,46 @@ VARIANTS: dict[str, Variant] = {
     "sysmodel_pooled_x_prior": Variant(times_prior(system_model("mli", True))),
     "sysmodel_ei_x_prior": Variant(times_prior(system_model("ei", False))),
     "sysmodel_decay_x_prior": Variant(system_decay(times_prior(system_model("mli", False)))),
+    "mli2_x_prior": Variant(times_prior(kth_best(2))),
+    "mli3_x_prior": Variant(times_prior(kth_best(3))),
+    "mli5_x_prior": Variant(times_prior(kth_best(5))),
+    "mli5": Variant(kth_best(5)),
+    "half_x_prior": Variant(mli_times_prior, prior="half"),
+    "half_base": Variant(s_mli, prior="half"),
     "rank_x_prior": Variant(mli_times_prior, fit="rank_random_forest"),
     "rank_ei_x_prior": Variant(times_prior(s_ei), fit="rank_random_forest"),
 }
 
 
-def feature_names(preset: str) -> tuple[list[str], list[str]]:
-    """Column names of the featurize preset on OBELiX and the compositions of the rows, in
-    :func:`load`'s order."""
+def prior_unknown_half(components) -> np.ndarray:
+    """The prior with an unknown component (no anion, no barrier) at the middle rank 0.5
+    instead of left out of the mean."""
+    from scipy.stats import rankdata
+
+    from miscreen.suggest.prior import ORIENTATION
+
+    ranks = []
+    for name in COMPONENTS:
+        values = components[name].to_numpy(dtype=float) * ORIENTATION[name]
+        known = np.isfinite(values)
+        r = np.full(len(values), 0.5)
+        r[known] = (rankdata(values[known]) - 1) / max(known.sum() - 1, 1)
+        ranks.append(r)
+    return np.mean(ranks, axis=0)
+
+
+def feature_names(preset: str) -> tuple[list[str], list[str], list[str]]:
+    """Column names of the featurize preset on OBELiX, the compositions and the OBELiX
+    families of the rows (for the ``--where`` tally only), in :func:`load`'s order."""
     from miscreen import schema as S
     from miscreen.featurize import featurize_records
     from miscreen.fetch.obelix import load_obelix
 
     records, _ = load_obelix("all", with_structures=False)
     feats = featurize_records(records, preset)[0]
-    comps = records.set_index(S.ID).loc[feats.index, S.COMPOSITION].astype(str).tolist()
-    return list(feats.columns), comps
+    table = records.set_index(S.ID).loc[feats.index]
+    families = table["family"].fillna("unknown").astype(str).tolist()
+    return list(feats.columns), table[S.COMPOSITION].astype(str).tolist(), families
 
 
 def chgnet_features(compositions: list[str]) -> np.ndarray:
@@ -412,9 +501,10 @@ def run(
     X, y = X[rows], y[rows]
     components = components.iloc[rows].reset_index(drop=True)
     systems = [systems[i] for i in rows]
-    prior = prior_score(components)
-    cols, compositions = feature_names("composition")
+    priors = {"score": prior_score(components), "half": prior_unknown_half(components)}
+    cols, compositions, families = feature_names("composition")
     compositions = [compositions[i] for i in rows]
+    families = [families[i] for i in rows]
     frac = [i for i, c in enumerate(cols) if c.removeprefix("comp:").isalpha()]
     soft = components[[POLARIZABILITY, LI_FRACTION]].to_numpy(dtype=float)
     soft = np.nan_to_num(soft, nan=float(np.nanmin(soft[:, 0])))  # no anion: the hardest
@@ -422,6 +512,7 @@ def run(
         "plain": X,
         "prior": np.hstack([X, components[list(COMPONENTS)].to_numpy(dtype=float)]),
         "frac": np.hstack([X[:, frac], soft]),
+        "frac_raw": X[:, frac],
     }
     if any(VARIANTS[n].features.startswith("chgnet") for n in names):
         emb = chgnet_features(compositions)
@@ -441,15 +532,17 @@ def run(
         t0 = time.perf_counter()
         Xv = feats[v.features]
         got = []
+        tally = Tally(y, top, families, components[POLARIZABILITY].to_numpy(dtype=float))
         for s in range(seeds):
-            tr = make_trace(y, top, systems) if trace_seed == s else None
+            tr = make_trace(y, top, systems) if trace_seed == s else tally.start()
             if trace_seed is not None and trace_seed != s:
                 continue
-            res = campaign(Xv, y, systems, prior, targets, s, v, tr)
+            res = campaign(Xv, y, systems, priors[v.prior], targets, s, v, tr)
             got.append(CAP + 1 if res["top5pct_5"] is None else res["top5pct_5"])
         if trace_seed is not None:
             print(name, got)
             continue
+        out[f"{name}_where"] = tally.report(name)
         acc = acceleration(np.asarray(random, float), np.asarray(got, float), 0, rng)
         out[name] = {"median": float(np.median(got)), "per_seed": got, "acceleration": acc}
         print(
@@ -459,6 +552,75 @@ def run(
             flush=True,
         )
     return out
+
+
+class Tally:
+    """Where the measurements go between the first fast conductor and the fifth top-5 %
+    row: by OBELiX family group (read for this tally only; no campaign sees it)."""
+
+    def __init__(self, y, top, families, polarizability) -> None:
+        self.y, self.top = y, top
+        self.groups = [family_group(f, p) for f, p in zip(families, polarizability, strict=True)]
+        self.counts: dict[str, int] = {}
+        self.tops: dict[str, int] = {}
+        self.phase: list[int] = []
+        self.first_lgps: list[int] = []
+
+    def start(self):
+        state = {"fast": False, "found": 0, "n": 10, "spent": 0, "lgps": None}
+
+        def trace(r: int, picked: list[int], st: State | None) -> None:
+            for i in picked:
+                state["n"] += 1
+                if state["fast"] and state["found"] < 5:
+                    g = self.groups[i]
+                    self.counts[g] = self.counts.get(g, 0) + 1
+                    self.tops[g] = self.tops.get(g, 0) + int(self.top[i])
+                    state["spent"] += 1
+                if state["lgps"] is None and self.groups[i] == "LGPS, thio-LISICON":
+                    state["lgps"] = state["n"]
+            state["found"] += int(self.top[picked].sum())
+            if state["found"] >= 5 and state["spent"] >= 0:
+                self.phase.append(state["spent"])
+                state["spent"] = -(10**6)  # counted once
+            state["fast"] = state["fast"] or bool((self.y[picked] >= FAST_LOG10).any())
+            if state["lgps"] is not None and state["found"] >= 5 and state["spent"] < -1:
+                self.first_lgps.append(state["lgps"])
+                state["spent"] = -(10**7)
+
+        return trace
+
+    def report(self, name: str) -> dict[str, object]:
+        total = sum(self.counts.values())
+        shares = {g: self.counts[g] / total for g in sorted(self.counts)} if total else {}
+        print(f"  {name}: measurements from the first fast row to the 5th top row, per seed:")
+        print(f"    mean {np.mean(self.phase):.1f}; by family group (share, top-5 % found):")
+        for g, share in sorted(shares.items(), key=lambda kv: -kv[1]):
+            print(f"      {g:<22} {share:5.1%}  {self.tops.get(g, 0)} top")
+        if self.first_lgps:
+            print(f"    first LGPS/thio-LISICON pick: mean {np.mean(self.first_lgps):.1f}")
+        return {
+            "phase_mean": float(np.mean(self.phase)) if self.phase else None,
+            "shares": shares,
+            "tops": dict(self.tops),
+            "first_lgps_mean": float(np.mean(self.first_lgps)) if self.first_lgps else None,
+        }
+
+
+def family_group(family: str, polarizability: float) -> str:
+    """A coarse family for the tally: argyrodites, LGPS and thio-LISICON, other
+    sulfides/selenides, oxides, halides and the rest."""
+    if family == "argyrodites":
+        return "argyrodites"
+    if family in ("LGPS", "thio-LISICON"):
+        return "LGPS, thio-LISICON"
+    if family in ("garnet", "NASICON", "perovskite", "LISICON", "oxides"):
+        return "oxides (garnet, NASICON, ...)"
+    if np.isfinite(polarizability) and polarizability >= 2.5:
+        return "other soft-anion"
+    if np.isfinite(polarizability) and polarizability >= 1.5:
+        return "other halides/oxyhalides"
+    return "other (oxides, nitrides, ...)"
 
 
 def make_trace(y: np.ndarray, top: np.ndarray, systems: list[str]):
