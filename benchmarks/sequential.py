@@ -21,9 +21,9 @@ conductivity. Until a fast conductor is measured the pool is ranked by the label
 the BVSE 3-D Li barrier computed from the CIF alone, see :func:`load_barriers`); after
 that by the function, on a model that also sees those three components, and the scores of
 ``mli`` and ``ei`` are multiplied by the prior (:func:`miscreen.suggest.prior.weight_by_prior`,
-as ``miscreen suggest`` does; campaigns from
-:mod:`benchmarks.research.sequential_campaign`). ``mli_cold_start_only`` is ``mli`` with
-the cold start and the prior features but no weighting (the method until 2026-12-05);
+as ``miscreen suggest`` does; ``simulate_campaign(..., weighted=True)``).
+``mli_cold_start_only`` is ``mli`` with the cold start and the prior features but no
+weighting (the method until 2026-12-05);
 ``mli_no_prior`` and ``mei_no_prior`` are the functions without any prior. The first method
 (``mli`` with cold start and prior features) was stated before any campaign ran; the
 weighting was adopted after ``benchmarks/research/sequential_variants.py`` compared about
@@ -56,7 +56,6 @@ import pandas as pd
 from scipy.stats import mannwhitneyu
 from threadpoolctl import threadpool_limits
 
-from benchmarks.research.sequential_campaign import simulate_prior_campaign
 from benchmarks.research.simulate import FAST_LOG10, MODELS, Target, simulate_campaign
 from miscreen import schema as S
 from miscreen.featurize import featurize_records
@@ -305,19 +304,19 @@ def main() -> None:
                     n_estimators=TREES,
                 )
             else:
-                run = simulate_prior_campaign(
+                run = simulate_campaign(
                     X_prior,
                     y,
                     groups,
                     acq,
-                    prior,
-                    targets,
                     seed=seed,
                     init_size=INIT,
                     batch=BATCH,
+                    targets=targets,
                     max_measured=cap,
                     model=args.model,
                     n_estimators=TREES,
+                    prior=prior,
                     weighted=use == "weighted",
                 )
             runs.append(run)

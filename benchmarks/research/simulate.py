@@ -18,7 +18,7 @@ from scipy.stats import spearmanr
 
 from miscreen.suggest.acquisition import KAPPA, MODEL_FREE, get_acquisition, ranking, score
 from miscreen.suggest.campaign import CampaignRound
-from miscreen.suggest.prior import cold_start
+from miscreen.suggest.prior import PRIOR_WEIGHTED, cold_start, weight_by_prior
 from miscreen.suggest.selection import select_diverse
 from miscreen.train.estimators import make_regressor, per_tree_predictions
 
@@ -103,6 +103,7 @@ def simulate_campaign(
     kappa: float = KAPPA,
     ids: Sequence[object] | None = None,
     prior: np.ndarray | None = None,
+    weighted: bool = False,
 ) -> SimulationResult:
     """Run one campaign on (``X``, ``y``) with the labels revealed batch by batch.
 
@@ -111,6 +112,10 @@ def simulate_campaign(
     ``fast_threshold`` that belong to no target. The campaign stops once every target is
     reached (``stop_when_found``), after ``max_measured`` measurements, or when the pool
     is empty.
+    With ``prior``, the pool is ranked by it until a row reaches ``fast_threshold`` (the cold
+    start of ``miscreen suggest``); with ``weighted`` too, ``mli`` and ``ei`` scores are then
+    multiplied by it (:func:`miscreen.suggest.prior.weight_by_prior`), as ``miscreen suggest``
+    does.
     """
     get_acquisition(acquisition)  # fail early on an unknown name
     X = np.asarray(X, dtype=float)
@@ -200,10 +205,13 @@ def simulate_campaign(
             metrics["mean_sd_unmeasured"] = float(sd.mean())
             if len(pool) > 2 and np.ptp(mu) > 0 and np.ptp(y[pool]) > 0:
                 metrics["spearman_unmeasured"] = float(spearmanr(mu, y[pool]).statistic)
+        weigh = weighted and prior is not None and acquisition in PRIOR_WEIGHTED
         if guided:
             values = prior[pool]  # type: ignore[index]
         else:
             values = score(acquisition, mu, sd, best, rng, kappa=kappa)
+            if weigh:
+                values = weight_by_prior(acquisition, values, prior[pool])  # type: ignore[index]
         pool_groups = None if groups is None else [groups[i] for i in pool]
         picked = [
             int(pool[i])
@@ -223,7 +231,9 @@ def simulate_campaign(
                 n_measured=int(measured.sum()),
                 found=count,
                 seed=seed,
-                note="cold start: ranked by the prior" if guided else "",
+                note="cold start: ranked by the prior"
+                if guided
+                else ("scores weighted by the prior" if weigh else ""),
             )
         )
     return SimulationResult(

@@ -17,11 +17,12 @@ def test_the_halves_are_disjoint_fixed_and_cover_every_row() -> None:
     assert np.array_equal(sequential.half_rows(7, "all"), np.arange(7))
 
 
-def test_every_learned_function_gets_the_prior_and_two_run_without() -> None:
+def test_every_learned_function_gets_the_prior_and_the_references_run_without() -> None:
     plan = sequential.functions("physics", None)
-    assert ("mli", "mli", True) in plan and ("random", "random", False) in plan
-    assert ("mli_no_prior", "mli", False) in plan and ("mei_no_prior", "mei", False) in plan
-    assert all(not guided for name, _, guided in sequential.functions("none", None))
+    assert ("mli", "mli", "weighted") in plan and ("random", "random", "none") in plan
+    assert ("mli_cold_start_only", "mli", "cold_start") in plan  # the method before the weighting
+    assert ("mli_no_prior", "mli", "none") in plan and ("mei_no_prior", "mei", "none") in plan
+    assert all(use == "none" for name, _, use in sequential.functions("none", None))
     only = sequential.functions("physics", ["mli", "mei_no_prior"])
     assert [name for name, _, _ in only] == ["mli", "random", "mei_no_prior"]
 

@@ -77,7 +77,8 @@ def suggest(
         bool,
         typer.Option(
             help="while no measured material reaches 1 mS/cm, rank by the label-free prior "
-            "(anion polarizability, Li fraction, BVSE barrier)"
+            "(anion polarizability, Li fraction, BVSE barrier); after that, multiply the "
+            "mli and ei scores by it"
         ),
     ] = True,
 ) -> None:
