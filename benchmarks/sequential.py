@@ -289,36 +289,22 @@ def main() -> None:
         runs = []
         for seed in range(args.seeds):
             cap = len(y) if acq == "random" else args.cap  # random needs no model: no cap
-            if use == "none":
-                run = simulate_campaign(
-                    X,
-                    y,
-                    groups,
-                    acq,
-                    seed=seed,
-                    init_size=INIT,
-                    batch=BATCH,
-                    targets=targets,
-                    max_measured=cap,
-                    model=args.model,
-                    n_estimators=TREES,
-                )
-            else:
-                run = simulate_campaign(
-                    X_prior,
-                    y,
-                    groups,
-                    acq,
-                    seed=seed,
-                    init_size=INIT,
-                    batch=BATCH,
-                    targets=targets,
-                    max_measured=cap,
-                    model=args.model,
-                    n_estimators=TREES,
-                    prior=prior,
-                    weighted=use == "weighted",
-                )
+            guided = use != "none"
+            run = simulate_campaign(
+                X_prior if guided else X,
+                y,
+                groups,
+                acq,
+                seed=seed,
+                init_size=INIT,
+                batch=BATCH,
+                targets=targets,
+                max_measured=cap,
+                model=args.model,
+                n_estimators=TREES,
+                prior=prior if guided else None,
+                weighted=use == "weighted",
+            )
             runs.append(run)
         results[name] = runs
         reached[name] = {  # not reached within the cap: counted as cap + 1 ("more than")
