@@ -161,3 +161,14 @@ def test_after_the_cold_start_the_prior_weighs_mli() -> None:
     assert "prior" not in off["why"].iloc[0]
     mei = suggest_batch(TIED_POOL, 2, "mei", best_measured=-2.5, physics_prior=True)
     assert mei["id"].tolist() == ["llzo", "lps"]  # mei is not weighted
+
+
+def test_a_pick_without_a_listed_anion_says_so_in_words() -> None:
+    """Li3As holds none of the prior's anions: its why names that part as missing (never
+    'nan'), in the cold start and in the weighted acquisition alike."""
+    pool = COLD_POOL.assign(composition=["Li3As", "Li7La3Zr2O12", "LiCoO2", "LiNbO3"])
+    for best in (-5.5, -2.5):  # the cold start, then mli weighted by the prior
+        out = suggest_batch(pool, 4, "mli", best_measured=best, physics_prior=True)
+        why = out.set_index("id").loc["lps", "why"]
+        assert "no anion polarizability (none of N O F" in why and "nan" not in why
+        assert "anion polarizability 0.80 A^3" in out.set_index("id").loc["llzo", "why"]  # O

@@ -12,6 +12,7 @@ from scipy.stats import norm
 from miscreen import schema as S
 from miscreen.suggest.acquisition import DESCRIPTIONS, KAPPA, ranking, score
 from miscreen.suggest.prior import (
+    ANIONS,
     BARRIER,
     COLD_START_LOG10,
     LI_FRACTION,
@@ -202,10 +203,7 @@ def _why(row: pd.Series, acquisition: str, best: float, diversity: str, kappa: f
     else:
         detail = f"score {value:.2f}"
     if UNWEIGHTED in row.index:
-        detail += (
-            f" x physics prior {row[PRIOR_VALUE]:.2f} (anion polarizability "
-            f"{row[POLARIZABILITY]:.2f} A^3, Li fraction {row[LI_FRACTION]:.2f}) = {value:.2f}"
-        )
+        detail += f" x physics prior {row[PRIOR_VALUE]:.2f} ({_prior_parts(row)}) = {value:.2f}"
     text = (
         f"#{int(row[RANK])} by {acquisition} ({DESCRIPTIONS[acquisition]}): {detail}; "
         f"predicted log10 sigma {row[MEAN]:.2f} +/- {row[SD]:.2f} "
@@ -221,15 +219,26 @@ def _why(row: pd.Series, acquisition: str, best: float, diversity: str, kappa: f
     return text
 
 
+def _prior_parts(row: pd.Series) -> str:
+    """The prior's known components of a pick, in words (a part it lacks is named so)."""
+    pol = row[POLARIZABILITY]
+    parts = [
+        f"anion polarizability {pol:.2f} A^3"
+        if pd.notna(pol)
+        else "no anion polarizability (none of " + " ".join(ANIONS) + ")",
+        f"Li fraction {row[LI_FRACTION]:.2f}",
+    ]
+    if BARRIER in row.index and pd.notna(row[BARRIER]):
+        parts.append(f"BVSE barrier {row[BARRIER]:.2f} eV")
+    return ", ".join(parts)
+
+
 def _why_prior(row: pd.Series, best: float, diversity: str) -> str:
     text = (
         f"#{int(row[RANK])} by the physics prior (cold start: the best measured log10 sigma "
         f"{best:.2f} is below {COLD_START_LOG10:g}, so the model has never seen a fast "
-        f"conductor): prior {row[ACQ_VALUE]:.2f} from anion polarizability "
-        f"{row[POLARIZABILITY]:.2f} A^3 and Li fraction {row[LI_FRACTION]:.2f}"
+        f"conductor): prior {row[ACQ_VALUE]:.2f} from {_prior_parts(row)}"
     )
-    if BARRIER in row.index and pd.notna(row[BARRIER]):
-        text += f" and BVSE barrier {row[BARRIER]:.2f} eV"
     text += f"; the model predicts {row[MEAN]:.2f} +/- {row[SD]:.2f}"
     if diversity == "chemsys":
         text += f"; the batch's only pick in {row[CHEMSYS]}"
