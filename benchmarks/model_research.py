@@ -347,6 +347,23 @@ def row_errors(data: Data, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return err, berr
 
 
+def judge(per_seed: list[float], ses: list[float]) -> tuple[float, float, float, int, str]:
+    """The study's rule for a paired change (negative: better) -> (mean change, seed sd,
+    noise, seeds lower, verdict). Noise is the larger of the mean DOI-bootstrap standard
+    error and the seed sd / sqrt(seeds); "better" or "worse" needs a change beyond twice the
+    noise with the same sign on every seed, else "noise"."""
+    delta = float(np.mean(per_seed))
+    sd = float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else math.nan
+    noise = max(float(np.mean(ses)), (sd / math.sqrt(len(per_seed))) if sd == sd else 0.0)
+    lower = sum(x < 0 for x in per_seed)
+    verdict = "noise"
+    if delta < -2 * noise and lower == len(per_seed):
+        verdict = "better"
+    elif delta > 2 * noise and lower == 0:
+        verdict = "worse"
+    return delta, sd, noise, lower, verdict
+
+
 def boot_se(diff: np.ndarray, groups: np.ndarray, rng: np.random.Generator) -> float:
     """Bootstrap SE (resampling publications) of the mean paired per-row difference."""
     _, inv = np.unique(groups, return_inverse=True)
@@ -467,15 +484,7 @@ def summarise(data: Data, v: Variant, preds: Preds, seeds: list[int]) -> dict:
             d = np.mean(diffs, axis=0)  # per-row change of the criterion
             per_seed.append(float(d.mean()))
             ses.append(boot_se(d, data.doi[rows], rng))
-        delta = float(np.mean(per_seed))
-        sd = float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else math.nan
-        noise = max(float(np.mean(ses)), (sd / math.sqrt(len(per_seed))) if sd == sd else 0.0)
-        lower = sum(x < 0 for x in per_seed)
-        verdict = "noise"
-        if delta < -2 * noise and lower == len(per_seed):
-            verdict = "better"
-        elif delta > 2 * noise and lower == 0:
-            verdict = "worse"
+        delta, sd, noise, _, verdict = judge(per_seed, ses)
         out[f"delta_{m}"] = delta
         out[f"delta_{m}_per_seed"] = per_seed
         out[f"delta_{m}_per_scheme"] = {sc: float(np.mean(x)) for sc, x in per_scheme.items()}

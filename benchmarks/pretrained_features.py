@@ -331,15 +331,7 @@ def by_scheme(data: mr.Data, v: Spec, preds: mr.Preds, seeds: list[int]) -> dict
                  - mr.row_errors(data, preds[(ref.key, s)][scheme])[0])[rows]  # fmt: skip
             per_seed.append(float(d.mean()))
             ses.append(mr.boot_se(d, data.doi[rows], rng))
-        delta = float(np.mean(per_seed))
-        sd = float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0
-        noise = max(float(np.mean(ses)), sd / np.sqrt(len(per_seed)))
-        lower = sum(x < 0 for x in per_seed)
-        verdict = "noise"
-        if delta < -2 * noise and lower == len(per_seed):
-            verdict = "better"
-        elif delta > 2 * noise and lower == 0:
-            verdict = "worse"
+        delta, _, noise, lower, verdict = mr.judge(per_seed, ses)
         out[scheme] = {"delta": delta, "noise": noise, "seeds_lower": lower, "verdict": verdict}
     return out
 

@@ -52,3 +52,15 @@ def test_the_prediction_cache_ignores_files_of_the_old_kind_names(
     monkeypatch.setattr(research, "run_variant", lambda *args: pytest.fail("not cached"))
     again = research.cached_run(None, v, 0, {}, 100, tmp_path)
     np.testing.assert_array_equal(again["doi"]["floor"], np.zeros(3))
+
+
+def test_the_verdict_rule_needs_twice_the_noise_and_every_seed_on_one_side(
+    research: ModuleType,
+) -> None:
+    judge = research.judge
+    assert judge([-0.10, -0.12, -0.11], [0.01, 0.01, 0.01])[4] == "better"
+    assert judge([0.10, 0.12, 0.11], [0.01, 0.01, 0.01])[4] == "worse"
+    assert judge([-0.10, -0.12, 0.01], [0.01, 0.01, 0.01])[4] == "noise"  # one seed higher
+    assert judge([-0.03, -0.03, -0.03], [0.02, 0.02, 0.02])[4] == "noise"  # under 2 x noise
+    delta, sd, noise, lower, _ = judge([-0.2], [0.05])  # one seed: no seed sd, the bootstrap
+    assert (delta, lower, noise) == (-0.2, 1, 0.05) and sd != sd
