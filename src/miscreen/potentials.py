@@ -141,11 +141,6 @@ def get_potential(name: str) -> CHGNetPotential | SevenNetPotential:
     return POTENTIALS[name]
 
 
-def calculator(device: str = "cpu") -> Any:
-    """CHGNet 0.3.0's calculator (kept for callers not yet moved to :func:`get_potential`)."""
-    return get_potential(DEFAULT_POTENTIAL).calculator(device)
-
-
 def set_threads(threads: int) -> None:
     """Torch intra-op threads (one per task by default: tasks run side by side)."""
     import torch
