@@ -26,7 +26,9 @@ from pymatgen.core import Lattice, Structure
 from miscreen.errors import UserError
 from miscreen.store.structure_json import structure_from_dict
 
-DEFAULT_POTENTIAL = "chgnet"
+# the potential of MD and relaxation files written before the potential was recorded in them
+# (``verify md``'s default is ``miscreen.verify.md_protocol.MD_POTENTIAL``)
+LEGACY_POTENTIAL = "chgnet"
 
 
 class PotentialError(UserError, ValueError):

@@ -14,9 +14,9 @@ from typing import Any
 
 from pymatgen.core import Structure
 
-from miscreen.potentials import DEFAULT_POTENTIAL, get_potential, minimize
+from miscreen.potentials import LEGACY_POTENTIAL, get_potential, minimize
 from miscreen.store.structure_json import structure_from_dict
-from miscreen.verify.md_protocol import MDError
+from miscreen.verify.md_protocol import MD_POTENTIAL, MDError
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Relaxed:
     max_force_ev_a: float
     steps: int
     converged: bool
-    potential: str = DEFAULT_POTENTIAL  # relaxed.json files older than the registry: CHGNet
+    potential: str = LEGACY_POTENTIAL  # relaxed.json files older than the registry: CHGNet
     potential_version: str = ""
     relax_cell: bool = True
 
@@ -46,7 +46,7 @@ def relax(
     fmax: float = 0.05,
     steps: int = 300,
     device: str = "cpu",
-    potential: str = DEFAULT_POTENTIAL,
+    potential: str = MD_POTENTIAL,
     relax_cell: bool = True,
 ) -> Relaxed:
     """Relax positions (and the cell unless ``relax_cell`` is False) with ``potential``

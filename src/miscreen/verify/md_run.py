@@ -27,10 +27,10 @@ from pymatgen.core import Structure
 
 from miscreen import schema as S
 from miscreen.errors import UserError
-from miscreen.potentials import DEFAULT_POTENTIAL, get_potential, set_threads
+from miscreen.potentials import LEGACY_POTENTIAL, get_potential, set_threads
 from miscreen.verify.md_cell import prepare
 from miscreen.verify.md_dynamics import run_md_task
-from miscreen.verify.md_protocol import STAGE, MDError, MDProtocol
+from miscreen.verify.md_protocol import MD_POTENTIAL, STAGE, MDError, MDProtocol
 from miscreen.verify.md_tasks import (
     PREPARED_JSON,
     RELAXED,
@@ -77,7 +77,7 @@ class Plan:
     seed: int
     candidates: list[str]  # candidate folder names
     tasks: list[str]  # task folders relative to the md folder
-    potential: str = DEFAULT_POTENTIAL  # plans older than these fields: CHGNet, relaxed cell
+    potential: str = LEGACY_POTENTIAL  # plans older than these fields: CHGNet, relaxed cell
     potential_version: str = ""
     cell: str = RELAXED
 
@@ -99,7 +99,7 @@ class Plan:
             int(d["seed"]),
             list(d["candidates"]),
             list(d["tasks"]),
-            d.get("potential", DEFAULT_POTENTIAL),
+            d.get("potential", LEGACY_POTENTIAL),
             d.get("potential_version", ""),
             d.get("cell", RELAXED),
         )
@@ -120,7 +120,7 @@ def prepare_tasks(
     candidates: list[MDCandidate],
     protocol: MDProtocol,
     seed: int = 0,
-    potential: str = DEFAULT_POTENTIAL,
+    potential: str = MD_POTENTIAL,
     cell: str = RELAXED,
 ) -> tuple[Plan, pd.DataFrame]:
     """Prepare every candidate (order, supercell) and write its task folders inside

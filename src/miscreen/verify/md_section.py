@@ -15,9 +15,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from miscreen.formatting import ea_text, interval_text, save_figure, sigma_text, significant
-from miscreen.potentials import DEFAULT_POTENTIAL, get_potential
+from miscreen.potentials import get_potential
 from miscreen.verify.md_analysis import ArrheniusResult, TemperatureResult, fit_temperature
-from miscreen.verify.md_protocol import MDProtocol, describe
+from miscreen.verify.md_protocol import MD_POTENTIAL, MDProtocol, describe
 from miscreen.verify.md_results import CandidateResult
 from miscreen.verify.md_tasks import EXPERIMENTAL, RELAXED
 
@@ -110,7 +110,7 @@ def md_section(
     description: str,
     low_statistics: bool,
     figures: Path | None = None,
-    potential: str = DEFAULT_POTENTIAL,
+    potential: str = MD_POTENTIAL,
     potential_version: str = "",
     cell: str = RELAXED,
 ) -> str:
@@ -167,7 +167,7 @@ def results_section(
     results: list[CandidateResult],
     protocol: MDProtocol,
     figures: Path | None = None,
-    potential: str = DEFAULT_POTENTIAL,
+    potential: str = MD_POTENTIAL,
     potential_version: str = "",
     cell: str = RELAXED,
 ) -> str:

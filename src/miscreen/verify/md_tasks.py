@@ -26,9 +26,9 @@ import numpy as np
 
 from miscreen import atomic_io
 from miscreen.errors import UserError
-from miscreen.potentials import DEFAULT_POTENTIAL, get_potential
+from miscreen.potentials import LEGACY_POTENTIAL, get_potential
 from miscreen.verify.md_cell import Prepared
-from miscreen.verify.md_protocol import MDError, MDProtocol
+from miscreen.verify.md_protocol import MD_POTENTIAL, MDError, MDProtocol
 from miscreen.verify.md_relax import Relaxed, relax
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def ensure_relaxed(
     candidate_dir: Path,
     protocol: MDProtocol,
     device: str = "cpu",
-    potential: str = DEFAULT_POTENTIAL,
+    potential: str = MD_POTENTIAL,
     cell: str = RELAXED,
 ) -> Relaxed:
     """The candidate's relaxed cell, relaxing (and saving) it the first time: at the
@@ -139,7 +139,7 @@ class MDTask:
     temperature_k: float
     protocol: MDProtocol
     seed: int = 0
-    potential: str = DEFAULT_POTENTIAL  # task.json files older than these fields: CHGNet
+    potential: str = LEGACY_POTENTIAL  # task.json files older than these fields: CHGNet
     potential_version: str = ""  # "" (older files): not checked on resume
     cell: str = RELAXED  # older files: the relaxed cell
 
@@ -161,7 +161,7 @@ class MDTask:
             float(d["temperature_k"]),
             MDProtocol.from_dict(d["protocol"]),
             int(d["seed"]),
-            d.get("potential", DEFAULT_POTENTIAL),
+            d.get("potential", LEGACY_POTENTIAL),
             d.get("potential_version", ""),
             d.get("cell", RELAXED),
         )
