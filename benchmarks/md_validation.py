@@ -24,7 +24,9 @@ again; ``--slurm`` submits each potential's tasks as a job array through ``verif
 SLURM path (its analysis job writes the run's MD results); run this script again without
 ``--slurm`` once the arrays have finished to collect them (nothing left to run).
 
-Writes ``results/bench/md_validation.json``: per material and potential ``ea_ev``,
+Writes ``results/bench/md_validation.json`` (a run on some materials or potentials adds
+them to a file of the same protocol, and the statistics cover every row it then holds; a
+file of another protocol is refused before anything runs): per material and potential ``ea_ev``,
 ``ea_stderr_ev``, ``sigma_300k_mS_cm`` (or ``sigma_300k_upper_bound_mS_cm`` when too few
 hops), ``li_hops`` and the measured sigma; per potential the Spearman correlation between
 computed and measured log10 sigma (a material with only an upper bound counts at its
@@ -217,6 +219,27 @@ def run_potential(
     return wiring.analyze_md(cfg)
 
 
+def earlier_rows(out: Path, protocol: dict) -> dict[str, dict]:
+    """The per-potential material rows of an earlier ``out`` made with the same protocol, so
+    that a run on some materials adds to the file instead of replacing it; a file made with
+    another protocol is refused before anything runs (``--out`` writes elsewhere)."""
+    if not out.exists():
+        return {}
+    old = json.loads(out.read_text())
+    protocol = json.loads(json.dumps(protocol))  # as the file holds it (tuples as lists)
+    if old.get("protocol") != protocol or old.get("cell") != "experimental":
+        name = (old.get("protocol") or {}).get("name")
+        raise SystemExit(
+            f"{out} holds results of another protocol ({name}); pass --out to write this "
+            f"one ({protocol['name']}) elsewhere, or move that file away"
+        )
+    return {p: d.get("materials", {}) for p, d in old.get("potentials", {}).items()}
+
+
+def _order(key: str) -> int:
+    return list(MATERIALS).index(key) if key in MATERIALS else len(MATERIALS)
+
+
 def main(argv: list[str] | None = None) -> dict | None:
     from miscreen.potentials import POTENTIALS
     from miscreen.verify.md_protocol import PROTOCOLS, error_line
@@ -244,6 +267,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         )
     protocol = scaled(PROTOCOLS[args.protocol], args.steps_scale)
     print(error_line(protocol), file=sys.stderr)
+    earlier = {} if args.slurm else earlier_rows(args.out, protocol.to_dict())
     t0 = time.perf_counter()
     truth = measured(keys)
     by_potential: dict[str, dict] = {}
@@ -255,13 +279,24 @@ def main(argv: list[str] | None = None) -> dict | None:
             continue
         by_id = {r.id: r for r in results}
         rows = {k: material_row(by_id[MATERIALS[k].id], truth[k]) for k in keys}
-        by_potential[potential] = {"materials": rows, **statistics(rows)}
+        by_potential[potential] = {"materials": rows}
+    for potential, rows in earlier.items():  # materials and potentials this run did not touch
+        mine = by_potential.setdefault(potential, {"materials": {}})["materials"]
+        mine.update({k: row for k, row in rows.items() if k not in mine})
+    for entry in by_potential.values():  # rows in the set's order, then the statistics
+        rows = entry["materials"]
+        entry["materials"] = dict(sorted(rows.items(), key=lambda kv: _order(kv[0])))
+        entry.update(statistics(entry["materials"]))
     if args.slurm:
         return None
     out = {
         "protocol": protocol.to_dict(),
         "cell": "experimental",
-        "materials": {k: {"id": MATERIALS[k].id, "note": MATERIALS[k].note} for k in keys},
+        "materials": {
+            k: {"id": m.id, "note": m.note}
+            for k, m in MATERIALS.items()
+            if any(k in d["materials"] for d in by_potential.values())
+        },
         "potentials": by_potential,
         "runtime_s": round(time.perf_counter() - t0, 1),
     }

@@ -71,6 +71,18 @@ def test_a_tiny_run_writes_every_number_per_material_and_potential(bench, tmp_pa
         "lgps",
         "li3n",
     }
+    # a run on one material adds to the file (statistics over both), never replaces it
+    one = ["--materials", "li3n", "--potentials", "chgnet", "--steps-scale", "0.005"]
+    bench.main([*one, "--jobs", "1", "--results-dir", str(tmp_path), "--out", str(out)])
+    merged = json.loads(out.read_text())
+    assert merged["potentials"]["chgnet"]["materials"] == chgnet["materials"]
+    assert merged["potentials"]["chgnet"]["n_ranked"] == chgnet["n_ranked"]
+    assert set(merged["materials"]) == {"lgps", "li3n"}
+    # a file of another protocol is refused before anything runs, naming it
+    other = [*one[:-1], "0.004", "--results-dir", str(tmp_path), "--out", str(out)]
+    with pytest.raises(SystemExit, match="another protocol \\(quick-x0.005\\)"):
+        bench.main(other)
+    assert not (tmp_path / "md-validation-chgnet-quick-x0.004").exists()
 
 
 def test_slurm_submits_one_array_per_potential_through_verify_md(bench, tmp_path, monkeypatch):
