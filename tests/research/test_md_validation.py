@@ -80,7 +80,7 @@ def test_a_tiny_run_writes_every_number_per_material_and_potential(bench, tmp_pa
     assert set(merged["materials"]) == {"lgps", "li3n"}
     # a file of another protocol is refused before anything runs, naming it
     other = [*one[:-1], "0.004", "--results-dir", str(tmp_path), "--out", str(out)]
-    with pytest.raises(SystemExit, match="another protocol \\(quick-x0.005\\)"):
+    with pytest.raises(SystemExit, match=r"another protocol \(quick-x0\.005\)"):
         bench.main(other)
     assert not (tmp_path / "md-validation-chgnet-quick-x0.004").exists()
 
