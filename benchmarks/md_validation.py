@@ -225,7 +225,10 @@ def earlier_rows(out: Path, protocol: dict) -> dict[str, dict]:
     another protocol is refused before anything runs (``--out`` writes elsewhere)."""
     if not out.exists():
         return {}
-    old = json.loads(out.read_text())
+    try:
+        old = json.loads(out.read_text())
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"{out} is not valid JSON ({exc}); move it away or pass --out") from None
     protocol = json.loads(json.dumps(protocol))  # as the file holds it (tuples as lists)
     if old.get("protocol") != protocol or old.get("cell") != "experimental":
         name = (old.get("protocol") or {}).get("name")

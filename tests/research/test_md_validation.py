@@ -83,6 +83,10 @@ def test_a_tiny_run_writes_every_number_per_material_and_potential(bench, tmp_pa
     with pytest.raises(SystemExit, match=r"another protocol \(quick-x0\.005\)"):
         bench.main(other)
     assert not (tmp_path / "md-validation-chgnet-quick-x0.004").exists()
+    out.write_text("{not json")  # a damaged file is named, not overwritten
+    with pytest.raises(SystemExit, match=f"{out} is not valid JSON"):
+        bench.main(other)
+    assert out.read_text() == "{not json"
 
 
 def test_slurm_submits_one_array_per_potential_through_verify_md(bench, tmp_path, monkeypatch):
