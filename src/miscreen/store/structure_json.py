@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from pymatgen.core import DummySpecies, Element, Lattice, Species, Structure
+from pymatgen.core import Composition, DummySpecies, Element, Lattice, Species, Structure
 
 MAX_SITES = 2000
 MAX_JSON_CHARS = 5_000_000
@@ -102,7 +103,8 @@ def structure_from_dict(data: object) -> Structure:
     if len(sites) > MAX_SITES:
         raise ValueError(f"structure has {len(sites)} sites (> {MAX_SITES}); too large")
     lattice = _lattice(data.get("lattice"))
-    built = [_site(site, f"site {i}") for i, site in enumerate(sites)]
+    compositions: dict[tuple, Composition] = {}  # sites of one species share one object
+    built = [_site(site, f"site {i}", compositions) for i, site in enumerate(sites)]
     charge = data.get("charge")
     if charge is not None and not _is_number(charge):
         raise ValueError(f"structure charge {charge!r} is not a number")
@@ -193,13 +195,16 @@ def _lattice(data: object) -> Lattice:
 class _SiteData:
     """One site as checked data, before the structure is built."""
 
-    species: dict[Element | Species | DummySpecies, float]
+    species: Composition
     abc: list[float]
     properties: dict
     label: str | None
 
 
-def _site(data: object, where: str) -> _SiteData:
+def _site(data: object, where: str, compositions: dict[tuple, Composition]) -> _SiteData:
+    """One site checked; its species as a ``Composition`` from ``compositions`` (one object
+    per distinct species and occupancies of a structure, as ``Structure.from_sites``
+    shares them), so pymatgen builds each distinct one once."""
     if not isinstance(data, dict):
         raise ValueError(f"{where} is a {type(data).__name__}, expected an object")
     _check_class(data, where)
@@ -215,14 +220,20 @@ def _site(data: object, where: str) -> _SiteData:
         if not 0 < occu <= MAX_OCCUPANCY:  # pymatgen drops a species of occupancy 0 silently
             raise ValueError(f"{where} occupancy {occu} is outside (0, {MAX_OCCUPANCY}]")
         species[_species(entry, where)] = occu
+    key = tuple(species.items())
+    composition = compositions.get(key)
+    if composition is None:
+        composition = compositions[key] = Composition(species)
     label = data.get("label")
     if label is not None and not isinstance(label, str):
         raise ValueError(f"{where} label is not a string")
-    properties = _plain(data.get("properties") or {}, f"{where} properties")
-    if not isinstance(properties, dict):
-        raise ValueError(f"{where} properties are not a JSON object")
+    properties = data.get("properties") or {}
+    if properties:
+        properties = _plain(properties, f"{where} properties")
+        if not isinstance(properties, dict):
+            raise ValueError(f"{where} properties are not a JSON object")
     abc = _numbers(data.get("abc"), 3, f"{where} abc")
-    return _SiteData(species, abc, properties, label)
+    return _SiteData(composition, abc, properties, label)
 
 
 def _species(entry: dict, where: str) -> Element | Species | DummySpecies:
@@ -242,11 +253,19 @@ def _species(entry: dict, where: str) -> Element | Species | DummySpecies:
     oxi = entry["oxidation_state"]
     if oxi is not None and not _is_number(oxi):
         raise ValueError(f"{where} oxidation state {str(oxi)[:20]!r} is not a number")
-    kind = Species if Element.is_valid_symbol(symbol) else DummySpecies
-    try:
-        return kind(symbol, oxi, spin=spin)
+    try:  # the types are part of the key: Species("O", -2) and ("O", -2.0) print apart
+        return _species_object(symbol, type(oxi), oxi, type(spin), spin)
     except ValueError as exc:
         raise ValueError(f"{where}: species {symbol!r}: {exc}") from None
+
+
+@lru_cache(maxsize=4096)
+def _species_object(
+    symbol: str, oxi_type: type, oxi: float | None, spin_type: type, spin: float | None
+) -> Species | DummySpecies:
+    """One ``Species`` object per distinct (checked) symbol, oxidation state and spin."""
+    kind = Species if Element.is_valid_symbol(symbol) else DummySpecies
+    return kind(symbol, oxi, spin=spin)
 
 
 def _number(value: object, what: str) -> float:
