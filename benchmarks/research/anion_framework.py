@@ -25,8 +25,8 @@ import math
 
 import numpy as np
 
-from miscreen.featurize.base import Entry, Featurizer, effective_cn, group_min, wstats
-from miscreen.featurize.context import CUTOFF, StructureContext
+from miscreen.featurize.base import Entry, Featurizer, wstats
+from miscreen.featurize.context import CUTOFF, StructureContext, effective_cn, group_min
 
 SHELL_FACTOR = 1.2
 SAME_ATOM_A = 0.1  # two shell vectors closer than this point at the same anion image

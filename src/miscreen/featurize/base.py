@@ -20,6 +20,8 @@ from miscreen.featurize.context import StructureContext, build_context
 from miscreen.featurize.oxidation import Oxidation, guess
 from miscreen.fetch.parsing import structure_from_json
 
+_sum, _min, _max = np.add.reduce, np.minimum.reduce, np.maximum.reduce
+
 
 @dataclass
 class Entry:
@@ -86,51 +88,14 @@ def electronegativity(symbol: str) -> float:
 def wstats(values: np.ndarray, weights: np.ndarray) -> tuple[float, float, float, float]:
     """Weighted (mean, std, min, max) over entries with positive weight; NaN when none."""
     ok = (weights > 0) & np.isfinite(values)
-    if not ok.any():
-        return (math.nan,) * 4
     v, w = values[ok], weights[ok]
+    if not v.size:
+        return (math.nan,) * 4
     # np.average's own arithmetic (multiply, sum, divide), the same floats without its
-    # argument checks, which cost more than the sum on these short vectors
-    total = w.sum()
-    mean = float(np.multiply(v, w).sum() / total)
-    std = float(np.sqrt(np.multiply((v - mean) ** 2, w).sum() / total))
-    return mean, std, float(v.min()), float(v.max())
-
-
-def group_min(keys: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """Minimum of ``values`` per key in ``range(n)`` (inf where a key has none)."""
-    out = np.full(n, np.inf)
-    np.minimum.at(out, keys, values)
-    return out
-
-
-def group_max(keys: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """Maximum of ``values`` per key in ``range(n)`` (-inf where a key has none)."""
-    out = np.full(n, -np.inf)
-    np.maximum.at(out, keys, values)
-    return out
-
-
-def group_sum(keys: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    return np.bincount(keys, weights=values, minlength=n)
-
-
-def effective_cn(
-    center: np.ndarray, dist: np.ndarray, weight: np.ndarray, n: int, iterations: int = 4
-) -> tuple[np.ndarray, np.ndarray]:
-    """Hoppe's effective coordination number and mean bond length per site, vectorised.
-
-    ``weight`` is the neighbour's occupancy by the counted species, so a half-occupied
-    neighbour counts half. Sites without weighted neighbours get NaN.
-    """
-    ok = weight > 0
-    c, d, w = center[ok], dist[ok], weight[ok]
-    lav = group_min(c, d, n)
-    for _ in range(iterations):
-        e = w * np.exp(1.0 - (d / lav[c]) ** 6)
-        num, den = group_sum(c, e * d, n), group_sum(c, e, n)
-        lav = np.divide(num, den, out=np.full(n, np.inf), where=den > 0)
-    e = w * np.exp(1.0 - (d / lav[c]) ** 6)
-    econ = group_sum(c, e, n)
-    has = np.isfinite(lav)
-    return np.where(has, econ, np.nan), np.where(has, lav, np.nan)
+    # argument checks and numpy's scalar wrappers, which cost more than the sums on these
+    # short vectors (tests/featurize/test_fast_paths.py checks the floats)
+    total = float(_sum(w))
+    mean = float(_sum(v * w)) / total
+    dev = v - mean
+    std = math.sqrt(float(_sum(dev * dev * w)) / total)
+    return mean, std, float(_min(v)), float(_max(v))

@@ -18,11 +18,13 @@ from functools import cached_property, lru_cache
 import numpy as np
 from pymatgen.core import Composition, Element, Species, Structure
 from pymatgen.core.units import Length, Mass
+from pymatgen.optimization.neighbors import find_points_in_spheres
 
 from miscreen.featurize.oxidation import Oxidation, guess
 
 CUTOFF = 6.0  # Angstrom: one neighbour list per structure serves every featurizer
 SPLIT_FACTOR = 0.6
+NUMERICAL_TOL = 1e-8  # get_neighbor_list's default
 _AMU_IN_G = float(Mass(1.0, "amu").to("g"))  # pymatgen's conversion factors
 _CUBIC_ANGSTROM_IN_CM3 = float(Length(1, "ang").to("cm") ** 3)
 
@@ -68,6 +70,20 @@ class StructureContext:
         return self.site_total - self.anion
 
     @cached_property
+    def has_anions(self) -> bool:
+        return bool(self.anion.sum() > 0)
+
+    @cached_property
+    def cation_econ(self) -> tuple[np.ndarray, np.ndarray]:
+        """Hoppe's ECoN of each cation by the anions around it and its mean bond length
+        (:func:`effective_cn`; every atom by every atom where the structure has no anion):
+        the coordination of the structure group and, at the Li sites, of the Li group."""
+        cat_w = self.cation if self.has_anions else self.site_total
+        an_w = self.anion if self.has_anions else self.site_total
+        weight = an_w[self.neighbor] * (cat_w[self.center] > 0)
+        return effective_cn(self.center, self.dist, weight, self.n_sites)
+
+    @cached_property
     def charge(self) -> np.ndarray:
         """Occupancy-weighted oxidation state per element column."""
         return np.array([self.oxidation.states.get(el, 0.0) for el in self.elements])
@@ -94,7 +110,7 @@ def build_context(structure: Structure, cutoff: float = CUTOFF) -> StructureCont
     species = structure.composition  # built from the sites on every access: once here
     oxidation = guess(species.element_composition, given)
     cart = structure.cart_coords
-    center, neighbor, images, dist = structure.get_neighbor_list(cutoff)
+    center, neighbor, images, dist = neighbor_list(structure, cart, cutoff)
     vec = cart[neighbor] + images @ structure.lattice.matrix - cart[center]
     rcov = _weighted_mean_rows(occ, np.array([_covalent(el) for el in elements]))
     keep = dist >= SPLIT_FACTOR * (rcov[center] + rcov[neighbor])
@@ -110,6 +126,25 @@ def build_context(structure: Structure, cutoff: float = CUTOFF) -> StructureCont
         dist=dist[keep],
         vec=vec[keep],
     )
+
+
+def neighbor_list(
+    structure: Structure, cart: np.ndarray, cutoff: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``structure.get_neighbor_list(cutoff)``: the same call of pymatgen's compiled
+    ``find_points_in_spheres`` on the Cartesian coordinates already at hand (``cart``),
+    without rebuilding them from the sites twice and without its Python list of one flag
+    per pair; the same arrays."""
+    center, neighbor, images, dist = find_points_in_spheres(
+        cart,
+        cart,
+        r=cutoff,
+        pbc=np.ascontiguousarray(structure.pbc, dtype=np.int64),
+        lattice=np.ascontiguousarray(structure.lattice.matrix, dtype=float),
+        tol=NUMERICAL_TOL,
+    )
+    keep = ~((center == neighbor) & (dist <= NUMERICAL_TOL))  # a site is not its own neighbour
+    return center[keep], neighbor[keep], images[keep], dist[keep]
 
 
 def density(composition: Composition, volume: float) -> float:
@@ -182,3 +217,42 @@ def ionic_radius(symbol: str, state: float) -> float:
         if r is not None and float(r) > 0:
             return float(r)
     return 1.5
+
+
+def group_min(keys: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Minimum of ``values`` per key in ``range(n)`` (inf where a key has none)."""
+    out = np.full(n, np.inf)
+    np.minimum.at(out, keys, values)
+    return out
+
+
+def group_max(keys: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Maximum of ``values`` per key in ``range(n)`` (-inf where a key has none)."""
+    out = np.full(n, -np.inf)
+    np.maximum.at(out, keys, values)
+    return out
+
+
+def group_sum(keys: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    return np.bincount(keys, weights=values, minlength=n)
+
+
+def effective_cn(
+    center: np.ndarray, dist: np.ndarray, weight: np.ndarray, n: int, iterations: int = 4
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hoppe's effective coordination number and mean bond length per site, vectorised.
+
+    ``weight`` is the neighbour's occupancy by the counted species, so a half-occupied
+    neighbour counts half. Sites without weighted neighbours get NaN.
+    """
+    ok = weight > 0
+    c, d, w = center[ok], dist[ok], weight[ok]
+    lav = group_min(c, d, n)
+    for _ in range(iterations):
+        e = w * np.exp(1.0 - (d / lav[c]) ** 6)
+        num, den = group_sum(c, e * d, n), group_sum(c, e, n)
+        lav = np.divide(num, den, out=np.full(n, np.inf), where=den > 0)
+    e = w * np.exp(1.0 - (d / lav[c]) ** 6)
+    econ = group_sum(c, e, n)
+    has = np.isfinite(lav)
+    return np.where(has, econ, np.nan), np.where(has, lav, np.nan)

@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from miscreen.featurize.base import Entry, Featurizer, effective_cn, group_min, wstats
-from miscreen.featurize.context import StructureContext
+from miscreen.featurize.base import Entry, Featurizer, wstats
+from miscreen.featurize.context import StructureContext, effective_cn, group_min
 
 HOPPE = (
     "R. Hoppe, Effective coordination numbers (ECoN) and mean fictive ionic radii (MEFIR), "
@@ -89,12 +89,10 @@ def _nearest(ctx: StructureContext) -> list[float]:
 
 def _coordination(ctx: StructureContext) -> list[float]:
     """Cation-by-anion and anion-by-cation ECoN statistics and bond-length measures."""
-    has_anions = ctx.anion.sum() > 0
+    has_anions = ctx.has_anions
     cat_w = ctx.cation if has_anions else ctx.site_total
     an_w = ctx.anion if has_anions else ctx.site_total
-    cn, lav = effective_cn(
-        ctx.center, ctx.dist, an_w[ctx.neighbor] * (cat_w[ctx.center] > 0), ctx.n_sites
-    )
+    cn, lav = ctx.cation_econ
     acn, _ = effective_cn(
         ctx.center, ctx.dist, cat_w[ctx.neighbor] * (an_w[ctx.center] > 0), ctx.n_sites
     )
