@@ -4,9 +4,10 @@ Run as ``.venv/bin/python benchmarks/scale.py`` (``make bench``) for the ``cell`
 and ``benchmarks/scale.py --preset full`` for the default structure preset; ``--sizes
 1000,10000`` runs a subset (added to the sizes an earlier run of the preset wrote),
 ``--speedup-size 0`` skips the 1-vs-2-worker runs, ``--skip-local`` the in-process one,
-``--no-dask-profiler`` starts the workers without Dask's statistical profiler (it samples
-every worker thread's stack every 10 ms: on the ``full`` preset a quarter of the workers'
-CPU time); write that to another ``--out``, the pipeline's clusters keep it.
+``--dask-defaults`` starts the workers with Dask's own background settings instead of the
+lean ones miscreen's SLURMCluster workers get (``batch.backends.LEAN_WORKER_CONFIG``:
+profiler off, event-loop tick and memory monitor every second); write that to another
+``--out``.
 Writes ``results/bench/scale.json`` (a run of one preset keeps the other's keys):
 
 - ``throughput``: structures screened per second (featurize + predict + rank, from the
@@ -371,7 +372,7 @@ def summarise(runs: dict[int, dict], speed: dict, args: argparse.Namespace, rout
         "preset": args.preset,
         "model": f"extra_trees, 50 trees, {args.preset} preset, OBELiX train split",
         "routing_by_cv": {kind: r["model"] for kind, r in routing.items()},
-        "dask_worker_profiler": not args.no_dask_profiler,
+        "dask_worker_config": "dask defaults" if args.dask_defaults else "lean (miscreen's)",
         "load_average_1min_at_start": args.load_at_start,
         "cpus": os.cpu_count(),
         "python_hash_seed": os.environ.get("PYTHONHASHSEED"),
@@ -451,18 +452,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--chunk-size", type=int, default=500)
     parser.add_argument("--skip-local", action="store_true", help="no in-process run")
     parser.add_argument(
-        "--no-dask-profiler",
+        "--dask-defaults",
         action="store_true",
-        help="workers without Dask's statistical profiler (write to another --out)",
+        help="workers with Dask's default background settings (write to another --out)",
     )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     args.load_at_start = os.getloadavg()[0]
-    if args.no_dask_profiler:  # inherited by the worker processes
-        os.environ["DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"] = "False"
+    if not args.dask_defaults:  # the LocalCluster's nannies pass it to their workers
         import dask
 
-        dask.config.refresh()
+        from miscreen.batch.backends import LEAN_WORKER_CONFIG
+
+        dask.config.set(LEAN_WORKER_CONFIG)
     sizes = sorted(int(s) for s in args.sizes.split(","))
     work = WORK
     work.mkdir(parents=True, exist_ok=True)

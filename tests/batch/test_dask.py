@@ -137,12 +137,64 @@ def test_worker_preload_imports_what_a_chunk_needs():
     assert found == dict.fromkeys(names, True)
 
 
-def test_jobqueue_workers_get_the_preload_once():
-    from miscreen.batch.backends import with_preload
+def test_jobqueue_workers_get_the_preload_once_and_the_lean_settings():
+    from miscreen.batch.backends import lean_worker_environment, worker_options
 
-    assert with_preload({"cores": 1})["worker_extra_args"] == [
+    assert worker_options({"cores": 1})["worker_extra_args"] == [
         "--preload",
         "miscreen.batch.preload",
     ]
-    own = {"worker_extra_args": ["--lifetime", "1h", "--preload", "miscreen.batch.preload"]}
-    assert with_preload(own)["worker_extra_args"] == own["worker_extra_args"]
+    own = {
+        "worker_extra_args": ["--lifetime", "1h", "--preload", "miscreen.batch.preload"],
+        "job_script_prologue": ["module load python"],
+    }
+    options = worker_options(own)
+    assert options["worker_extra_args"] == own["worker_extra_args"]
+    # the user's own prologue lines come last, so their exports win
+    assert options["job_script_prologue"] == [*lean_worker_environment(), "module load python"]
+
+
+def test_lean_worker_environment_is_read_by_dask_as_the_lean_config():
+    """The job script's ``export`` lines, parsed by Dask's own environment reader, give
+    :data:`LEAN_WORKER_CONFIG`; and dask-jobqueue writes them into the worker job script."""
+    import dask
+    from dask_jobqueue import SLURMCluster
+
+    from miscreen.batch.backends import LEAN_WORKER_CONFIG, lean_worker_environment, worker_options
+
+    env = dict(line.removeprefix("export ").split("=", 1) for line in lean_worker_environment())
+    assert all(name.startswith("DASK_DISTRIBUTED__") for name in env)
+    read = dask.config.collect_env(env)
+    for key, value in LEAN_WORKER_CONFIG.items():
+        assert dask.config.get(key, config=read) == value, key
+    options = worker_options({"cores": 1, "memory": "1GB", "processes": 1})
+    with SLURMCluster(**options, scheduler_options={"dashboard_address": ":0"}) as cluster:
+        script = cluster.job_script()
+    assert all(line in script for line in lean_worker_environment()), script
+
+
+def _worker_config() -> dict:
+    import dask
+
+    from miscreen.batch.backends import LEAN_WORKER_CONFIG
+
+    return {key: dask.config.get(key) for key in LEAN_WORKER_CONFIG}
+
+
+def test_a_local_cluster_started_under_the_lean_config_passes_it_to_its_workers():
+    """How ``benchmarks/scale.py`` gives its LocalCluster's worker processes the settings
+    that miscreen's SLURMCluster workers get from their job scripts."""
+    import dask
+    from distributed import LocalCluster
+
+    from miscreen.batch.backends import LEAN_WORKER_CONFIG
+
+    with (
+        dask.config.set(LEAN_WORKER_CONFIG),
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as c,
+        c.get_client() as client,
+    ):
+        seen = next(iter(client.run(_worker_config).values()))
+    assert seen == LEAN_WORKER_CONFIG

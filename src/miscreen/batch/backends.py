@@ -180,22 +180,45 @@ class DaskBackend:
 
 
 PRELOAD = "miscreen.batch.preload"
+# Dask's background work in each worker process, made lean: the statistical profiler (every
+# thread's stack every 10 ms, read only by the dashboard's profile page), the event-loop
+# tick (every 20 ms) and the memory monitor (every 100 ms). On chunks of the cheap preset they
+# cost a worker about a tenth of its time (benchmarks/scale.py); on a 2-core machine only all
+# three together made a difference. miscreen's SLURMCluster workers get them as environment
+# variables (:func:`lean_worker_environment`), and so can any worker a user starts.
+LEAN_WORKER_CONFIG: dict[str, Any] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.worker.memory.monitor-interval": "1s",
+}
 
 
-def with_preload(jobqueue: dict[str, Any]) -> dict[str, Any]:
+def lean_worker_environment() -> list[str]:
+    """``export DASK_...=...`` lines that give a worker process :data:`LEAN_WORKER_CONFIG`
+    (Dask reads them when it is imported: dots become ``__``, hyphens ``_``)."""
+    return [
+        f"export DASK_{key.upper().replace('.', '__').replace('-', '_')}={value}"
+        for key, value in LEAN_WORKER_CONFIG.items()
+    ]
+
+
+def worker_options(jobqueue: dict[str, Any]) -> dict[str, Any]:
     """SLURMCluster arguments whose workers start with :mod:`miscreen.batch.preload` (added
-    to ``worker_extra_args`` unless it is there already)."""
+    to ``worker_extra_args`` unless it is there already) and, in their job scripts, the
+    lean background settings (added to ``job_script_prologue``; a user's own lines for the
+    same variables come after them, so they win)."""
     extra = list(jobqueue.get("worker_extra_args") or [])
     if PRELOAD not in extra:
         extra += ["--preload", PRELOAD]
-    return {**jobqueue, "worker_extra_args": extra}
+    prologue = [*lean_worker_environment(), *(jobqueue.get("job_script_prologue") or [])]
+    return {**jobqueue, "worker_extra_args": extra, "job_script_prologue": prologue}
 
 
 @contextmanager
 def dask_client(settings: DaskConfig, scheduler: str | None = None) -> Iterator[Any]:
     """A Dask client: ``scheduler`` (or ``batch.dask.scheduler``), else a dask-jobqueue
-    SLURMCluster built from ``batch.dask.jobqueue`` (its workers preloaded); the cluster is
-    closed afterwards."""
+    SLURMCluster built from ``batch.dask.jobqueue`` (its workers preloaded and lean:
+    :func:`worker_options`); the cluster is closed afterwards."""
     from distributed import Client
 
     address = scheduler or settings.scheduler
@@ -214,7 +237,7 @@ def dask_client(settings: DaskConfig, scheduler: str | None = None) -> Iterator[
         raise ImportError(
             "batch.dask.jobqueue needs dask-jobqueue: pip install dask-jobqueue==0.9.0"
         ) from None
-    with SLURMCluster(**with_preload(settings.jobqueue)) as cluster:
+    with SLURMCluster(**worker_options(settings.jobqueue)) as cluster:
         cluster.scale(jobs=settings.jobs)
         with Client(cluster) as client:
             log.info("dask-jobqueue SLURMCluster: %d job(s) asked for; %s", settings.jobs, cluster)
