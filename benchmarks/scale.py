@@ -36,11 +36,10 @@ A pool repeats each of its ~900 compositions once per strain, so per-process cac
 composition-only results (the oxidation-state guess) hit after the first ~900 rows; a
 pool of distinct materials costs more per row. What the ``full`` preset costs (issue 26,
 measured on the shared 2-core machine in CPU seconds, which its load barely moves): in
-one process, store to ``candidates.csv``, 3.2 ms per structure on the 10k pool, 89 % of
-it featurizing; featurizing alone 2.6 ms per pool structure and 4.2-5.5 ms per distinct
-mp-2018 structure (10-12 ms before issue 26's changes, which matches the 150-177 rows/s
-a default run logged on two workers). The ~0.3 s per structure this docstring used to
-give was stale.
+one process, store to ``candidates.csv``, 2.4 ms per structure on the 10k pool (24.1 s
+wall in one process, 2026-12-05; 3.2 ms of CPU a day earlier); featurizing alone 2.2 ms per distinct
+structure of ``benchmarks/featurize.py``'s speed set (10-12 ms before issue 26's changes,
+which matched the 150-177 rows/s a default run logged on two workers).
 """
 
 from __future__ import annotations
