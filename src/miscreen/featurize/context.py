@@ -7,7 +7,8 @@ the two sites' occupancies, i.e. expectations over a random (uncorrelated) filli
 partially occupied sites. Pairs closer than ``SPLIT_FACTOR`` times the sum of the two
 sites' covalent radii cannot be occupied at once (split sites, alternative positions) and
 are dropped from all pair statistics. Dummy species (e.g. vacancy placeholders) count as
-vacancy.
+vacancy. The per-site reductions over the neighbour list (``group_min``/``max``/``sum``,
+Hoppe's ECoN) live here too, beside the context that caches the shared ones.
 """
 
 from __future__ import annotations
