@@ -253,17 +253,17 @@ def _species(entry: dict, where: str) -> Element | Species | DummySpecies:
     oxi = entry["oxidation_state"]
     if oxi is not None and not _is_number(oxi):
         raise ValueError(f"{where} oxidation state {str(oxi)[:20]!r} is not a number")
-    try:  # the types are part of the key: Species("O", -2) and ("O", -2.0) print apart
-        return _species_object(symbol, type(oxi), oxi, type(spin), spin)
+    try:
+        return _species_object(symbol, oxi, spin)
     except ValueError as exc:
         raise ValueError(f"{where}: species {symbol!r}: {exc}") from None
 
 
 @lru_cache(maxsize=4096)
-def _species_object(
-    symbol: str, oxi_type: type, oxi: float | None, spin_type: type, spin: float | None
-) -> Species | DummySpecies:
-    """One ``Species`` object per distinct (checked) symbol, oxidation state and spin."""
+def _species_object(symbol: str, oxi: float | None, spin: float | None) -> Species | DummySpecies:
+    """One ``Species`` object per distinct (checked) symbol, oxidation state and spin. Equal
+    keys share it (-2 and -2.0 alike), as pymatgen's own cache (``get_el_sp``) maps every
+    Composition key to the first equal species it saw."""
     kind = Species if Element.is_valid_symbol(symbol) else DummySpecies
     return kind(symbol, oxi, spin=spin)
 
