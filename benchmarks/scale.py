@@ -37,9 +37,9 @@ composition-only results (the oxidation-state guess) hit after the first ~900 ro
 pool of distinct materials costs more per row. What the ``full`` preset costs (issue 26,
 measured on the shared 2-core machine in CPU seconds, which its load barely moves): in
 one process, store to ``candidates.csv``, 2.4 ms per structure on the 10k pool (24.1 s
-wall in one process, 2026-12-05; 3.2 ms of CPU a day earlier); featurizing alone 2.2 ms per distinct
-structure of ``benchmarks/featurize.py``'s speed set (10-12 ms before issue 26's changes,
-which matched the 150-177 rows/s a default run logged on two workers).
+wall, 2026-12-05; 3.2 ms of CPU a day earlier); featurizing alone 2.2 ms per distinct
+structure of ``benchmarks/featurize.py``'s speed set (10-12 ms before issue 26's
+changes, which matched the 150-177 rows/s a default run logged on two workers).
 """
 
 from __future__ import annotations
