@@ -2,8 +2,9 @@
 LGPS analogues depends on the volume the oxides are given.
 
 Run as ``nice -n 10 .venv/bin/python benchmarks/research/bvse_volume.py`` (about 10 minutes
-on one core, most of it relaxing the three oxides; relaxations are cached in the output
-file, so a rerun takes seconds). Writes ``results/bench/bvse_volume.json`` and prints
+on one core, most of it relaxing the three oxides with the potential and limits of
+``configs/lgps-family.yaml``; the relaxations are kept in the output file with those
+settings, so a rerun under the same settings takes a minute). Writes ``results/bench/bvse_volume.json`` and prints
 tables.
 
 The case checks that every oxide analogue Li10MP2O12 has a higher BVSE barrier than every
@@ -44,16 +45,19 @@ os.environ.setdefault("MISCREEN_MIRROR", str(REPO.parent / "shared" / "data"))
 import numpy as np  # noqa: E402
 from pymatgen.core import Structure  # noqa: E402
 
+from miscreen.config import load_config  # noqa: E402
 from miscreen.fetch.datasets import fetch_file  # noqa: E402
-from miscreen.generate.relax import RelaxSettings, relaxer  # noqa: E402
+from miscreen.generate.relax import relaxer  # noqa: E402
 from miscreen.generate.substitute import explicit, ordered_parent, substituted_parent  # noqa: E402
+from miscreen.pipeline.generation import settings as relax_settings  # noqa: E402
 from miscreen.potentials import set_threads  # noqa: E402
 from miscreen.verify.bvse import bvse_barriers  # noqa: E402
 
 OUT = REPO / "results" / "bench" / "bvse_volume.json"
+CASE = REPO / "configs" / "lgps-family.yaml"  # its generate section: potential and limits
 METALS, ANIONS = ("Ge", "Si", "Sn"), ("S", "Se", "O")
 VOLUMES = np.round(np.arange(8.0, 14.01, 0.25), 2)  # Å^3 per atom, the scan
-REFERENCES = {  # OBELiX CIFs: measured sigma (S/cm) from the table, for scale only
+REFERENCES = {  # OBELiX CIFs of measured materials, for scale
     "9lo": "gamma-Li3PO4",
     "mtn": "Li10GeP2S12",
     "9lx": "Li10SnP2S12",
@@ -116,8 +120,8 @@ def main() -> None:
     set_threads(1)
     warnings.simplefilter("ignore")
     old = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    cached = old.get("relaxed", {})
-    settings = RelaxSettings(potential="sevennet-0", fmax=0.05, steps=300, time_limit_s=600)
+    settings = relax_settings(load_config(CASE))
+    cached = old.get("relaxed", {}) if old.get("potential") == settings.key else {}
     relax = None
     parent = lgps()
     rows: dict[str, dict] = {}
@@ -131,7 +135,7 @@ def main() -> None:
                 "max_force_ev_a": round(r.max_force_ev_a, 4),
             }
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps({**old, "relaxed": cached}))
+            args.out.write_text(json.dumps({"potential": settings.key, "relaxed": cached}))
         relaxed = Structure.from_dict(cached[formula]["structure"])
         v_relaxed = relaxed.volume / len(relaxed)
         disordered = substituted_parent(parent, relaxed, label)
