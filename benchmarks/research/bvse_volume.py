@@ -4,8 +4,8 @@ LGPS analogues depends on the volume the oxides are given.
 Run as ``nice -n 10 .venv/bin/python benchmarks/research/bvse_volume.py`` (about 10 minutes
 on one core, most of it relaxing the three oxides with the potential and limits of
 ``configs/lgps-family.yaml``; the relaxations are kept in the output file with those
-settings, so a rerun under the same settings takes a minute). Writes ``results/bench/bvse_volume.json`` and prints
-tables.
+settings, so a rerun under the same settings takes a minute). Writes
+``results/bench/bvse_volume.json`` and prints tables.
 
 The case checks that every oxide analogue Li10MP2O12 has a higher BVSE barrier than every
 sulfide Li10MP2S12 (M = Ge, Si, Sn), as Ong et al. (Energy Environ. Sci. 6, 148 (2013))
