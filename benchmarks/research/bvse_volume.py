@@ -32,10 +32,12 @@ import argparse
 import gzip
 import itertools
 import json
+import math
 import os
 import sys
 import tarfile
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,8 +92,23 @@ def analogues(parent: Structure) -> dict[str, tuple[str, Structure]]:
     }
 
 
-def e3d(structure: Structure) -> float:
-    return float(bvse_barriers(structure).e_3d)
+def e3d(structure: Structure) -> float | None:
+    """BVSE 3-D percolation barrier; None where no Li path percolates (an infinite barrier,
+    written as null: JSON has no NaN)."""
+    e = float(bvse_barriers(structure).e_3d)
+    return e if math.isfinite(e) else None
+
+
+def above(e: float | None, bar: float) -> bool:
+    return e is None or e > bar
+
+
+def highest(barriers: Iterable[float | None]) -> float:
+    return max(math.inf if e is None else e for e in barriers)
+
+
+def fmt(e: float | None) -> str:
+    return f"{e:6.3f}" if e is not None else f"{'none':>6}"
 
 
 def snapshot_volumes(formulas: set[str]) -> dict[str, float]:
@@ -155,14 +172,15 @@ def main() -> None:
             "e3d_substituted_parent_by_volume_ev": scan,
         }
     sulfides = [f for f in rows if f.endswith("S12")]
-    worst_sulfide = max(rows[f]["e3d_substituted_parent_at_relaxed_volume_ev"] for f in sulfides)
-    worst_sulfide_relaxed = max(rows[f]["e3d_relaxed_cell_ev"] for f in sulfides)
+    parents = (rows[f]["e3d_substituted_parent_at_relaxed_volume_ev"] for f in sulfides)
+    worst_sulfide = highest(parents)
+    worst_sulfide_relaxed = highest(rows[f]["e3d_relaxed_cell_ev"] for f in sulfides)
     products = snapshot_volumes({*PRODUCTS.values(), "Li3PO4"})
     for m in METALS:
         f = f"Li10{m}P2O12"
         scan = rows[f]["e3d_substituted_parent_by_volume_ev"]
-        above = [float(v) for v, e in scan.items() if e > worst_sulfide]
-        rows[f]["largest_volume_above_every_sulfide_a3_per_atom"] = max(above) if above else None
+        passed = [float(v) for v, e in scan.items() if above(e, worst_sulfide)]
+        rows[f]["largest_volume_above_every_sulfide_a3_per_atom"] = max(passed) if passed else None
         p = PRODUCTS[m]
         if p in products and "Li3PO4" in products:  # 9 atoms of Li4MO4, 16 of 2 Li3PO4
             rows[f]["decomposition_products_dft_a3_per_atom"] = round(
@@ -188,20 +206,19 @@ def main() -> None:
         "references": refs,
         "relaxed": cached,
     }
-    args.out.write_text(json.dumps(out, indent=1))
+    args.out.write_text(json.dumps(out, indent=1, allow_nan=False))
     print(f"{'analogue':<14} {'V rls':>6} {'V relax':>7} {'E3d relaxed':>11} {'E3d parent':>10}")
     for f, r in rows.items():
         at_relaxed = r["e3d_substituted_parent_at_relaxed_volume_ev"]
         print(
             f"{f:<14} {r['volume_rls_a3_per_atom']:6.2f} {r['volume_relaxed_a3_per_atom']:7.2f} "
-            f"{r['e3d_relaxed_cell_ev']:11.3f} {at_relaxed:10.3f}"
+            f"{fmt(r['e3d_relaxed_cell_ev']):>11} {fmt(at_relaxed):>10}"
         )
     print("scan (substituted parent, E3d by volume per atom):")
     print(" " * 14 + " ".join(f"{v:>6g}" for v in VOLUMES))
     for f, r in rows.items():
         print(
-            f"{f:<14}"
-            + " ".join(f"{e:6.3f}" for e in r["e3d_substituted_parent_by_volume_ev"].values())
+            f"{f:<14}" + " ".join(fmt(e) for e in r["e3d_substituted_parent_by_volume_ev"].values())
         )
     for m in METALS:
         r = rows[f"Li10{m}P2O12"]
@@ -213,7 +230,8 @@ def main() -> None:
         )
     for key, r in refs.items():
         print(
-            f"{key} {r['material']:<14} E3d {r['e3d_ev']:.3f} eV, {r['volume_a3_per_atom']} A3/atom"
+            f"{key} {r['material']:<14} E3d {fmt(r['e3d_ev'])} eV, "
+            f"{r['volume_a3_per_atom']} A3/atom"
         )
 
 
