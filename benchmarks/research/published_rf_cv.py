@@ -143,8 +143,12 @@ def main(argv: list[str] | None = None) -> dict:
     for scheme in SCHEMES:
         for m in MODELS:
             s = summary[scheme][m]
-            print(f"{scheme:9s} {m:9s} {s['mae']:6.3f} {s['mae_cif']:8.3f} {s['bmae']:6.3f} "
-                  f"{s['bmae_cif']:8.3f} {s['spearman']:6.3f} {s['spearman_cif']:7.3f}")  # fmt: skip
+            cells = " ".join(
+                f"{s[k]:{w}.3f}"
+                for k, w in (("mae", 6), ("mae_cif", 8), ("bmae", 6), ("bmae_cif", 8),
+                             ("spearman", 6), ("spearman_cif", 7))
+            )  # fmt: skip
+            print(f"{scheme:9s} {m:9s} {cells}")
     print(f"RF ahead on CIF rows under DOI-grouped CV on every seed: {lead}")
     out = {
         "question": __doc__.splitlines()[0],
