@@ -1,0 +1,150 @@
+"""Do the intervals hold for formulas that were never measured? Calibration folds grouped by
+DOI against folds grouped by DOI and formula (issue 23, interval honesty).
+
+The pipeline calibrates its cross-conformal intervals on out-of-fold residuals from folds
+grouped by DOI (:func:`miscreen.train.fit.doi_groups`). In those folds a quarter of the
+held-out rows have their reduced formula among the training rows
+(``benchmarks/research/published_rf_cv.py``); in the official test split, and for every
+candidate the main job screens (measured materials are dropped), none does. Residuals from
+such folds may be too small for new formulas.
+
+Run as ``.venv/bin/python benchmarks/research/interval_groups.py`` (3 seeds, 100 trees;
+about 10 minutes on a free core). Training split only, through
+:mod:`benchmarks.model_research`. Outer folds: DOI and formula grouped together (no held-out
+row shares a DOI or a reduced formula with the outer training rows, as in the official
+split). In each outer fold the routed models (CIF rows: structure model, preset ``full``;
+others: cell model, ``cell`` + ``oxi``; censored rows at their bound) are fitted as
+:class:`miscreen.train.estimators.ConformalRegressor` with inner calibration groups either
+``doi`` (today) or ``doi_formula``, and the held-out rows' 80 % and 95 % intervals are
+scored: coverage (a censored row is covered when the lower end is at or below its bound)
+and mean width. Writes ``results/bench/interval_groups.json``.
+
+Rule, fixed before the first run: if with ``doi`` calibration the outer coverage falls more
+than 2 points below nominal at 80 % or at 95 %, and ``doi_formula`` calibration brings both
+within 2 points, the pipeline's calibration groups should become DOI and formula (with the
+spread floor chosen again by the nested CV that chose it); otherwise they stay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # for benchmarks.*
+
+import numpy as np
+from sklearn.model_selection import GroupKFold
+from threadpoolctl import threadpool_limits
+
+from benchmarks import model_research as research
+from benchmarks.research.published_rf_cv import doi_formula_groups
+from miscreen.train.estimators import ConformalRegressor
+
+OUT = research.REPO / "results" / "bench" / "interval_groups.json"
+CALIBRATIONS = ("doi", "doi_formula")
+LEVELS = (0.8, 0.95)
+
+
+def held_out(
+    data: research.Data,
+    X: dict[str, np.ndarray],
+    groups: dict[str, np.ndarray],
+    seed: int,
+    trees: int,
+) -> dict[str, dict[float, tuple[np.ndarray, np.ndarray]]]:
+    """Outer out-of-fold (lower, upper) per calibration and level."""
+    n = len(data.y)
+    y = np.where(data.censored, data.bound, data.y)
+    out = {c: {a: (np.full(n, np.nan), np.full(n, np.nan)) for a in LEVELS} for c in CALIBRATIONS}
+    outer = GroupKFold(research.N_FOLDS, shuffle=True, random_state=seed)
+    for tr, te in outer.split(np.arange(n), groups=groups["doi_formula"]):
+        for kind, rows in (("structure", data.has_cif[te]), ("cell", ~data.has_cif[te])):
+            if not rows.any():
+                continue
+            for calibration in CALIBRATIONS:
+                model = ConformalRegressor(
+                    research.estimator("ensemble_noknn", trees, seed, []), seed=seed
+                )
+                with threadpool_limits(1):
+                    model.fit(X[kind][tr], y[tr], groups=groups[calibration][tr])
+                for a in LEVELS:
+                    _, lo, hi = model.predict_interval(X[kind][te[rows]], a)
+                    out[calibration][a][0][te[rows]] = lo
+                    out[calibration][a][1][te[rows]] = hi
+    return out
+
+
+def scores(data: research.Data, lo: np.ndarray, hi: np.ndarray) -> dict[str, float]:
+    covered = np.where(data.censored, lo <= data.bound, (lo <= data.y) & (data.y <= hi))
+    return {"coverage": float(covered.mean()), "width": float(np.mean(hi - lo))}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--trees", type=int, default=100)
+    ap.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(os.environ.get("MISCREEN_CACHE_DIR", "/tmp/miscreen-research-cache")),
+    )
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    os.environ.setdefault("MISCREEN_DATA_DIR", str(args.cache_dir / "data"))
+    t0 = time.perf_counter()
+    data = research.load(args.cache_dir)
+    X = {
+        "structure": research.features(data, "structure", ()).to_numpy(float),
+        "cell": research.features(data, "cell", ("oxi",)).to_numpy(float),
+    }
+    groups = {"doi": data.doi, "doi_formula": doi_formula_groups(data).astype(str)}
+    runs: dict[str, dict[str, list[dict]]] = {c: {str(a): [] for a in LEVELS} for c in CALIBRATIONS}
+    for seed in range(args.seeds):
+        for calibration, by_level in held_out(data, X, groups, seed, args.trees).items():
+            for a, (lo, hi) in by_level.items():
+                runs[calibration][str(a)].append(scores(data, lo, hi))
+        print(f"seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
+    summary = {
+        c: {
+            a: {k: float(np.mean([r[k] for r in rs])) for k in rs[0]} | {"per_seed": rs}
+            for a, rs in by_level.items()
+        }
+        for c, by_level in runs.items()
+    }
+
+    def within(c: str) -> bool:
+        return all(summary[c][str(a)]["coverage"] >= a - 0.02 for a in LEVELS)
+
+    change = not within("doi") and within("doi_formula")
+    for c in CALIBRATIONS:
+        cells = ", ".join(
+            f"{a:.0%}: coverage {summary[c][str(a)]['coverage']:.3f}, "
+            f"width {summary[c][str(a)]['width']:.2f}"
+            for a in LEVELS
+        )
+        print(f"calibration {c:12s} {cells}")
+    print(f"rule: calibrate on DOI and formula groups: {change}")
+    out = {
+        "question": __doc__.splitlines()[0],
+        "data": "OBELiX train split (Therrien et al. 2025, CC BY 4.0); the test split is not read",
+        "outer_folds": "GroupKFold(5) by DOI and reduced formula together, shuffled by seed",
+        "rule": "doi calibration more than 2 points under nominal at 80 % or 95 % and "
+        "doi_formula within 2 points at both -> change the pipeline's calibration groups",
+        "seeds": args.seeds,
+        "trees": args.trees,
+        "summary": summary,
+        "change_calibration_groups": change,
+        "seconds": time.perf_counter() - t0,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"{time.perf_counter() - t0:.0f} s; wrote {args.out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
