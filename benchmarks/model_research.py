@@ -532,6 +532,30 @@ def parse_variant(text: str) -> Variant:
     return Variant(kind, gs, est or DEFAULT_ESTIMATOR, policy or DEFAULT_POLICY)
 
 
+def study_arguments(doc: str, seeds: int, out: Path) -> argparse.ArgumentParser:
+    """The options every training-split study shares: ``--seeds``, ``--trees``,
+    ``--cache-dir`` (features, shared between studies) and ``--out``."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=seeds)
+    ap.add_argument("--trees", type=int, default=100)
+    ap.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(os.environ.get("MISCREEN_CACHE_DIR", "/tmp/miscreen-research-cache")),
+    )
+    ap.add_argument("--out", type=Path, default=out)
+    return ap
+
+
+def write_study(result: dict, out: Path, t0: float) -> dict:
+    """``result`` with its run time, written to ``out`` as JSON."""
+    result["seconds"] = time.perf_counter() - t0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{result['seconds']:.0f} s; wrote {out}")
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=2)

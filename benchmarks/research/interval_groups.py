@@ -32,8 +32,6 @@ narrowest mean 80 % interval whose coverage stays within 2 points of nominal at 
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
@@ -100,16 +98,8 @@ def scores(data: research.Data, lo: np.ndarray, hi: np.ndarray) -> dict[str, flo
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--trees", type=int, default=100)
-    ap.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=Path(os.environ.get("MISCREEN_CACHE_DIR", "/tmp/miscreen-research-cache")),
-    )
+    ap = research.study_arguments(__doc__, 3, OUT)
     ap.add_argument("--floors", action="store_true", help="choose the spread floor for doi_formula")
-    ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
     os.environ.setdefault("MISCREEN_DATA_DIR", str(args.cache_dir / "data"))
     t0 = time.perf_counter()
@@ -166,12 +156,8 @@ def main(argv: list[str] | None = None) -> dict:
         "trees": args.trees,
         "summary": summary,
         **verdict,
-        "seconds": time.perf_counter() - t0,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"{time.perf_counter() - t0:.0f} s; wrote {args.out}")
-    return out
+    return research.write_study(out, args.out, t0)
 
 
 if __name__ == "__main__":

@@ -39,8 +39,6 @@ test-split gap on CIF rows is not something the training split shows, and the mo
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
@@ -144,15 +142,7 @@ def scores(data: research.Data, pred: np.ndarray) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--trees", type=int, default=100)
-    ap.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=Path(os.environ.get("MISCREEN_CACHE_DIR", "/tmp/miscreen-research-cache")),
-    )
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap = research.study_arguments(__doc__, 5, OUT)
     args = ap.parse_args(argv)
     os.environ.setdefault("MISCREEN_DATA_DIR", str(args.cache_dir / "data"))
     t0 = time.perf_counter()
@@ -212,12 +202,8 @@ def main(argv: list[str] | None = None) -> dict:
         "rf_params": published_rf.RECORDED_PARAMS | {"n_estimators": args.trees},
         "summary": summary,
         "rf_ahead_on_cif_rows_doi_cv": lead,
-        "seconds": time.perf_counter() - t0,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"{time.perf_counter() - t0:.0f} s; wrote {args.out}")
-    return out
+    return research.write_study(out, args.out, t0)
 
 
 if __name__ == "__main__":
