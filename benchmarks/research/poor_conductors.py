@@ -36,7 +36,6 @@ rows), and the P(fast) ranking with intervals widened by domain distance.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -585,16 +584,7 @@ def widened_ranking(elig: pd.DataFrame, threshold: float, level: float, kappa: f
 def main(argv: list[str] | None = None) -> dict:
     import benchmarks.model_research as mr
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=2)
-    ap.add_argument("--trees", type=int, default=100)
-    ap.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=Path(os.environ.get("MISCREEN_CACHE_DIR", "/tmp/miscreen-research-cache")),
-    )
-    ap.add_argument("--out", type=Path, default=OUT)
-    args = ap.parse_args(argv)
+    args = mr.study_arguments(__doc__, 2, OUT).parse_args(argv)
     os.environ.setdefault("MISCREEN_DATA_DIR", str(args.cache_dir / "data"))
     t0 = time.perf_counter()
     seeds = list(range(args.seeds))
