@@ -106,7 +106,7 @@ def overlap(data: research.Data, split: list) -> dict[str, float]:
 
 
 def oof(data: research.Data, X: dict[str, np.ndarray], split: list, seed: int, trees: int):
-    """Out-of-fold predictions of both models."""
+    """Out-of-fold predictions of the three models (:data:`MODELS`)."""
     y_bound = np.where(data.censored, data.bound, data.y)
     cif = data.has_cif
     pred = {m: np.full(len(data.y), np.nan) for m in MODELS}
