@@ -547,8 +547,13 @@ def study_arguments(doc: str, seeds: int, out: Path) -> argparse.ArgumentParser:
     return ap
 
 
-def write_study(result: dict, out: Path, t0: float) -> dict:
-    """``result`` with its run time, written to ``out`` as JSON."""
+TRAIN_ONLY = "OBELiX train split (Therrien et al. 2025, CC BY 4.0); the test split is not read"
+
+
+def write_study(doc: str, result: dict, out: Path, t0: float) -> dict:
+    """``result`` under the study's question (the first line of ``doc``) and data, with its
+    run time, written to ``out`` as JSON."""
+    result = {"question": doc.splitlines()[0], "data": TRAIN_ONLY, **result}
     result["seconds"] = time.perf_counter() - t0
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
@@ -589,7 +594,7 @@ def main(argv: list[str] | None = None) -> dict:
     print_table(results)
     out = {
         "question": "issue 13: model choices by new-chemistry CV on the OBELiX training split",
-        "data": "OBELiX train split (Therrien et al. 2025, CC BY 4.0); the test split is not read",
+        "data": TRAIN_ONLY,
         "schemes": {
             "doi": f"GroupKFold({N_FOLDS}) by DOI, shuffled by seed",
             "cluster": f"leave-cluster-out, KMeans({N_CLUSTERS}) on standardised element "

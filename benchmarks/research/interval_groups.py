@@ -44,7 +44,7 @@ from sklearn.model_selection import GroupKFold
 from threadpoolctl import threadpool_limits
 
 from benchmarks import model_research as research
-from benchmarks.research.published_rf_cv import doi_formula_groups
+from benchmarks.research.published_rf_cv import DOI_FORMULA_FOLDS, doi_formula_groups
 from miscreen.train import estimators
 from miscreen.train.estimators import ConformalRegressor
 
@@ -75,17 +75,26 @@ def held_out(
             if not rows.any():
                 continue
             for (calibration, floor), variant in zip(variants, names, strict=True):
-                model = ConformalRegressor(
-                    research.estimator("ensemble_noknn", trees, seed, []), seed=seed
-                )
-                estimators.SPREAD_FLOOR = floor  # read by fit; research only
-                with threadpool_limits(1):
-                    model.fit(X[kind][tr], y[tr], groups=groups[calibration][tr])
+                model = conformal(X[kind][tr], y[tr], groups[calibration][tr], floor, seed, trees)
                 for a in LEVELS:
                     _, lo, hi = model.predict_interval(X[kind][te[rows]], a)
                     out[variant][a][0][te[rows]] = lo
                     out[variant][a][1][te[rows]] = hi
     return out
+
+
+def conformal(
+    X: np.ndarray, y: np.ndarray, groups: np.ndarray, floor: float, seed: int, trees: int
+) -> ConformalRegressor:
+    """The project's estimator fitted as a conformal model calibrated on ``groups``, with
+    the spread floor ``floor`` (the module constant, set for the fit and then restored)."""
+    model = ConformalRegressor(research.estimator("ensemble_noknn", trees, seed, []), seed=seed)
+    kept, estimators.SPREAD_FLOOR = estimators.SPREAD_FLOOR, floor
+    try:
+        with threadpool_limits(1):
+            return model.fit(X, y, groups=groups)
+    finally:
+        estimators.SPREAD_FLOOR = kept
 
 
 def name(calibration: str, floor: float) -> str:
@@ -147,9 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
         verdict = {"change_calibration_groups": not within("doi") and within("doi_formula")}
         print(f"rule: calibrate on DOI and formula groups: {verdict}")
     out = {
-        "question": __doc__.splitlines()[0],
-        "data": "OBELiX train split (Therrien et al. 2025, CC BY 4.0); the test split is not read",
-        "outer_folds": "GroupKFold(5) by DOI and reduced formula together, shuffled by seed",
+        "outer_folds": DOI_FORMULA_FOLDS,
         "rule": "doi calibration more than 2 points under nominal at 80 % or 95 % and "
         "doi_formula within 2 points at both -> change the pipeline's calibration groups",
         "seeds": args.seeds,
@@ -157,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
         "summary": summary,
         **verdict,
     }
-    return research.write_study(out, args.out, t0)
+    return research.write_study(__doc__, out, args.out, t0)
 
 
 if __name__ == "__main__":

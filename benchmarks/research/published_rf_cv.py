@@ -60,6 +60,7 @@ from miscreen import schema as S
 OUT = research.REPO / "results" / "bench" / "published_rf_cv.json"
 SCHEMES = ("doi", "cluster", "chemsys", "shuffled", "doi_formula")
 MODELS = ("miscreen", "miscreen_floor", "rf")
+DOI_FORMULA_FOLDS = "GroupKFold(5) by DOI and reduced formula together, shuffled by seed"
 
 
 def folds(data: research.Data, seed: int) -> dict[str, list]:
@@ -193,8 +194,6 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{'':11s} held out: {summary[scheme]['held_out']}")
     print(f"RF ahead on CIF rows under DOI-grouped CV on every seed: {lead}")
     out = {
-        "question": __doc__.splitlines()[0],
-        "data": "OBELiX train split (Therrien et al. 2025, CC BY 4.0); the test split is not read",
         "rule": "RF ahead on CIF rows (official MAE) under DOI-grouped CV on every seed -> "
         "a follow-up is owed; otherwise the models stay",
         "seeds": args.seeds,
@@ -203,7 +202,7 @@ def main(argv: list[str] | None = None) -> dict:
         "summary": summary,
         "rf_ahead_on_cif_rows_doi_cv": lead,
     }
-    return research.write_study(out, args.out, t0)
+    return research.write_study(__doc__, out, args.out, t0)
 
 
 if __name__ == "__main__":

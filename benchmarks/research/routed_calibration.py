@@ -38,13 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # for benchmarks.*
 
 import numpy as np
 from sklearn.model_selection import GroupKFold
-from threadpoolctl import threadpool_limits
 
 from benchmarks import model_research as research
-from benchmarks.research.interval_groups import LEVELS, scores
-from benchmarks.research.published_rf_cv import doi_formula_groups
-from miscreen.train import estimators
-from miscreen.train.estimators import ConformalRegressor
+from benchmarks.research.interval_groups import LEVELS, conformal, scores
+from benchmarks.research.published_rf_cv import DOI_FORMULA_FOLDS, doi_formula_groups
 
 OUT = research.REPO / "results" / "bench" / "routed_calibration.json"
 VARIANTS = (("doi", 1.0), ("doi_formula", 1.0), ("doi_formula", 0.25))
@@ -69,11 +66,8 @@ def outer_fold(
     """Routed predictions and intervals for the ``te`` rows, and the routing chosen."""
     y = np.where(data.censored, data.bound, data.y)
     models, inner_err = {}, {}
-    estimators.SPREAD_FLOOR = floor  # read by fit; research only
     for model_name, table in X.items():
-        model = ConformalRegressor(research.estimator("ensemble_noknn", trees, seed, []), seed=seed)
-        with threadpool_limits(1):
-            model.fit(table[tr], y[tr], groups=groups[tr])
+        model = conformal(table[tr], y[tr], groups[tr], floor, seed, trees)
         models[model_name], inner_err[model_name] = model, model.residuals_
     kind_of = np.where(data.has_cif, "structure", "cell")
     pred = np.full(len(te), np.nan)
@@ -147,9 +141,7 @@ def main(argv: list[str] | None = None) -> dict:
     chosen = min(ok, key=lambda v: summary[v]["width_0.8"]) if ok else None
     print(f"rule: {chosen or 'the pipeline stays as it is'}")
     out = {
-        "question": __doc__.splitlines()[0],
-        "data": "OBELiX train split (Therrien et al. 2025, CC BY 4.0); the test split is not read",
-        "outer_folds": "GroupKFold(5) by DOI and reduced formula together, shuffled by seed",
+        "outer_folds": DOI_FORMULA_FOLDS,
         "rule": "a doi_formula variant within 2 points of nominal coverage at 80 % and 95 % "
         "and with official MAE no higher than doi@1 replaces it (narrowest 80 % wins)",
         "seeds": args.seeds,
@@ -158,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
         "runs": runs,
         "chosen": chosen,
     }
-    return research.write_study(out, args.out, t0)
+    return research.write_study(__doc__, out, args.out, t0)
 
 
 if __name__ == "__main__":
