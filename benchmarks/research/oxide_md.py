@@ -44,6 +44,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -99,7 +100,7 @@ def slower(oxide: dict, sulfide: dict) -> bool | None:
     return None if None in each else True
 
 
-def summary(result) -> dict:
+def summary(result: Any) -> dict:  # a miscreen.verify.md_results.CandidateResult
     """One cell's MD numbers: per temperature the diffusivity (its bound where too few hops
     were seen) and hops, then Ea and sigma(300 K) (the bound where there is no estimate)."""
     a = result.arrhenius
