@@ -10,7 +10,7 @@ official split and the screened candidates are), the three models (composition, 
 structure; the pipeline's presets and estimator, censored rows at their bound) are fitted as
 :class:`miscreen.train.estimators.ConformalRegressor` with the variant's inner groups and
 floor, each row kind is routed to the model with the lowest inner out-of-fold error on
-training rows of that kind (:func:`miscreen.train.routing.choose_routing`'s rule), and the
+training rows of that kind (:func:`miscreen.train.routing.choose_routing` itself), and the
 held-out rows are scored: official MAE (censored rows at -15) on all rows and CIF rows,
 bound-aware MAE, and 80 % / 95 % coverage (a censored row is covered when the lower end is
 at or below its bound) with the mean 80 % width.
@@ -37,16 +37,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # for benchmarks.*
 
 import numpy as np
+import pandas as pd
 from sklearn.model_selection import GroupKFold
 
 from benchmarks import model_research as research
 from benchmarks.research.interval_groups import LEVELS, conformal, scores
 from benchmarks.research.published_rf_cv import DOI_FORMULA_FOLDS, doi_formula_groups
+from miscreen.train.routing import choose_routing
+from miscreen.train.row_kinds import CELL_ROWS, STRUCTURE_ROWS
 
 OUT = research.REPO / "results" / "bench" / "routed_calibration.json"
 VARIANTS = (("doi", 1.0), ("doi_formula", 1.0), ("doi_formula", 0.25))
-# the models a row kind may use, as miscreen.train.row_kinds.USABLE
-USABLE = {"structure": ("structure", "cell", "composition"), "cell": ("cell", "composition")}
 
 
 def name(groups: str, floor: float) -> str:
@@ -65,18 +66,20 @@ def outer_fold(
 ) -> tuple[np.ndarray, dict[float, tuple[np.ndarray, np.ndarray]], dict[str, str]]:
     """Routed predictions and intervals for the ``te`` rows, and the routing chosen."""
     y = np.where(data.censored, data.bound, data.y)
-    models, inner_err = {}, {}
-    for model_name, table in X.items():
-        model = conformal(table[tr], y[tr], groups[tr], floor, seed, trees)
-        models[model_name], inner_err[model_name] = model, model.residuals_
-    kind_of = np.where(data.has_cif, "structure", "cell")
+    models = {
+        m: conformal(table[tr], y[tr], groups[tr], floor, seed, trees) for m, table in X.items()
+    }
+    kind_of = np.where(data.has_cif, STRUCTURE_ROWS, CELL_ROWS)
+    chosen = choose_routing(  # the pipeline's rule, on the inner out-of-fold errors
+        {m: pd.Series(model.residuals_) for m, model in models.items()},
+        pd.Series(kind_of[tr]),
+    )
     pred = np.full(len(te), np.nan)
     bounds = {a: (np.full(len(te), np.nan), np.full(len(te), np.nan)) for a in LEVELS}
     routing = {}
-    for kind, usable in USABLE.items():
-        train_rows = kind_of[tr] == kind
-        best = min(usable, key=lambda m: (inner_err[m][train_rows].mean(), m))
-        routing[kind] = best
+    for kind in (STRUCTURE_ROWS, CELL_ROWS):
+        best = chosen[kind]["model"]
+        routing[kind.removesuffix("_rows")] = best
         rows = kind_of[te] == kind
         if not rows.any():
             continue
