@@ -47,9 +47,11 @@ from miscreen.train.splits import new_chemistry_folds
 log = logging.getLogger(__name__)
 
 TABLE = "table.md"
+# The absolute targets of issue 23 (issue 13's leave-cluster-out gain kept); its targets
+# relative to the re-run RF are the "versus" lines of :func:`benchmark_obelix`.
 TARGETS = {
-    "test_mae": 1.25,
-    "test_mae_cif_subset": 1.60,
+    "test_mae": 1.40,
+    "test_mae_cif_subset": 1.65,
     "test_spearman": 0.75,
     "test_mae_composition_only": 1.40,
     "test_spearman_composition_only": 0.70,
