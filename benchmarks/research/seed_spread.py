@@ -14,7 +14,7 @@ stays 0, and the README's side-by-side table stays the one-seed benchmark. It re
 split (that is its question), which is why no decision may rest on it.
 
 Run as ``MISCREEN_MIRROR=../shared/data .venv/bin/python benchmarks/research/seed_spread.py``
-(``--seeds 5``; about 2 minutes per seed on a free 2-core machine, warm feature cache).
+(``--seeds 5``; about 2 minutes per seed on 2 cores with a warm feature cache).
 Writes ``results/bench/seed_spread.json`` and prints a table. Data: OBELiX (Therrien et al.,
 Digital Discovery 2026, CC BY 4.0).
 """
@@ -24,11 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np
 
