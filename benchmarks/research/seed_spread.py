@@ -31,8 +31,8 @@ import numpy as np
 
 from miscreen import pipeline
 from miscreen.benchmark import cif_metrics, published_rf_metrics
-from miscreen.config import load_config
-from miscreen.fetch.sources import load_labelled
+from miscreen.config import Config, load_config
+from miscreen.fetch.sources import Loaded, load_labelled
 from miscreen.train.evaluate import test_metrics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,11 +40,10 @@ OUT = REPO / "results" / "bench" / "seed_spread.json"
 METRICS = ("test_mae", "test_mae_cif_subset", "test_mae_bound_aware", "test_spearman")
 
 
-def one_seed(config: Path, seed: int) -> dict[str, dict[str, float]]:
+def one_seed(cfg: Config, train: Loaded, test: Loaded, seed: int) -> dict[str, dict]:
     """Both models trained with ``seed`` on the official train split, scored on its test
     split as ``make bench-obelix`` scores them."""
-    cfg = load_config(config).model_copy(update={"seed": seed})
-    train, test = load_labelled(cfg, "train"), load_labelled(cfg, "test")
+    cfg = cfg.model_copy(update={"seed": seed})
     models = pipeline.train(cfg, train)
     predicted, _ = pipeline.predict(cfg, models, test.records, 0.8)
     ours = test_metrics(predicted, 0.8) | cif_metrics(predicted)
@@ -58,22 +57,19 @@ def one_seed(config: Path, seed: int) -> dict[str, dict[str, float]]:
 def summary(rows: list[dict]) -> dict[str, dict]:
     """Per model and metric: mean, min, max; per metric the paired difference miscreen - RF
     (mean, min, max, and on how many seeds miscreen is ahead: lower MAE, higher Spearman)."""
-    out: dict[str, dict] = {}
-    for model in ("miscreen", "rf"):
-        out[model] = {}
-        for k in METRICS:
-            v = np.array([r[model][k] for r in rows])
-            out[model][k] = {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max())}
+
+    def spread(v: np.ndarray) -> dict[str, float]:
+        return {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max())}
+
+    out: dict[str, dict] = {
+        model: {k: spread(np.array([r[model][k] for r in rows])) for k in METRICS}
+        for model in ("miscreen", "rf")
+    }
     out["difference"] = {}
     for k in METRICS:
         d = np.array([r["miscreen"][k] - r["rf"][k] for r in rows])
         ahead = d > 0 if "spearman" in k else d < 0
-        out["difference"][k] = {
-            "mean": float(d.mean()),
-            "min": float(d.min()),
-            "max": float(d.max()),
-            "miscreen_ahead_seeds": int(ahead.sum()),
-        }
+        out["difference"][k] = spread(d) | {"miscreen_ahead_seeds": int(ahead.sum())}
     return out
 
 
@@ -85,8 +81,10 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     start, rows = time.time(), []
+    cfg = load_config(args.config)
+    train, test = load_labelled(cfg, "train"), load_labelled(cfg, "test")  # once, any seed
     for seed in range(args.seeds):
-        rows.append({"seed": seed, **one_seed(args.config, seed)})
+        rows.append({"seed": seed, **one_seed(cfg, train, test, seed)})
         m, r = rows[-1]["miscreen"], rows[-1]["rf"]
         print(
             f"seed {seed}: miscreen {m['test_mae']:.3f} / {m['test_mae_cif_subset']:.3f}, "
