@@ -1,11 +1,12 @@
 """The MD validation set (``benchmarks/md_validation.py``): a tiny run (two materials, one
-potential, a few steps) writes the JSON the issue asks for, and the statistics are right on
-known numbers."""
+potential, a few steps) writes the JSON the issue asks for, here and as SLURM arrays on a
+real cluster, and the statistics are right on known numbers."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 from scipy.stats import spearmanr
@@ -89,23 +90,42 @@ def test_a_tiny_run_writes_every_number_per_material_and_potential(bench, tmp_pa
     assert out.read_text() == "{not json"
 
 
-def test_slurm_submits_one_array_per_potential_through_verify_md(bench, tmp_path, monkeypatch):
-    import os
-    import stat
+SUBMITTED = re.compile(r"^(\S+): submitted array (\d+) \((\d+) tasks\), analysis (\d+);", re.M)
 
-    log = tmp_path / "sbatch.log"
-    fake = tmp_path / "bin" / "sbatch"
-    fake.parent.mkdir()
-    fake.write_text(f'#!/bin/bash\necho "$@" >> {log}\necho $((700 + $(wc -l < {log})))\n')
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
-    args = ["--materials", "li3n", "--potentials", "chgnet,sevennet-0", "--slurm"]
-    assert bench.main([*args, "--results-dir", str(tmp_path)]) is None
-    calls = log.read_text().splitlines()
-    assert len(calls) == 4  # an array and its analysis per potential
-    for potential in ("chgnet", "sevennet-0"):
-        run = tmp_path / f"md-validation-{potential}-quick"
+
+def test_slurm_runs_an_array_per_potential_then_a_plain_run_collects(
+    bench, slurm, tmp_path, capsys
+):
+    """``--slurm`` on the real single-node cluster (``tests/batch/slurm_cluster.py``): one MD
+    array (a task per temperature) and its analysis job per potential, through ``verify md``'s
+    SLURM path; run again without ``--slurm``, the script collects what the jobs computed and
+    runs no MD step itself."""
+    from miscreen.potentials import POTENTIALS
+
+    out = tmp_path / "md_validation.json"
+    args = ["--materials", "li3n", "--potentials", "chgnet,chgnet-r2scan", "--steps-scale", "0.004"]
+    args += ["--results-dir", str(tmp_path), "--out", str(out)]
+    assert bench.main([*args, "--slurm"]) is None
+    submitted = SUBMITTED.findall(capsys.readouterr().out)
+    assert [(s[0], s[2]) for s in submitted] == [("chgnet", "3"), ("chgnet-r2scan", "3")]
+    assert not out.exists()  # submitting writes no results
+    jobs = slurm.wait(*(i for s in submitted for i in (s[1], s[3])), timeout=600)
+    states = {r["JobState"] for records in jobs.values() for r in records}
+    assert states == {"COMPLETED"}, f"{jobs}\n{slurm.logs()}"
+    written = {}
+    for potential in ("chgnet", "chgnet-r2scan"):
+        run = tmp_path / f"md-validation-{potential}-quick-x0.004"
         array = (run / "slurm" / "md-array.sh").read_text()
         assert "#SBATCH --array=0-2" in array and "verify md-task" in array
-        task = json.loads(next((run / "md").glob("*/600K/task.json")).read_text())
-        assert task["potential"] == potential and task["cell"] == "experimental"
+        for task in (run / "md").glob("*/*K/task.json"):
+            assert json.loads(task.read_text())["potential"] == potential
+        written |= {f: f.stat().st_mtime_ns for f in (run / "md").glob("*/*K/*")}
+    assert sum(f.name.startswith("frames-") for f in written) == 6  # the jobs' trajectories
+    doc = bench.main(args)
+    for potential in ("chgnet", "chgnet-r2scan"):
+        row = doc["potentials"][potential]["materials"]["li3n"]
+        assert row["potential_version"] == POTENTIALS[potential].version  # the jobs' potential
+        assert row["li_hops"] is not None and row["incomplete_temperatures_k"] == []
+    assert json.loads(out.read_text()) == json.loads(json.dumps(doc))
+    # the jobs did the MD: collecting it rewrote none of their tasks' files
+    assert {f: f.stat().st_mtime_ns for f in written} == written
