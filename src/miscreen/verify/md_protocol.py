@@ -63,8 +63,8 @@ class MDProtocol:
         return cls(**{**d, "temperatures_k": tuple(d["temperatures_k"])})
 
 
-# quick: this 2-core machine (``make md-lgps`` in <= 90 min with SevenNet-0: two materials
-# x three temperatures, two tasks at a time); results are marked as low-statistics.
+# quick: this 2-core machine (``make md-lgps`` in <= 90 min with CHGNet: two materials x
+# three temperatures, two tasks at a time); results are marked as low-statistics.
 # standard: a cluster or GPU (five temperatures, 100 ps of production each, every cell
 # width >= 10 A). Both stay at or below 900 K: LGPS's Li sublattice changes near 400 K
 # and its framework starts to melt in a universal potential at 1200 K, so a fit over
