@@ -117,8 +117,8 @@ def test_slurm_runs_an_array_per_potential_then_a_plain_run_collects(
         run = tmp_path / f"md-validation-{potential}-quick-x0.004"
         array = (run / "slurm" / "md-array.sh").read_text()
         assert "#SBATCH --array=0-2" in array and "verify md-task" in array
-        for task in (run / "md").glob("*/*K/task.json"):
-            assert json.loads(task.read_text())["potential"] == potential
+        tasks = [json.loads(t.read_text()) for t in (run / "md").glob("*/*K/task.json")]
+        assert [(t["potential"], t["cell"]) for t in tasks] == [(potential, "experimental")] * 3
         written |= {f: f.stat().st_mtime_ns for f in (run / "md").glob("*/*K/*")}
     assert sum(f.name.startswith("frames-") for f in written) == 6  # the jobs' trajectories
     doc = bench.main(args)
